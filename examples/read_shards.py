@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Reads the run directory written by `fme extract` with numpy alone (no safetensors or torch package).
+
+A run directory holds manifest.json and shards (safetensors files, optionally zstd-compressed as
+.safetensors.zst). Each shard stores, for the samples it covers, the residual stream after each extracted
+layer (resid_post.{layer}: [N, hidden]), the token ids ([N] int32), and which sample each row belongs to
+(sample_index: [S] int64, sample_offsets: [S+1] int64; rows of sample j are offsets[j]..offsets[j+1]).
+
+Library use:
+    from read_shards import iter_samples, load_shard
+    for sample_index, token_ids, acts in iter_samples("runs/x", layers=[10]):
+        acts[10]  # np.ndarray [n_tokens, hidden], float32 (F32/BF16 shards) or float16 (F16 shards)
+
+Command line:
+    python3 read_shards.py RUN_DIR            # summary from the manifest and the first shard's header
+    python3 read_shards.py RUN_DIR --verify   # also checks every shard's sha256 and index consistency
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+try:  # optional: faster than the CLI and needs no subprocess; fall back to `zstd -dc` without it
+    import zstandard as _zstandard
+except ImportError:  # pragma: no cover - depends on the machine
+    _zstandard = None
+
+FORMAT = "fme-activations"
+SUPPORTED_VERSIONS = (1,)
+
+# safetensors dtypes -> little-endian numpy dtypes. BF16 has no numpy dtype: it is read as uint16 and
+# widened to float32 by _bf16_to_f32.
+_DTYPES = {
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+}
+
+# A header bigger than this is surely a corrupt length prefix, not a real header (guards huge allocations).
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class ShardError(Exception):
+    """A run directory or shard is malformed, incomplete, or fails verification."""
+
+
+def _bf16_to_f32(raw):
+    # bfloat16 is the top half of a float32: shifting the bits up 16 gives the exact float32 value.
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+def _decompress_zst(path):
+    if _zstandard is not None:
+        dctx = _zstandard.ZstdDecompressor()
+        with open(path, "rb") as f:
+            try:
+                reader = dctx.stream_reader(f, read_across_frames=True)
+            except TypeError:  # zstandard < 0.16 has no read_across_frames
+                reader = dctx.stream_reader(f)
+            with reader:
+                chunks = []
+                while True:
+                    chunk = reader.read(1 << 24)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        return b"".join(chunks)
+    if shutil.which("zstd") is None:
+        raise ShardError(f"{path}: compressed shard, but neither the zstandard module nor the zstd CLI is available")
+    proc = subprocess.run(["zstd", "-dc", "--", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise ShardError(f"{path}: zstd -dc failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def _open_bytes(path):
+    """The shard's uncompressed bytes as a buffer: a read-only map for plain files (zero-copy), or the
+    decompressed bytes for .zst."""
+    if path.endswith(".zst"):
+        return _decompress_zst(path)
+    if os.path.getsize(path) == 0:
+        raise ShardError(f"{path}: empty file, expected a safetensors shard")
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def _parse_header(buf, path):
+    if len(buf) < 8:
+        raise ShardError(f"{path}: {len(buf)} bytes, too short for a safetensors header")
+    (n,) = struct.unpack("<Q", bytes(buf[:8]))
+    if n > _MAX_HEADER or 8 + n > len(buf):
+        raise ShardError(f"{path}: header length {n} does not fit in a {len(buf)}-byte file")
+    try:
+        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ShardError(f"{path}: header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise ShardError(f"{path}: header is a {type(header).__name__}, expected a JSON object")
+    return header, 8 + n
+
+
+def read_header(path):
+    """The safetensors header of a shard (tensor name -> {dtype, shape, data_offsets}, plus __metadata__)."""
+    return _parse_header(_open_bytes(path), path)[0]
+
+
+def load_shard(path):
+    """All tensors of one shard as {name: np.ndarray}.
+
+    Uncompressed shards are memory-mapped and F32/F16/I32/I64 tensors are zero-copy read-only views of the
+    map; BF16 tensors are converted to float32 (a copy). Compressed shards are decompressed into memory.
+    """
+    buf = _open_bytes(path)
+    header, data_start = _parse_header(buf, path)
+    data_len = len(buf) - data_start
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype_name, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise ShardError(f"{path}: tensor {name!r}: header entry lacks dtype/shape/data_offsets") from None
+        dt = _DTYPES.get(dtype_name)
+        if dt is None:
+            raise ShardError(f"{path}: tensor {name!r}: unsupported dtype {dtype_name!r}, expected one of {sorted(_DTYPES)}")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not (0 <= begin <= end <= data_len) or end - begin != count * dt.itemsize:
+            raise ShardError(
+                f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold shape {shape} of {dtype_name} "
+                f"within {data_len} data bytes")
+        arr = np.frombuffer(buf, dtype=dt, count=count, offset=data_start + begin).reshape(shape)
+        if dtype_name == "BF16":
+            arr = _bf16_to_f32(arr)
+        out[name] = arr
+    return out
+
+
+def load_manifest(run_dir):
+    path = os.path.join(run_dir, "manifest.json")
+    try:
+        with open(path, "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise ShardError(f"{path}: not found; is {run_dir!r} a run directory of `fme extract`?") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ShardError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ShardError(f"{path}: format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}")
+    if manifest.get("version") not in SUPPORTED_VERSIONS:
+        raise ShardError(f"{path}: version {manifest.get('version')!r} is not supported (reader knows {SUPPORTED_VERSIONS})")
+    for key in ("layers", "shards"):
+        if not isinstance(manifest.get(key), list):
+            raise ShardError(f"{path}: field {key!r} missing or not a list")
+    return manifest
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_shard(name, entry, tensors, layers, prev_last):
+    """Index consistency of one loaded shard; returns its last sample index. Raises ShardError."""
+    for key in ("token_ids", "sample_index", "sample_offsets"):
+        if key not in tensors:
+            raise ShardError(f"{name}: tensor {key!r} missing")
+    tok, idx, off = tensors["token_ids"], tensors["sample_index"], tensors["sample_offsets"]
+    if tok.ndim != 1 or idx.ndim != 1 or off.ndim != 1:
+        raise ShardError(f"{name}: token_ids, sample_index and sample_offsets must be 1-D")
+    n, s = tok.shape[0], idx.shape[0]
+    if off.shape[0] != s + 1:
+        raise ShardError(f"{name}: sample_offsets has {off.shape[0]} entries, expected samples+1 = {s + 1}")
+    if s and (off[0] != 0 or off[-1] != n or np.any(np.diff(off) < 0)):
+        raise ShardError(f"{name}: sample_offsets must rise from 0 to {n} (token rows); got {off[0]}..{off[-1]}")
+    if s and np.any(np.diff(idx) <= 0):
+        raise ShardError(f"{name}: sample_index is not strictly increasing")
+    if s and prev_last is not None and idx[0] <= prev_last:
+        raise ShardError(f"{name}: first sample {int(idx[0])} does not follow the previous shard's last {prev_last}")
+    for layer in layers:
+        key = f"resid_post.{layer}"
+        if key not in tensors:
+            raise ShardError(f"{name}: tensor {key!r} missing (manifest lists layer {layer})")
+        if tensors[key].ndim != 2 or tensors[key].shape[0] != n:
+            raise ShardError(f"{name}: {key} has shape {list(tensors[key].shape)}, expected [{n}, hidden]")
+    expect = {"samples": s, "tokens": n}
+    if s:
+        expect.update(first_sample=int(idx[0]), last_sample=int(idx[-1]))
+    for key, value in expect.items():
+        if key in entry and int(entry[key]) != value:
+            raise ShardError(f"{name}: manifest says {key} = {entry[key]}, shard has {value}")
+    return int(idx[-1]) if s else prev_last
+
+
+def iter_samples(run_dir, layers=None, verify=False):
+    """Yields (sample_index, token_ids, {layer: activations}) for every sample, in manifest order.
+
+    layers: the layers to return (default: all in the manifest). verify: check each shard's sha256 against
+    the manifest and the index tensors' consistency before yielding from it (raises ShardError).
+    Arrays are views into the shard (read-only) where possible; copy them to keep them past the next shard.
+    """
+    manifest = load_manifest(run_dir)
+    all_layers = [int(x) for x in manifest["layers"]]
+    if layers is None:
+        layers = all_layers
+    else:
+        layers = [int(x) for x in layers]
+        missing = [x for x in layers if x not in all_layers]
+        if missing:
+            raise ShardError(f"{run_dir}: layers {missing} were not extracted (run has {all_layers})")
+    prev_last = None
+    for entry in manifest["shards"]:
+        name = entry.get("file")
+        if not isinstance(name, str) or os.sep in name or name.startswith("."):
+            raise ShardError(f"{run_dir}/manifest.json: bad shard file name {name!r}")
+        path = os.path.join(run_dir, name)
+        if verify:
+            want = entry.get("sha256")
+            if not want:
+                raise ShardError(f"{name}: manifest has no sha256 to verify against")
+            got = _sha256_file(path)
+            if got != want:
+                raise ShardError(f"{name}: sha256 mismatch: manifest {want}, file {got}")
+        tensors = load_shard(path)
+        if verify:
+            prev_last = _check_shard(name, entry, tensors, all_layers, prev_last)
+        wanted = ["token_ids", "sample_index", "sample_offsets"] + [f"resid_post.{layer}" for layer in layers]
+        missing = [k for k in wanted if k not in tensors]
+        if missing:
+            raise ShardError(f"{name}: tensors {missing} missing")
+        tok, idx, off = tensors["token_ids"], tensors["sample_index"], tensors["sample_offsets"]
+        acts = {layer: tensors[f"resid_post.{layer}"] for layer in layers}
+        for j in range(idx.shape[0]):
+            a, b = int(off[j]), int(off[j + 1])
+            yield int(idx[j]), tok[a:b], {layer: x[a:b] for layer, x in acts.items()}
+
+
+def summarize(run_dir, verify=False):
+    """A dict describing the run; with verify, counts come from the data and every check runs."""
+    manifest = load_manifest(run_dir)
+    shards = manifest["shards"]
+    layers = [int(x) for x in manifest["layers"]]
+    info = {
+        "run_dir": run_dir,
+        "complete": bool(manifest.get("complete", False)),
+        "shards": len(shards),
+        "layers": layers,
+        "samples": sum(int(s.get("samples", 0)) for s in shards),
+        "tokens": sum(int(s.get("tokens", 0)) for s in shards),
+        "bytes": sum(int(s.get("bytes", 0)) for s in shards),
+        "hidden": None,
+        "dtype": None,
+    }
+    if shards and layers:
+        header = read_header(os.path.join(run_dir, shards[0]["file"]))
+        t = header.get(f"resid_post.{layers[0]}")
+        if t:
+            info["hidden"] = t["shape"][-1]
+            info["dtype"] = t["dtype"]
+    if verify:
+        samples = tokens = 0
+        for _, tok, _ in iter_samples(run_dir, verify=True):
+            samples += 1
+            tokens += tok.shape[0]
+        if (samples, tokens) != (info["samples"], info["tokens"]):
+            raise ShardError(f"{run_dir}: shards hold {samples} samples / {tokens} tokens, manifest says "
+                             f"{info['samples']} / {info['tokens']}")
+    return info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Summarise (and optionally verify) an `fme extract` run directory.")
+    ap.add_argument("run_dir")
+    ap.add_argument("--verify", action="store_true", help="check sha256 of every shard and index consistency")
+    args = ap.parse_args(argv)
+    try:
+        info = summarize(args.run_dir, verify=args.verify)
+    except (ShardError, OSError) as e:
+        print(f"read_shards: error: {e}", file=sys.stderr)
+        return 1
+    print(f"run:         {info['run_dir']}{'' if info['complete'] else '  (INCOMPLETE: extraction did not finish)'}")
+    print(f"samples:     {info['samples']}")
+    print(f"tokens:      {info['tokens']}")
+    print(f"shards:      {info['shards']} ({info['bytes']} bytes)")
+    print(f"layers:      {', '.join(str(x) for x in info['layers'])}")
+    print(f"hidden size: {info['hidden']} ({info['dtype']})")
+    if args.verify:
+        print("verify:      ok (sha256, sample_index, sample_offsets)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

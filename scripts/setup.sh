@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian package fme needs and selects OpenBLAS (OpenMP build) as the system BLAS/LAPACK.
+# Idempotent: safe to rerun. Needs root (or sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PACKAGES=(
+  build-essential cmake ninja-build git pkg-config ca-certificates
+  libtorch-dev libgloo-dev               # tensor engine (libtorch 1.13) and c10d/Gloo headers
+  libopenblas0-openmp                    # fast BLAS: Debian's default reference BLAS is ~40x slower
+  libtcmalloc-minimal4                   # glibc malloc re-faults large tensors every op
+  libcli11-dev nlohmann-json3-dev        # CLI and JSON
+  libutf8proc-dev libpcre2-dev           # Unicode (NFC, categories) and the pre-tokenizer regex
+  libzstd-dev zstd                       # shard compression (library; CLI for the read_shards.py test)
+  libssl-dev                             # libcrypto: SHA-256 of shards (util/sha256)
+  libgtest-dev                           # tests
+  python3 python3-numpy python3-torch    # examples/read_shards.py test; PyTorch eager peer for benchmarks
+  clang libclang-rt-14-dev               # libFuzzer targets
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Select OpenBLAS (OpenMP) for libblas.so.3 and liblapack.so.3.
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+for lib in libblas.so.3 liblapack.so.3; do
+  target="/usr/lib/${arch}/openblas-openmp/${lib}"
+  if [ -e "$target" ]; then
+    cur=$(update-alternatives --query "${lib}-${arch}" 2>/dev/null | awk '/^Value:/{print $2}')
+    if [ "$cur" != "$target" ]; then
+      $SUDO update-alternatives --set "${lib}-${arch}" "$target"
+    fi
+  fi
+done
+echo "setup: packages installed; BLAS = $(readlink -f /usr/lib/${arch}/libblas.so.3)"

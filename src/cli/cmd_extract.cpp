@@ -1,0 +1,41 @@
+// fme extract --model DIR --dataset PATH --out DIR [...] : residual-stream activations into shards.
+#include <iostream>
+
+#include "cli/command.h"
+#include "pipelines/extract/extract.h"
+
+namespace fme::cli {
+
+void add_extract(CLI::App& app) {
+  auto o = std::make_shared<ExtractOptions>();
+  CLI::App* cmd = app.add_subcommand("extract", "Store residual-stream activations of chosen layers for every real token");
+  cmd->add_option("--model", o->model_dir, "HF-format model directory (config.json, safetensors, tokenizer.json)")->required();
+  cmd->add_option("--dataset", o->dataset, "ARC task directory, ARC JSONL, text JSONL or pre-tokenized JSONL")->required();
+  cmd->add_option("--out", o->out, "run directory (shards, manifest.json, samples.jsonl)")->required();
+  cmd->add_option("--format", o->format, "auto | arc-dir | arc-jsonl | arc-file | text-jsonl | tokens-jsonl");
+  cmd->add_option("--text-field", o->text_field, "JSON field holding the text (text-jsonl)");
+  cmd->add_option("--max-samples", o->max_samples, "stop after this many samples (after augmentation)");
+  cmd->add_option("--prompt-template", o->prompt_template, "ARC prompt template JSON (default: the built-in arc24 template)");
+  cmd->add_option("--augment", o->augment, "ARC: geometric+colour variants per task (0 = none, up to 8)");
+  cmd->add_option("--seed", o->seed, "seed for augmentation");
+  cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples to N tokens (counted and marked)");
+  cmd->add_option("--skip-longer", o->skip_longer, "skip samples longer than N tokens (counted and marked)");
+  cmd->add_option("--layers", o->layers, "blocks whose output to store: 10-23, 0,5,7-9 or all");
+  cmd->add_option("--dtype", o->dtype, "compute dtype: bf16 | fp32");
+  cmd->add_option("--out-dtype", o->out_dtype, "storage dtype: bf16 | fp32 | fp16 (default: compute dtype)");
+  cmd->add_option("--batch-tokens", o->batch_tokens, "padded tokens per batch (length-bucketed)");
+  cmd->add_option("--batch-size", o->batch_size, "or: samples per batch");
+  cmd->add_option("--bucket-window", o->bucket_window, "samples sorted by length together");
+  cmd->add_option("--shard-size", o->shard_size, "target shard size in bytes (default 1 GiB)");
+  cmd->add_option("--compress", o->compress, "none | zstd");
+  cmd->add_flag("--resume", o->resume, "continue the run in --out after a crash");
+  cmd->add_flag("--quiet", o->quiet, "no progress output");
+  add_threads_option(cmd, &o->threads);
+  cmd->callback([o] {
+    apply_threads(o->threads);
+    ExtractSummary s = run_extract(*o);
+    std::cout << s.to_json() << std::endl;
+  });
+}
+
+}  // namespace fme::cli

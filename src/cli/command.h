@@ -1,0 +1,22 @@
+// What every subcommand file provides: a function that adds its CLI11 subcommand to the app, with a callback
+// that runs it. Subcommands throw fme::Error; main() turns exceptions into a one-line error and exit code.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace fme::cli {
+
+void add_forward(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_init(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_extract(CLI::App& app);
+
+// --threads N on `cmd` (default: all cores; Debian's libtorch would use half), applied by apply_threads().
+void add_threads_option(CLI::App* cmd, int* threads);
+void apply_threads(int threads);
+
+// "fp32" | "bf16" (also "float32", "bfloat16"); throws ConfigError otherwise.
+int parse_dtype_name(const std::string& name);  // returns an at::ScalarType as int (keeps ATen out of this header)
+
+}  // namespace fme::cli

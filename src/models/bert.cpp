@@ -1,0 +1,182 @@
+// BERT: word + position + token-type embeddings with LayerNorm, then post-LN encoder blocks
+// (self-attention -> dense -> LayerNorm(x + .), GELU MLP -> LayerNorm(x + .)) and a tanh pooler on [CLS].
+// Module paths equal HF BertModel's checkpoint names: embeddings.{word,position,token_type}_embeddings,
+// embeddings.LayerNorm, encoder.layer.{i}.attention.self.{query,key,value}, encoder.layer.{i}.attention.output.
+// {dense,LayerNorm}, encoder.layer.{i}.intermediate.dense, encoder.layer.{i}.output.{dense,LayerNorm},
+// pooler.dense. Left out: dropout (inference only), relative position embeddings, the MLM/NSP heads.
+//
+// Dimensions: B = batch, T = time, H = hidden, nh = heads, hd = H / nh, I = intermediate size.
+#include "models/bert.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include "models/layers.h"
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+torch::nn::LayerNorm layer_norm(int64_t H, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({H}).eps(eps));
+}
+
+struct BertEmbeddingsImpl : torch::nn::Module {
+  explicit BertEmbeddingsImpl(const BertConfig& c) {
+    word_embeddings = register_module("word_embeddings", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+    position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+    token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
+    LayerNorm = register_module("LayerNorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  }
+  // ids, types [B,T] -> [B,T,H]
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& types) {
+    const int64_t T = ids.size(1);
+    at::Tensor pos = at::arange(T, at::kLong);                                       // [T]
+    at::Tensor x = word_embeddings(ids) + token_type_embeddings(types) + position_embeddings(pos);
+    return LayerNorm(x);
+  }
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+struct BertSelfAttentionImpl : torch::nn::Module {
+  explicit BertSelfAttentionImpl(const BertConfig& c) : nh(c.num_attention_heads), hd(c.head_dim()) {
+    query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
+    key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
+    value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  }
+  // x [B,T,H] -> context [B,T,H]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
+    const int64_t B = x.size(0), T = x.size(1);
+    auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
+    return attention(heads(query(x)), heads(key(x)), heads(value(x)).contiguous(), key_mask, /*causal=*/false);
+  }
+  int64_t nh, hd;
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+};
+TORCH_MODULE(BertSelfAttention);
+
+// dense, then LayerNorm(residual + .): HF's BertSelfOutput and BertOutput have this same shape.
+struct BertResidualOutputImpl : torch::nn::Module {
+  BertResidualOutputImpl(int64_t in, int64_t H, double eps) {
+    dense = register_module("dense", torch::nn::Linear(in, H));
+    LayerNorm = register_module("LayerNorm", layer_norm(H, eps));
+  }
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& residual) { return LayerNorm(dense(h) + residual); }
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(BertResidualOutput);
+
+struct BertAttentionImpl : torch::nn::Module {
+  explicit BertAttentionImpl(const BertConfig& c) {
+    self = register_module("self", BertSelfAttention(c));
+    output = register_module("output", BertResidualOutput(c.hidden_size, c.hidden_size, c.layer_norm_eps));
+  }
+  BertSelfAttention self{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+struct BertIntermediateImpl : torch::nn::Module {
+  explicit BertIntermediateImpl(const BertConfig& c) : tanh_gelu(c.hidden_act != "gelu") {
+    dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+  }
+  at::Tensor forward(const at::Tensor& x) { return at::gelu(dense(x), tanh_gelu ? "tanh" : "none"); }  // [B,T,I]
+  bool tanh_gelu;
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertIntermediate);
+
+struct BertLayerImpl : torch::nn::Module {
+  explicit BertLayerImpl(const BertConfig& c) {
+    attention_ = register_module("attention", BertAttention(c));
+    intermediate = register_module("intermediate", BertIntermediate(c));
+    output = register_module("output", BertResidualOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+  }
+  // x [B,T,H] -> [B,T,H]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
+    at::Tensor a = attention_->output(attention_->self(x, key_mask), x);  // LN(x + attn)
+    return output(intermediate(a), a);                                  // LN(a + mlp)
+  }
+  BertAttention attention_{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+struct BertEncoderImpl : torch::nn::Module {
+  explicit BertEncoderImpl(const BertConfig& c) {
+    layer = register_module("layer", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+  }
+  torch::nn::ModuleList layer{nullptr};
+};
+TORCH_MODULE(BertEncoder);
+
+struct BertPoolerImpl : torch::nn::Module {
+  explicit BertPoolerImpl(const BertConfig& c) { dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size)); }
+  at::Tensor forward(const at::Tensor& x) { return at::tanh(dense(x.select(1, 0))); }  // [B,T,H] -> [B,H]
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertPooler);
+
+struct BertModelImpl : torch::nn::Module {
+  explicit BertModelImpl(const BertConfig& c) {
+    embeddings = register_module("embeddings", BertEmbeddings(c));
+    encoder = register_module("encoder", BertEncoder(c));
+    pooler = register_module("pooler", BertPooler(c));
+  }
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+  BertPooler pooler{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+class Bert final : public Model {
+ public:
+  explicit Bert(const BertConfig& c) : config_(c), cfg_(c), net_(c) {}
+
+  std::string model_type() const override { return "bert"; }
+  const ModelConfig& config() const override { return config_; }
+  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
+  int64_t hidden_size() const override { return cfg_.hidden_size; }
+  int64_t vocab_size() const override { return cfg_.vocab_size; }
+  torch::nn::Module& module() override { return *net_; }
+
+  void forward(const Batch& batch, const ForwardOptions& opts) override {
+    c10::InferenceMode guard;
+    const int64_t T = batch.input_ids.size(1);
+    if (T > cfg_.max_position_embeddings)
+      throw ShapeError("bert: sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
+                       std::to_string(cfg_.max_position_embeddings));
+    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
+    auto emit = [&](const std::string& name, const at::Tensor& x) {
+      if (opts.capture) opts.capture(name, x);
+    };
+    at::Tensor types = batch.token_type_ids.defined() ? batch.token_type_ids : at::zeros_like(batch.input_ids);
+    at::Tensor x = net_->embeddings(batch.input_ids, types);     // [B,T,H]
+    emit("embeddings", x);
+    at::Tensor key_mask = batch.attention_mask.to(at::kBool);   // [B,T]
+    for (int64_t i = 0; i <= last; ++i) {
+      x = net_->encoder->layer->ptr<BertLayerImpl>(i)->forward(x, key_mask);
+      emit("resid_post." + std::to_string(i), x);
+    }
+    if (last == num_layers() - 1 && opts.final_norm) {
+      emit("final", x);  // BERT is post-LN: last_hidden_state is the last block's output
+      emit("pooler_output", net_->pooler(x));
+    }
+  }
+
+ private:
+  ModelConfig config_;
+  BertConfig cfg_;
+  BertModel net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_bert(const BertConfig& config) { return std::make_unique<Bert>(config); }
+
+}  // namespace fme

@@ -1,0 +1,11 @@
+// BERT encoder, mirroring Hugging Face transformers' src/transformers/models/bert/modeling_bert.py (BertModel).
+#pragma once
+#include <memory>
+
+#include "models/model.h"
+
+namespace fme {
+
+std::unique_ptr<Model> make_bert(const BertConfig& config);
+
+}  // namespace fme

@@ -1,0 +1,107 @@
+#include "models/loader.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/module.h>
+
+#include <set>
+#include <sstream>
+
+#include "models/tensor_io.h"
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+}  // namespace
+
+LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt) {
+  LoadReport report;
+  const std::string where = ckpt.dir();
+  // BertFor* checkpoints prefix the encoder with "bert."; accept it when the model's own names lack it.
+  std::string prefix;
+  if (model.model_type() == "bert" && ckpt.find("embeddings.word_embeddings.weight") == nullptr &&
+      ckpt.find("bert.embeddings.word_embeddings.weight") != nullptr)
+    prefix = "bert.";
+
+  std::set<std::string> used;
+  c10::InferenceMode guard;
+  std::vector<std::string> missing;
+  for (auto& [name, param] : model.named_parameters()) {
+    const auto* e = ckpt.find(prefix + name);
+    if (e == nullptr) {
+      missing.push_back(name);
+      continue;
+    }
+    at::Tensor src = tensor_view(*e->file, *e->info);
+    if (src.sizes() != param.sizes())
+      throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has wrong shape; expected " +
+                       shape_str(param.sizes()) + ", got " + shape_str(src.sizes()));
+    if (!at::isFloatingType(src.scalar_type()))
+      throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has dtype " +
+                       std::string(dtype_name(e->info->dtype)) + "; expected a floating type");
+    param.detach().copy_(src);
+    used.insert(prefix + name);
+    ++report.loaded;
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + ("'" + missing[i] + "'");
+    if (missing.size() > 5) list += ", ... (" + std::to_string(missing.size()) + " in all)";
+    throw ShapeError(where + ": checkpoint lacks tensor " + list);
+  }
+
+  // Tied weights stored anyway must equal what they alias.
+  for (const auto& [alias, target] : model.tied_parameters()) {
+    const auto* e = ckpt.find(alias);
+    if (e == nullptr) continue;
+    at::Tensor a = tensor_view(*e->file, *e->info).to(at::kFloat);
+    at::Tensor t = tensor_view(*ckpt.find(target)->file, *ckpt.find(target)->info).to(at::kFloat);
+    if (a.sizes() != t.sizes() || !at::equal(a, t))
+      throw ShapeError(e->file->path() + ": tensor '" + alias + "' differs from '" + target +
+                       "', but config.json ties them (tie_word_embeddings)");
+    used.insert(alias);
+    report.ignored.push_back(alias + " (tied to " + target + ")");
+  }
+
+  std::vector<std::string> unexpected;
+  for (const auto& [name, entry] : ckpt.tensors()) {
+    if (used.count(name)) continue;
+    if (model.model_type() == "bert" && (starts_with(name, "cls.") || name == "bert.embeddings.position_ids" ||
+                                         name == "embeddings.position_ids")) {
+      report.ignored.push_back(name);  // MLM/NSP heads and HF's position_ids buffer: not part of the encoder
+      continue;
+    }
+    unexpected.push_back(name);
+  }
+  if (!unexpected.empty()) {
+    std::string list;
+    for (size_t i = 0; i < unexpected.size() && i < 5; ++i) list += (i ? ", " : "") + ("'" + unexpected[i] + "'");
+    if (unexpected.size() > 5) list += ", ... (" + std::to_string(unexpected.size()) + " in all)";
+    throw ShapeError(where + ": unexpected tensor " + list + " (not a parameter of this " + model.model_type() +
+                     " model)");
+  }
+  return report;
+}
+
+std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report) {
+  ModelConfig config = load_model_config(dir);
+  auto model = create_model(config);
+  Checkpoint ckpt = Checkpoint::open(dir);
+  LoadReport r = load_checkpoint(*model, ckpt);
+  if (dtype != at::kFloat) model->to(dtype);
+  if (report) *report = r;
+  return model;
+}
+
+}  // namespace fme

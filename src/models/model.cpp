@@ -1,0 +1,41 @@
+// The architecture table: model config type -> factory. Adding an architecture adds a config struct, a model
+// file and one row here.
+#include "models/model.h"
+
+#include <torch/nn/module.h>
+
+#include "models/bert.h"
+#include "models/qwen2.h"
+
+namespace fme {
+namespace {
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
+
+std::unique_ptr<Model> create_model(const ModelConfig& config) {
+  return std::visit(Overloaded{
+                        [](const Qwen2Config& c) { return make_qwen2(c); },
+                        [](const BertConfig& c) { return make_bert(c); },
+                    },
+                    config);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::named_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : module().named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void Model::to(at::ScalarType dtype) { module().to(dtype); }
+
+at::ScalarType Model::dtype() {
+  for (const auto& p : module().parameters()) return p.scalar_type();
+  return at::kFloat;
+}
+
+}  // namespace fme

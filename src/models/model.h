@@ -1,0 +1,68 @@
+// The interface every architecture implements, kept free of <torch/torch.h> so that pipelines and the CLI
+// compile quickly. A model is a module tree whose dotted parameter paths equal the Hugging Face names.
+//
+// Capture points (named once per block, as llama.cpp's cb(cur, name, il)):
+//   "embeddings"    [B,T,H] the input of block 0
+//   "resid_post.i"  [B,T,H] the residual stream after block i (before any final norm)
+//   "final"         [B,T,H] Qwen2: after the final RMSNorm; BERT: last_hidden_state
+//   "pooler_output" [B,H]   BERT only
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "formats/hf_config.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace fme {
+
+// B = batch, T = time (tokens), H = hidden size. Right padding: attention_mask[b, t] = 1 for real tokens.
+struct Batch {
+  at::Tensor input_ids;       // [B,T] int64
+  at::Tensor attention_mask;  // [B,T] int64, 1 = real token
+  at::Tensor token_type_ids;  // [B,T] int64, BERT only; undefined = all zeros
+};
+
+// Called with each capture point's name and activation as the forward pass computes it.
+using CaptureFn = std::function<void(const std::string& name, const at::Tensor& x)>;
+
+struct ForwardOptions {
+  int64_t last_block = -1;   // stop after this block (-1 = all blocks)
+  bool final_norm = true;    // compute "final" (and BERT's pooler) when all blocks run
+  CaptureFn capture;         // may be empty
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string model_type() const = 0;  // "qwen2", "bert"
+  virtual const ModelConfig& config() const = 0;
+  virtual int64_t num_layers() const = 0;
+  virtual int64_t hidden_size() const = 0;
+  virtual int64_t vocab_size() const = 0;
+
+  // Runs the model (no autograd) and reports capture points through opts.capture.
+  virtual void forward(const Batch& batch, const ForwardOptions& opts) = 0;
+
+  // The module tree (HF names); parameters in registration order.
+  virtual torch::nn::Module& module() = 0;
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters();
+  // Names that alias another parameter (tied embeddings: "lm_head.weight" -> "model.embed_tokens.weight").
+  virtual std::vector<std::pair<std::string, std::string>> tied_parameters() const { return {}; }
+
+  // Casts every floating parameter to `dtype` (at::kFloat or at::kBFloat16).
+  void to(at::ScalarType dtype);
+  at::ScalarType dtype();
+};
+
+// Builds an uninitialised (zeroed) model for `config`.
+std::unique_ptr<Model> create_model(const ModelConfig& config);
+
+}  // namespace fme

@@ -1,0 +1,73 @@
+#include "models/presets.h"
+
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+Qwen2Config qwen2(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_heads, int64_t inter) {
+  Qwen2Config c;
+  c.vocab_size = 151936;  // the Qwen2.5 tokenizer's full id space
+  c.hidden_size = hidden;
+  c.intermediate_size = inter;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.max_position_embeddings = 32768;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.tie_word_embeddings = true;
+  c.hidden_act = "silu";
+  c.initializer_range = 0.02;
+  return c;
+}
+
+// The BERT sizes the seed benchmarked: vocab 30522, 512 positions, 2 token types, intermediate 4 x hidden.
+BertConfig bert(int64_t layers, int64_t hidden, int64_t heads) {
+  BertConfig c;
+  c.vocab_size = 30522;
+  c.hidden_size = hidden;
+  c.intermediate_size = 4 * hidden;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.max_position_embeddings = 512;
+  c.type_vocab_size = 2;
+  c.layer_norm_eps = 1e-12;
+  c.hidden_act = "gelu";
+  c.pad_token_id = 0;
+  c.initializer_range = 0.02;
+  return c;
+}
+
+std::vector<Preset> make_presets() {
+  std::vector<Preset> p;
+  p.push_back({"qwen2-tiny", "4-layer Qwen2, hidden 32, full Qwen2.5 vocabulary (tests, demos)",
+               qwen2(4, 32, 4, 2, 96), "qwen2.5"});
+  p.push_back({"qwen2.5-0.5b", "Qwen2.5-0.5B shapes: 24 layers, hidden 896, 14 heads, 2 KV heads",
+               qwen2(24, 896, 14, 2, 4864), "qwen2.5"});
+  p.push_back({"bert-4l-768h", "BERT 4 layers, hidden 768, 12 heads", bert(4, 768, 12), "bert-base-uncased"});
+  p.push_back({"bert-12l-1024h", "BERT 12 layers, hidden 1024, 16 heads", bert(12, 1024, 16), "bert-base-uncased"});
+  for (int layers : {24, 36, 48, 60})
+    p.push_back({"bert-" + std::to_string(layers) + "l-2048h",
+                 "BERT " + std::to_string(layers) + " layers, hidden 2048, 16 heads", bert(layers, 2048, 16),
+                 "bert-base-uncased"});
+  return p;
+}
+
+}  // namespace
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> all = make_presets();
+  return all;
+}
+
+const Preset& find_preset(const std::string& name) {
+  std::string names;
+  for (const auto& p : presets()) {
+    if (p.name == name) return p;
+    names += (names.empty() ? "" : ", ") + p.name;
+  }
+  throw ConfigError("unknown preset '" + name + "'; known presets: " + names);
+}
+
+}  // namespace fme

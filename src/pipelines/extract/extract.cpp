@@ -1,0 +1,309 @@
+#include "pipelines/extract/extract.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "data/arc_task.h"
+#include "models/loader.h"
+#include "pipelines/extract/batcher.h"
+#include "pipelines/extract/run_dir.h"
+#include "pipelines/extract/sample_source.h"
+#include "util/bounded_queue.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+at::ScalarType storage_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "fp16" || name == "float16") return at::kHalf;
+  throw ConfigError("--out-dtype: expected fp32, bf16 or fp16, got '" + name + "'");
+}
+
+// sha256 over config.json and every weight file's header: identifies the model without reading weights.
+std::string model_hash(const std::string& dir) {
+  Sha256 h;
+  h.update(read_file((fs::path(dir) / "config.json").string()));
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    auto m = MappedFile::open(f);
+    uint64_t n = 0;
+    if (m->size() >= 8) std::memcpy(&n, m->data(), 8);
+    h.update(fs::path(f).filename().string());
+    h.update(m->data(), static_cast<size_t>(std::min<uint64_t>(m->size(), 8 + std::min<uint64_t>(n, m->size()))));
+  }
+  return h.hex_digest();
+}
+
+// A cheap identity for the dataset: names and sizes, and the first and last MiB of each file.
+std::string dataset_fingerprint(const std::string& path) {
+  Sha256 h;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
+  for (const auto& f : files) {
+    const uint64_t size = fs::file_size(f);
+    h.update(f.filename().string() + ":" + std::to_string(size) + ";");
+    auto m = MappedFile::open(f.string());
+    const size_t edge = 1 << 20;
+    if (size <= 2 * edge) {
+      h.update(m->data(), m->size());
+    } else {
+      h.update(m->data(), edge);
+      h.update(m->data() + size - edge, edge);
+    }
+  }
+  return h.hex_digest();
+}
+
+// Number of samples the dataset yields (for the progress bar's ETA): ARC test inputs x variants, or lines.
+int64_t count_samples(const std::string& kind, const ExtractOptions& o) {
+  int64_t n = 0;
+  if (kind.rfind("arc-", 0) == 0) {
+    arc::TaskReader r(o.dataset);
+    arc::Task t;
+    while (r.next(t)) n += static_cast<int64_t>(t.test.size()) * std::max(1, o.augment);
+  } else {
+    auto m = MappedFile::open(o.dataset);
+    const char* p = reinterpret_cast<const char*>(m->data());
+    bool blank = true;
+    for (size_t i = 0; i < m->size(); ++i) {
+      if (p[i] == '\n') {
+        n += !blank;
+        blank = true;
+      } else if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
+        blank = false;
+      }
+    }
+    n += !blank;
+  }
+  return o.max_samples >= 0 ? std::min(n, o.max_samples) : n;
+}
+
+// What the reader hands the forward stage: samples to run as one padded batch, and skipped samples
+// that only need recording.
+struct Work {
+  std::vector<Sample> batch;
+  std::vector<Sample> passthrough;
+};
+
+}  // namespace
+
+std::string ExtractSummary::to_json() const {
+  Json j{{"samples", samples},   {"stored_samples", stored_samples}, {"tokens", tokens},
+         {"seconds", seconds},   {"tokens_per_s", seconds > 0 ? tokens / seconds : 0.0},
+         {"forward_seconds", forward_seconds},
+         {"shards", shards},     {"bytes", bytes},                   {"truncated", truncated},
+         {"skipped", skipped}};
+  return j.dump();
+}
+
+ExtractSummary run_extract(const ExtractOptions& o) {
+  const double t_start = now();
+  if (o.out.empty()) throw ConfigError("--out is required");
+  if (o.batch_tokens <= 0) throw ConfigError("--batch-tokens must be positive");
+  if (o.batch_size < 0) throw ConfigError("--batch-size must be positive");
+  if (o.bucket_window <= 0) throw ConfigError("--bucket-window must be positive");
+  if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
+  if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
+  const at::ScalarType compute = o.dtype == "fp32" ? at::kFloat : o.dtype == "bf16" ? at::kBFloat16 : at::kByte;
+  if (compute == at::kByte) throw ConfigError("--dtype: expected fp32 or bf16, got '" + o.dtype + "'");
+  const at::ScalarType store = storage_dtype(o.out_dtype.empty() ? o.dtype : o.out_dtype);
+
+  auto model = load_model(o.model_dir, compute);
+  const std::vector<int64_t> layers = parse_layers(o.layers, model->num_layers());
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (fs::exists(fs::path(o.model_dir) / "tokenizer.json"))
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(o.model_dir));
+  int64_t hard_max_len = 0;
+  if (const auto* bert = std::get_if<BertConfig>(&model->config())) hard_max_len = bert->max_position_embeddings;
+  SampleSource source(o, tokenizer.get(), model->vocab_size(), hard_max_len);
+
+  Json model_id{{"model_type", model->model_type()}, {"hidden_size", model->hidden_size()},
+                {"num_layers", model->num_layers()}, {"hash", model_hash(o.model_dir)}};
+  Json dataset_id{{"kind", source.kind()}, {"fingerprint", dataset_fingerprint(o.dataset)}};
+  Json settings = output_settings(o);
+  if (!o.prompt_template.empty()) settings["prompt_template"] = sha256_hex(read_file(o.prompt_template));
+  Json identity{{"model", model_id}, {"dataset", dataset_id}, {"settings", settings}};
+  Json model_info = model_id;
+  model_info["path"] = fs::absolute(o.model_dir).string();
+  Json dataset_info = dataset_id;
+  dataset_info["path"] = fs::absolute(o.dataset).string();
+  Json info{{"model", model_info},
+            {"dataset", dataset_info},
+            {"layers", layers},
+            {"dtype", o.dtype},
+            {"out_dtype", o.out_dtype.empty() ? o.dtype : o.out_dtype},
+            {"prompt", {{"template", o.prompt_template.empty() ? "builtin:output-from-examples-v0" : o.prompt_template},
+                        {"augment", o.augment},
+                        {"seed", o.seed}}},
+            {"settings", settings}};
+  RunDir run(o.out, identity, info, layers, o.shard_size, o.compress == "zstd", o.resume);
+
+  ExtractSummary sum;
+  auto fill = [&] {
+    const RunTotals& t = run.totals();
+    sum.samples = t.samples;
+    sum.stored_samples = t.stored_samples;
+    sum.tokens = t.tokens;
+    sum.shards = t.shards;
+    sum.bytes = t.bytes;
+    sum.truncated = t.truncated;
+    sum.skipped = t.skipped;
+  };
+  if (run.complete()) {  // --resume of a finished run: nothing left to do
+    fill();
+    sum.seconds = now() - t_start;
+    return sum;
+  }
+
+  const int64_t resume_from = run.next_sample();
+  const int64_t window_start = resume_from / o.bucket_window * o.bucket_window;  // re-form the same batches
+  const int64_t total = count_samples(source.kind(), o);
+  Progress progress("extract", o.quiet);
+  const int64_t last_block = layers.back();
+  std::map<std::string, size_t> capture_slot;
+  for (size_t i = 0; i < layers.size(); ++i) capture_slot["resid_post." + std::to_string(layers[i])] = i;
+
+  BoundedQueue<Work> to_compute(4);
+  BoundedQueue<std::vector<SampleResult>> to_write(8);
+  auto fail_all = [&](std::exception_ptr e) {
+    to_compute.fail(e);
+    to_write.fail(e);
+  };
+
+  // Stage 1: read, tokenize, and cut each window of samples into length-sorted batches.
+  std::thread reader([&] {
+    try {
+      std::vector<Sample> window;
+      auto flush = [&] {
+        Work skipped;
+        std::vector<Sample> run_samples;
+        for (auto& s : window) (s.rec.skipped.empty() ? run_samples : skipped.passthrough).push_back(std::move(s));
+        window.clear();
+        if (!skipped.passthrough.empty() && !to_compute.push(std::move(skipped))) return false;
+        std::vector<int64_t> lengths;
+        for (const auto& s : run_samples) lengths.push_back(static_cast<int64_t>(s.ids.size()));
+        for (const auto& b : plan_batches(lengths, o.batch_tokens, o.batch_size)) {
+          Work w;
+          for (size_t i : b) w.batch.push_back(std::move(run_samples[i]));
+          if (!to_compute.push(std::move(w))) return false;
+        }
+        return true;
+      };
+      Sample s;
+      while (source.next(s, window_start)) {
+        if (s.rec.index < window_start) continue;
+        window.push_back(std::move(s));
+        if (static_cast<int64_t>(window.size()) == o.bucket_window && !flush()) return;
+      }
+      if (flush()) to_compute.close();
+    } catch (...) {
+      fail_all(std::current_exception());
+    }
+  });
+
+  // Stage 2: the forward pass, keeping each sample's real-token rows of the requested layers.
+  std::thread computer([&] {
+    try {
+      while (auto w = to_compute.pop()) {
+        std::vector<SampleResult> out;
+        for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}});
+        if (!w->batch.empty()) {
+          const int64_t B = static_cast<int64_t>(w->batch.size());
+          int64_t T = 0;
+          for (const auto& s : w->batch) T = std::max<int64_t>(T, static_cast<int64_t>(s.ids.size()));
+          Batch batch{at::zeros({B, T}, at::kLong), at::zeros({B, T}, at::kLong), {}};
+          auto ids = batch.input_ids.accessor<int64_t, 2>();
+          auto mask = batch.attention_mask.accessor<int64_t, 2>();
+          std::vector<SampleResult> res(B);
+          for (int64_t b = 0; b < B; ++b) {
+            const auto& v = w->batch[b].ids;
+            for (size_t t = 0; t < v.size(); ++t) {
+              ids[b][t] = v[t];
+              mask[b][t] = 1;
+            }
+            res[b].layers.resize(layers.size());
+          }
+          ForwardOptions fo;
+          fo.last_block = last_block;
+          fo.final_norm = false;
+          fo.capture = [&](const std::string& name, const at::Tensor& x) {  // x [B,T,H]
+            auto it = capture_slot.find(name);
+            if (it == capture_slot.end()) return;
+            for (int64_t b = 0; b < B; ++b) {
+              const int64_t n = static_cast<int64_t>(w->batch[b].ids.size());
+              res[b].layers[it->second] = x[b].narrow(0, 0, n).to(store, false, /*copy=*/true);  // [n, H], no padding
+            }
+          };
+          const double t0 = now();
+          model->forward(batch, fo);
+          sum.forward_seconds += now() - t0;
+          for (int64_t b = 0; b < B; ++b) {
+            res[b].rec = std::move(w->batch[b].rec);
+            res[b].ids = std::move(w->batch[b].ids);
+            out.push_back(std::move(res[b]));
+          }
+        }
+        if (!to_write.push(std::move(out))) return;
+      }
+      if (!to_write.error()) to_write.close();
+    } catch (...) {
+      fail_all(std::current_exception());
+    }
+  });
+
+  // Stage 3 (this thread): put results back in sample order and write shards.
+  std::exception_ptr error;
+  try {
+    std::map<int64_t, SampleResult> pending;
+    int64_t next = resume_from;
+    while (auto rs = to_write.pop()) {
+      for (auto& r : *rs)
+        if (r.rec.index >= resume_from) pending.emplace(r.rec.index, std::move(r));  // earlier ones are committed
+      for (auto it = pending.find(next); it != pending.end(); it = pending.find(++next)) {
+        run.add(std::move(it->second));
+        pending.erase(it);
+      }
+      fill();
+      progress.update({sum.samples, total, sum.tokens, sum.shards, sum.bytes});
+    }
+    if (auto e = to_write.error()) std::rethrow_exception(e);
+    if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
+    run.finish();
+  } catch (...) {
+    error = std::current_exception();
+    fail_all(error);
+  }
+  reader.join();
+  computer.join();
+  if (error) std::rethrow_exception(error);
+  fill();
+  sum.seconds = now() - t_start;
+  progress.finish({sum.samples, total, sum.tokens, sum.shards, sum.bytes});
+  return sum;
+}
+
+}  // namespace fme

@@ -1,0 +1,21 @@
+// `fme extract`: residual-stream activations of chosen layers, for every real token of every sample of a
+// dataset, into shards that any Python user can read — exactly once, resumable after a kill.
+//
+// Three stages on their own threads, joined by bounded queues, so the forward pass never waits on I/O:
+//   read + tokenize + bucket  ->  forward (stop after the deepest requested block)  ->  reorder + pack + write
+#pragma once
+#include <cstdint>
+
+#include "pipelines/extract/options.h"
+
+namespace fme {
+
+struct ExtractSummary {
+  int64_t samples = 0, stored_samples = 0, tokens = 0, shards = 0, bytes = 0, truncated = 0, skipped = 0;
+  double seconds = 0, forward_seconds = 0;
+  std::string to_json() const;  // one line
+};
+
+ExtractSummary run_extract(const ExtractOptions& opts);
+
+}  // namespace fme

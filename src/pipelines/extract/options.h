@@ -1,0 +1,47 @@
+// The settings of one `fme extract` run, and the parts of them that define its output (hashed into the
+// manifest, so `--resume` with different settings is refused with a message saying what differs).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/json.h"
+
+namespace fme {
+
+struct ExtractOptions {
+  // Inputs.
+  std::string model_dir;
+  std::string dataset;
+  std::string format = "auto";  // auto | arc-dir | arc-jsonl | arc-file | text-jsonl | tokens-jsonl
+  std::string text_field = "text";
+  int64_t max_samples = -1;     // -1: all
+  std::string prompt_template;  // empty: the built-in arc24 template
+  int augment = 0;              // 0: none; 1..8 variants per ARC task
+  uint64_t seed = 0;
+  int64_t max_seq_len = 0;      // 0: never truncate
+  int64_t skip_longer = 0;      // 0: never skip
+  // Compute.
+  std::string layers = "all";   // "10-23", "0,5,7-9", "all"
+  std::string dtype = "bf16";   // compute: fp32 | bf16
+  std::string out_dtype;        // storage: fp32 | bf16 | fp16 (default: compute dtype)
+  int64_t batch_tokens = 8192;  // token budget per batch (padded B x T)
+  int64_t batch_size = 0;       // or a fixed count (0: use the token budget)
+  int64_t bucket_window = 256;  // samples sorted by length within windows of this many
+  // Output.
+  std::string out;
+  uint64_t shard_size = 1ull << 30;
+  std::string compress = "none";  // none | zstd
+  bool resume = false;
+  // Run-time only (not part of the output's identity).
+  int threads = 0;
+  bool quiet = false;
+};
+
+// "10-23", "0,3,5-7", "all" -> sorted unique block indices < num_layers; ConfigError otherwise.
+std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers);
+
+// The settings that determine the bytes of the output (everything but threads/quiet/resume/out).
+Json output_settings(const ExtractOptions& o);
+
+}  // namespace fme

@@ -1,0 +1,238 @@
+#include "pipelines/extract/run_dir.h"
+
+#include <ATen/ATen.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "models/tensor_io.h"
+#include "util/compress.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+constexpr const char* kFormat = "fme-activations";
+constexpr int kVersion = 1;
+
+std::string shard_name(int64_t n, bool zstd) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "shard-%05lld.safetensors%s", static_cast<long long>(n), zstd ? ".zst" : "");
+  return buf;
+}
+
+// The keys of `a` and `b` (objects) whose values differ, as "key: old -> new".
+std::vector<std::string> differences(const Json& a, const Json& b, const std::string& prefix = "") {
+  std::vector<std::string> out;
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+    for (const auto& k : keys) {
+      Json x = a.contains(k) ? a[k] : Json(), y = b.contains(k) ? b[k] : Json();
+      auto sub = differences(x, y, prefix + k + ".");
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
+  } else if (a != b) {
+    out.push_back(prefix.substr(0, prefix.size() - 1) + ": " + a.dump() + " -> " + b.dump());
+  }
+  return out;
+}
+
+// Appends `text` to `path` and fsyncs it.
+void append_durably(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(path + ": cannot open for append");
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+    if (w < 0) {
+      ::close(fd);
+      throw IoError(path + ": write failed (disk full?)");
+    }
+    off += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    throw IoError(path + ": fsync failed");
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> layers, uint64_t shard_size, bool zstd,
+               bool resume)
+    : dir_(std::move(dir)), identity_(std::move(identity)), info_(std::move(info)), layers_(std::move(layers)),
+      shard_size_(shard_size), zstd_(zstd) {
+  std::error_code ec;
+  const fs::path manifest = fs::path(dir_) / "manifest.json";
+  const bool nonempty = fs::exists(dir_, ec) && !fs::is_empty(dir_, ec);
+  if (!resume) {
+    if (nonempty) throw ConfigError(dir_ + ": output directory is not empty; use --resume to continue the run there");
+    fs::create_directories(dir_, ec);
+    if (ec) throw IoError(dir_ + ": cannot create output directory: " + ec.message());
+    write_manifest();  // an empty, consistent run from the start
+    return;
+  }
+  if (!fs::exists(manifest, ec)) {
+    if (nonempty) throw ConfigError(dir_ + ": --resume, but there is no manifest.json: not an fme extract run");
+    fs::create_directories(dir_, ec);
+    if (ec) throw IoError(dir_ + ": cannot create output directory: " + ec.message());
+    write_manifest();
+    return;
+  }
+  Json m = read_json_file(manifest.string());
+  if (m.value("format", "") != kFormat) throw FormatError(manifest.string() + ": not an fme activations manifest");
+  auto diff = differences(m.value("identity", Json::object()), identity_);
+  if (!diff.empty()) {
+    std::string msg;
+    for (size_t i = 0; i < diff.size() && i < 6; ++i) msg += (i ? "; " : "") + diff[i];
+    throw ConfigError(dir_ + ": --resume with different settings than the run there: " + msg);
+  }
+  shards_ = m.at("shards");
+  const Json& t = m.at("totals");
+  totals_ = {t.at("samples"), t.at("stored_samples"), t.at("tokens"), t.at("bytes"), t.at("shards"),
+             t.at("truncated"), t.at("skipped")};
+  next_sample_ = next_expected_ = m.at("next_sample");
+  samples_jsonl_bytes_ = m.at("samples_jsonl_bytes");
+  complete_ = m.at("complete");
+  recover();
+}
+
+// Removes what a killed run left past the manifest: unlisted shard files, temp files, extra samples.jsonl lines.
+void RunDir::recover() {
+  std::set<std::string> listed{"manifest.json", "samples.jsonl"};
+  for (const auto& s : shards_) listed.insert(s.at("file").get<std::string>());
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    const std::string name = e.path().filename().string();
+    if (listed.count(name)) continue;
+    if (name.rfind("shard-", 0) == 0 || name.find(".tmp.") != std::string::npos) fs::remove(e.path());
+  }
+  const fs::path samples = fs::path(dir_) / "samples.jsonl";
+  std::error_code ec;
+  const uint64_t size = fs::exists(samples, ec) ? fs::file_size(samples) : 0;
+  if (size < samples_jsonl_bytes_) throw FormatError(samples.string() + ": shorter than manifest.json records; the run is damaged");
+  if (size > samples_jsonl_bytes_) fs::resize_file(samples, samples_jsonl_bytes_);
+  for (const auto& s : shards_) {
+    const fs::path p = fs::path(dir_) / s.at("file").get<std::string>();
+    if (!fs::exists(p, ec) || fs::file_size(p) != s.at("bytes").get<uint64_t>())
+      throw FormatError(p.string() + ": missing or of the wrong size; manifest.json lists it");
+  }
+}
+
+void RunDir::add(SampleResult&& r) {
+  if (r.rec.index != next_expected_)
+    throw Error("extract: internal ordering error: got sample " + std::to_string(r.rec.index) + ", expected " +
+                std::to_string(next_expected_));
+  ++next_expected_;
+  pending_lines_ += r.rec.to_json().dump() + "\n";
+  ++totals_.samples;
+  if (r.rec.truncated) ++totals_.truncated;
+  if (!r.rec.skipped.empty()) {
+    ++totals_.skipped;
+    return;
+  }
+  for (const auto& t : r.layers) pending_bytes_ += t.numel() * t.element_size();
+  pending_bytes_ += r.ids.size() * 4 + 16;
+  pending_.push_back(std::move(r));
+  if (pending_bytes_ >= shard_size_) commit(false);
+}
+
+void RunDir::finish() {
+  commit(true);
+}
+
+void RunDir::commit(bool final) {
+  if (!pending_.empty()) {
+    const int64_t S = static_cast<int64_t>(pending_.size());
+    std::vector<int64_t> index(S), offsets(S + 1, 0);
+    std::vector<int32_t> ids;
+    for (int64_t j = 0; j < S; ++j) {
+      index[j] = pending_[j].rec.index;
+      offsets[j + 1] = offsets[j] + static_cast<int64_t>(pending_[j].ids.size());
+      ids.insert(ids.end(), pending_[j].ids.begin(), pending_[j].ids.end());
+    }
+    const int64_t N = offsets[S];
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      std::vector<at::Tensor> rows;
+      for (auto& r : pending_) rows.push_back(r.layers[l]);
+      tensors.emplace_back("resid_post." + std::to_string(layers_[l]), at::cat(rows, 0));  // [N, H]
+    }
+    tensors.emplace_back("token_ids", at::from_blob(ids.data(), {N}, at::kInt));
+    tensors.emplace_back("sample_index", at::from_blob(index.data(), {S}, at::kLong));
+    tensors.emplace_back("sample_offsets", at::from_blob(offsets.data(), {S + 1}, at::kLong));
+    std::string layer_list;
+    for (int64_t l : layers_) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
+    std::map<std::string, std::string> meta{{"format", kFormat},
+                                            {"version", std::to_string(kVersion)},
+                                            {"model", info_.contains("model") ? info_["model"].value("path", "") : ""},
+                                            {"layers", layer_list},
+                                            {"first_sample", std::to_string(index.front())},
+                                            {"last_sample", std::to_string(index.back())}};
+    const std::string name = shard_name(totals_.shards, zstd_);
+    const std::string path = (fs::path(dir_) / name).string();
+    uint64_t bytes;
+    if (zstd_) {
+      const std::string raw = path + ".raw.tmp." + std::to_string(::getpid());
+      write_safetensors(raw, tensors, meta);
+      try {
+        bytes = zstd_compress_file(raw, path);
+      } catch (...) {
+        fs::remove(raw);
+        throw;
+      }
+      fs::remove(raw);
+    } else {
+      bytes = write_safetensors(path, tensors, meta);
+    }
+    shards_.push_back(Json{{"file", name},
+                           {"first_sample", index.front()},
+                           {"last_sample", index.back()},
+                           {"samples", S},
+                           {"tokens", N},
+                           {"bytes", bytes},
+                           {"sha256", sha256_file(path)}});
+    totals_.stored_samples += S;
+    totals_.tokens += N;
+    totals_.bytes += static_cast<int64_t>(bytes);
+    totals_.shards += 1;
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+  if (!pending_lines_.empty()) {
+    append_durably((fs::path(dir_) / "samples.jsonl").string(), pending_lines_);
+    samples_jsonl_bytes_ += pending_lines_.size();
+    pending_lines_.clear();
+  }
+  next_sample_ = next_expected_;
+  if (final) complete_ = true;
+  write_manifest();
+}
+
+void RunDir::write_manifest() {
+  Json m{{"format", kFormat}, {"version", kVersion}};
+  for (auto it = info_.begin(); it != info_.end(); ++it) m[it.key()] = it.value();
+  m["identity"] = identity_;
+  m["settings_hash"] = sha256_hex(identity_.dump());
+  m["shards"] = shards_;
+  m["totals"] = Json{{"samples", totals_.samples}, {"stored_samples", totals_.stored_samples}, {"tokens", totals_.tokens},
+                     {"bytes", totals_.bytes},     {"shards", totals_.shards},                 {"truncated", totals_.truncated},
+                     {"skipped", totals_.skipped}};
+  m["truncated"] = totals_.truncated;
+  m["skipped"] = totals_.skipped;
+  m["next_sample"] = next_sample_;
+  m["samples_jsonl_bytes"] = samples_jsonl_bytes_;
+  m["complete"] = complete_;
+  write_file_atomic((fs::path(dir_) / "manifest.json").string(), m.dump(2) + "\n");
+}
+
+}  // namespace fme

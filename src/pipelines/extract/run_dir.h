@@ -1,0 +1,69 @@
+// The output directory of `fme extract` and its exactly-once commit protocol.
+//   shard-00000.safetensors ...  contiguous groups of whole samples, each written atomically
+//   samples.jsonl                one line per sample (stored or skipped), appended at each commit
+//   manifest.json                the commit point: rewritten atomically after each shard
+// A commit writes the shard (temp, fsync, rename), appends and fsyncs samples.jsonl, then renames the new
+// manifest into place. Whatever a kill leaves past the last manifest (a shard file, samples.jsonl lines,
+// temp files) is removed on --resume, and the run continues from manifest.next_sample.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pipelines/extract/sample_source.h"
+#include "util/json.h"
+
+namespace fme {
+
+// A computed sample: its record, its token ids [n] and, per requested layer, its activations [n, H].
+struct SampleResult {
+  SampleRecord rec;
+  std::vector<int32_t> ids;
+  std::vector<at::Tensor> layers;  // one per requested layer, [n, H] in the storage dtype
+};
+
+struct RunTotals {
+  int64_t samples = 0, stored_samples = 0, tokens = 0, bytes = 0, shards = 0, truncated = 0, skipped = 0;
+};
+
+class RunDir {
+ public:
+  // `identity` = {"model": .., "dataset": .., "settings": ..}: what must match for --resume.
+  // `info` = other manifest fields (layers, dtypes, prompt, ...). Fresh: `dir` must be absent or empty.
+  RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> layers, uint64_t shard_size, bool zstd,
+         bool resume);
+
+  int64_t next_sample() const { return next_sample_; }  // first sample index not yet committed
+  const RunTotals& totals() const { return totals_; }
+  bool complete() const { return complete_; }
+
+  // Adds the next sample (index == next expected); commits a shard once it reaches shard_size bytes.
+  void add(SampleResult&& r);
+  // Commits what remains and marks the run complete.
+  void finish();
+
+ private:
+  void commit(bool final);
+  void write_manifest();
+  void recover();
+
+  std::string dir_;
+  Json identity_, info_;
+  std::vector<int64_t> layers_;
+  uint64_t shard_size_;
+  bool zstd_;
+  Json shards_ = Json::array();
+  RunTotals totals_;
+  int64_t next_sample_ = 0;        // committed
+  int64_t next_expected_ = 0;      // added
+  uint64_t samples_jsonl_bytes_ = 0;
+  bool complete_ = false;
+  // The shard being filled.
+  std::vector<SampleResult> pending_;
+  uint64_t pending_bytes_ = 0;
+  std::string pending_lines_;      // samples.jsonl lines since the last commit (stored and skipped)
+};
+
+}  // namespace fme

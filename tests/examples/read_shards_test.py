@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Test of examples/read_shards.py against a synthetic `fme extract` run directory.
+
+Builds the run with its own minimal safetensors writer (so the reader is not checked against itself):
+an F32 + BF16 shard, an F16 shard, and a zstd-compressed shard made with the zstd CLI. Then checks that
+iter_samples yields exactly the rows written and that --verify catches corruption and bad indices.
+Usage: read_shards_test.py PATH/TO/read_shards.py   (exit status non-zero if any check fails)
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+HIDDEN = 8
+LAYERS = [10, 11]
+
+
+def load_module(path):
+    spec = importlib.util.spec_from_file_location("read_shards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- writer (independent of the reader) -------------------------------------------------------------
+
+def to_bf16_bits(x):
+    """float32 -> bf16 bit patterns by truncation; the expected read-back is these bits << 16."""
+    return (np.ascontiguousarray(x, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def bf16_bits_to_f32(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: {name: (dtype_name, np.ndarray already in that dtype's storage)}."""
+    header, blobs, offset = {}, [], 0
+    for name, (dtype_name, arr) in tensors.items():
+        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtype_name, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    hjson = json.dumps(header).encode()
+    hjson += b" " * (-len(hjson) % 8)  # the format pads the header so data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hjson)))
+        f.write(hjson)
+        for b in blobs:
+            f.write(b)
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shard, corrupt_index=None):
+    """Writes shards + manifest. Returns {sample_index: (token_ids, {layer: expected float array})}."""
+    os.makedirs(run_dir, exist_ok=True)
+    expected, entries = {}, []
+    for k, (dtypes, ids) in enumerate(zip(layer_dtypes_per_shard, sample_ids_per_shard)):
+        lengths = [int(rng.integers(1, 7)) for _ in ids]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        n = int(offsets[-1])
+        tok = rng.integers(0, 50000, size=n).astype(np.int32)
+        tensors, per_layer = {}, {}
+        for layer, dt in zip(LAYERS, dtypes):
+            x = rng.standard_normal((n, HIDDEN)).astype(np.float32) * (layer - 9)
+            if dt == "F32":
+                tensors[f"resid_post.{layer}"] = ("F32", x)
+                per_layer[layer] = x
+            elif dt == "BF16":
+                bits = to_bf16_bits(x)
+                tensors[f"resid_post.{layer}"] = ("BF16", bits)
+                per_layer[layer] = bf16_bits_to_f32(bits)
+            elif dt == "F16":
+                h = x.astype(np.float16)
+                tensors[f"resid_post.{layer}"] = ("F16", h)
+                per_layer[layer] = h
+        idx = np.array(ids, dtype=np.int64)
+        if corrupt_index == "order" and k == 0:
+            idx = idx[::-1].copy()
+        off_written = offsets.copy()
+        if corrupt_index == "offsets" and k == 0:
+            off_written[-1] += 1
+        tensors["token_ids"] = ("I32", tok)
+        tensors["sample_index"] = ("I64", idx)
+        tensors["sample_offsets"] = ("I64", off_written)
+        name = f"shard-{k:05d}.safetensors"
+        path = os.path.join(run_dir, name)
+        write_safetensors(path, tensors, {"producer": "read_shards_test"})
+        if compress[k]:
+            subprocess.run(["zstd", "-q", "-f", "--rm", path, "-o", path + ".zst"], check=True)
+            name += ".zst"
+            path += ".zst"
+        for j, sid in enumerate(ids):
+            a, b = offsets[j], offsets[j + 1]
+            expected[sid] = (tok[a:b].copy(), {L: per_layer[L][a:b].copy() for L in LAYERS})
+        entries.append({"file": name, "first_sample": ids[0], "last_sample": ids[-1], "samples": len(ids),
+                        "tokens": n, "bytes": os.path.getsize(path), "sha256": sha256_of(path)})
+    manifest = {"format": "fme-activations", "version": 1, "model": "synthetic", "layers": LAYERS,
+                "hidden_size": HIDDEN, "shards": entries, "complete": True}
+    with open(os.path.join(run_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return expected
+
+
+# ---- checks -----------------------------------------------------------------------------------------
+
+def run_cli(script, *args):
+    return subprocess.run([sys.executable, script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Ctx:
+    def __init__(self, script, tmp):
+        self.script = script
+        self.rs = load_module(script)
+        self.tmp = tmp
+        self.rng = np.random.default_rng(1234)
+        self.run = os.path.join(tmp, "run")
+        # Sample ids with gaps (filtered samples) and three shards: F32+BF16, F16+F16, and zstd F32+BF16.
+        self.ids = [[0, 1, 2, 4], [5, 6, 9], [10, 11, 12, 13, 20]]
+        self.expected = make_run(self.run, self.rng, [("F32", "BF16"), ("F16", "F16"), ("F32", "BF16")],
+                                 [False, False, True], self.ids)
+
+    def fresh_copy(self, name):
+        dst = os.path.join(self.tmp, name)
+        shutil.copytree(self.run, dst)
+        return dst
+
+
+def check_rows_exact(c):
+    seen = []
+    for sid, tok, acts in c.rs.iter_samples(c.run):
+        want_tok, want_acts = c.expected[sid]
+        assert tok.dtype == np.int32, tok.dtype
+        assert np.array_equal(tok, want_tok), f"sample {sid}: token ids differ"
+        assert sorted(acts) == LAYERS, sorted(acts)
+        for L in LAYERS:
+            got, want = acts[L], want_acts[L]
+            assert got.dtype == want.dtype, f"sample {sid} layer {L}: dtype {got.dtype}, want {want.dtype}"
+            assert got.shape == (len(want_tok), HIDDEN), got.shape
+            assert np.array_equal(got, want), f"sample {sid} layer {L}: values differ"
+        seen.append(sid)
+    assert seen == [i for ids in c.ids for i in ids], seen
+
+
+def check_bf16_is_float32(c):
+    t = c.rs.load_shard(os.path.join(c.run, "shard-00000.safetensors"))
+    assert t["resid_post.11"].dtype == np.float32
+    assert t["resid_post.10"].dtype == np.float32
+    assert t["token_ids"].dtype == np.int32 and t["sample_index"].dtype == np.int64
+
+
+def check_layer_subset(c):
+    rows = list(c.rs.iter_samples(c.run, layers=[11]))
+    assert len(rows) == sum(len(x) for x in c.ids)
+    for sid, _, acts in rows:
+        assert list(acts) == [11]
+        assert np.array_equal(acts[11], c.expected[sid][1][11])
+    try:
+        list(c.rs.iter_samples(c.run, layers=[99]))
+    except c.rs.ShardError as e:
+        assert "99" in str(e), e
+    else:
+        raise AssertionError("asking for a layer that was not extracted must fail")
+
+
+def check_zero_copy_uncompressed(c):
+    t = c.rs.load_shard(os.path.join(c.run, "shard-00001.safetensors"))
+    arr = t["resid_post.10"]
+    assert not arr.flags.writeable, "views of the read-only map must not be writeable"
+    base, backed = arr, False
+    while base is not None:
+        if isinstance(base, np.memmap):
+            backed = True
+            break
+        base = getattr(base, "base", None)
+    assert backed, "uncompressed F16 tensor should be a view of an np.memmap"
+
+
+def check_zst_via_cli(c):
+    saved = c.rs._zstandard
+    c.rs._zstandard = None  # force the `zstd -dc` path even where the module is installed
+    try:
+        t = c.rs.load_shard(os.path.join(c.run, "shard-00002.safetensors.zst"))
+    finally:
+        c.rs._zstandard = saved
+    assert t["sample_index"].tolist() == c.ids[2]
+    assert np.array_equal(t["resid_post.10"][: len(c.expected[10][0])], c.expected[10][1][10])
+
+
+def check_summary_cli(c):
+    p = run_cli(c.script, c.run)
+    assert p.returncode == 0, p.stderr
+    n_samples = sum(len(x) for x in c.ids)
+    n_tokens = sum(len(v[0]) for v in c.expected.values())
+    for want in (f"samples:     {n_samples}", f"tokens:      {n_tokens}", "layers:      10, 11",
+                 f"hidden size: {HIDDEN}"):
+        assert want in p.stdout, f"{want!r} not in:\n{p.stdout}"
+
+
+def check_verify_ok(c):
+    p = run_cli(c.script, c.run, "--verify")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "verify:      ok" in p.stdout, p.stdout
+
+
+def corrupt_byte(path):
+    with open(path, "r+b") as f:
+        f.seek(-5, os.SEEK_END)  # inside the data, past the header: only the checksum can notice
+        b = f.read(1)
+        f.seek(-5, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def check_verify_catches_corrupted_byte(c):
+    for shard in ("shard-00001.safetensors", "shard-00002.safetensors.zst"):
+        run = c.fresh_copy("corrupt-" + shard)
+        corrupt_byte(os.path.join(run, shard))
+        p = run_cli(c.script, run, "--verify")
+        assert p.returncode != 0, f"--verify passed a corrupted {shard}"
+        assert "sha256" in p.stderr and shard in p.stderr, p.stderr
+        try:
+            list(c.rs.iter_samples(run, verify=True))
+        except c.rs.ShardError as e:
+            assert shard in str(e)
+        else:
+            raise AssertionError("iter_samples(verify=True) must raise on a corrupted shard")
+        assert run_cli(c.script, run).returncode == 0, "without --verify the summary still works"
+
+
+def check_verify_catches_bad_indices(c):
+    for kind, needle in (("order", "sample_index"), ("offsets", "sample_offsets")):
+        run = os.path.join(c.tmp, "bad-" + kind)
+        make_run(run, np.random.default_rng(5), [("F32", "F32"), ("F32", "F32")], [False, False],
+                 [[0, 1, 2], [3, 4]], corrupt_index=kind)
+        p = run_cli(c.script, run, "--verify")
+        assert p.returncode != 0, f"--verify passed a run with bad {kind}"
+        assert needle in p.stderr, p.stderr
+
+
+def check_bad_manifest(c):
+    run = c.fresh_copy("bad-manifest")
+    path = os.path.join(run, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m["format"] = "something-else"
+    with open(path, "w") as f:
+        json.dump(m, f)
+    p = run_cli(c.script, run)
+    assert p.returncode != 0 and "fme-activations" in p.stderr, p.stderr
+    p = run_cli(c.script, os.path.join(c.tmp, "no-such-run"))
+    assert p.returncode != 0 and "manifest.json" in p.stderr, p.stderr
+
+
+def check_truncated_shard(c):
+    run = c.fresh_copy("truncated")
+    path = os.path.join(run, "shard-00000.safetensors")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size - 16)
+    try:
+        c.rs.load_shard(path)
+    except c.rs.ShardError as e:
+        assert "data_offsets" in str(e), e
+    else:
+        raise AssertionError("a truncated shard must be rejected")
+
+
+CHECKS = [check_rows_exact, check_bf16_is_float32, check_layer_subset, check_zero_copy_uncompressed,
+          check_zst_via_cli, check_summary_cli, check_verify_ok, check_verify_catches_corrupted_byte,
+          check_verify_catches_bad_indices, check_bad_manifest, check_truncated_shard]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    if shutil.which("zstd") is None:
+        print("FAIL: the zstd CLI is needed (apt-get install zstd)")
+        return 1
+    passed = failed = 0
+    with tempfile.TemporaryDirectory(prefix="fme_read_shards_") as tmp:
+        c = Ctx(os.path.abspath(sys.argv[1]), tmp)
+        for check in CHECKS:
+            try:
+                check(c)
+            except Exception:
+                failed += 1
+                print(f"FAIL {check.__name__}")
+                traceback.print_exc(file=sys.stdout)
+            else:
+                passed += 1
+                print(f"ok   {check.__name__}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
