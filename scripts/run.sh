@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a built-in default: installs, builds, makes the tiny Qwen2 preset with `fme init`, and runs
-# `fme forward` on the demo texts that ship with fme. Output lands in build/demo/.
+# `fme extract` over the ARC tasks that ship with fme (assets/arc-tasks, 2 augmented variants each), storing
+# the residual stream of every block. Output lands in build/demo/ (run directory: build/demo/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -9,6 +10,6 @@ FME="$BUILD_DIR/bin/fme"
 DEMO="$BUILD_DIR/demo"
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 "$FME" init --preset qwen2-tiny --out "$DEMO/model" --seed 0
-"$FME" forward --model "$DEMO/model" --texts assets/demo/texts.jsonl --out "$DEMO/activations.safetensors"
-"$FME" inspect "$DEMO/model" | head -n 3
-echo "main job done: $DEMO/activations.safetensors"
+"$FME" extract --model "$DEMO/model" --dataset assets/arc-tasks --augment 2 --out "$DEMO/run" --layers all
+/usr/bin/python3 examples/read_shards.py "$DEMO/run"
+echo "main job done: activations in $DEMO/run (read them with examples/read_shards.py)"

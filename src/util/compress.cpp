@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <memory>
+#include <vector>
 
 #include "util/error.h"
 
@@ -11,7 +12,21 @@ namespace fme {
 std::string zstd_decompress(std::string_view data, const std::string& what) {
   unsigned long long n = ZSTD_getFrameContentSize(data.data(), data.size());
   if (n == ZSTD_CONTENTSIZE_ERROR) throw FormatError(what + ": not a zstd frame");
-  if (n == ZSTD_CONTENTSIZE_UNKNOWN) throw FormatError(what + ": zstd frame without content size");
+  if (n == ZSTD_CONTENTSIZE_UNKNOWN) {  // streamed frames: decompress chunk by chunk
+    std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+    std::string out;
+    std::vector<char> buf(ZSTD_DStreamOutSize());
+    ZSTD_inBuffer in{data.data(), data.size(), 0};
+    size_t r = 1;
+    while (in.pos < in.size) {
+      ZSTD_outBuffer o{buf.data(), buf.size(), 0};
+      r = ZSTD_decompressStream(ctx.get(), &o, &in);
+      if (ZSTD_isError(r)) throw FormatError(what + ": zstd: " + ZSTD_getErrorName(r));
+      out.append(buf.data(), o.pos);
+    }
+    if (r != 0) throw FormatError(what + ": zstd: truncated frame");
+    return out;
+  }
   std::string out(static_cast<size_t>(n), '\0');
   size_t r = ZSTD_decompress(out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(r)) throw FormatError(what + ": zstd: " + ZSTD_getErrorName(r));
@@ -43,6 +58,9 @@ uint64_t zstd_compress_file(const std::string& src, const std::string& dst, int 
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> ctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
   ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_checksumFlag, 1);
+  in.seekg(0, std::ios::end);
+  ZSTD_CCtx_setPledgedSrcSize(ctx.get(), static_cast<unsigned long long>(in.tellg()));  // records the size
+  in.seekg(0, std::ios::beg);
   std::vector<char> ibuf(ZSTD_CStreamInSize()), obuf(ZSTD_CStreamOutSize());
   bool last = false;
   while (!last) {

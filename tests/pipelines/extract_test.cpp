@@ -1,0 +1,233 @@
+// `fme extract` end to end: activations equal an unpadded forward pass of each sample, exactly-once resume
+// after kill -9 at several points (byte-identical shards), refusal of unsafe restarts, and the numpy reader.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "models/loader.h"
+#include "models/tensor_io.h"
+#include "pipelines/model_dir.h"
+#include "tokenizer/tokenizer.h"
+#include "util/compress.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+const std::string kFme = std::string(FME_BINARY_DIR) + "/bin/fme";
+std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stdout);
+    (void)f;
+    f = std::freopen((log + ".err").c_str(), "w", stderr);
+    std::vector<char*> argv{const_cast<char*>(kFme.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(kFme.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_code(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run(const std::vector<std::string>& args, std::string* err = nullptr) {
+  const std::string log = (fs::temp_directory_path() / ("fme-x-" + std::to_string(getpid()) + ".log")).string();
+  int code = wait_code(spawn(args, log));
+  if (err) *err = read_file(log + ".err");
+  return code;
+}
+
+class Extract : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("fme-extract-" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    ASSERT_EQ(run({"init", "--preset", "qwen2-tiny", "--out", (root_ / "model").string(), "--seed", "1"}), 0);
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+  static std::string model() { return (root_ / "model").string(); }
+  static std::string path(const std::string& n) { return (root_ / n).string(); }
+  static fs::path root_;
+};
+fs::path Extract::root_;
+
+// The files of a run that must be identical between runs: shards, samples.jsonl, and the manifest's shard list.
+std::map<std::string, std::string> run_files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n == "manifest.json") {
+      Json m = read_json_file(e.path().string());
+      out[n] = m["shards"].dump() + m["totals"].dump() + m["complete"].dump();
+    } else {
+      out[n] = read_file(e.path().string());
+    }
+  }
+  return out;
+}
+
+TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverStored) {
+  const std::string texts = path("texts.jsonl");
+  write_file_atomic(texts,
+                    "{\"text\": \"Short one.\"}\n\n{\"text\": \"A somewhat longer document, so that batches need padding to "
+                    "line up with each other.\"}\n{\"text\": \"Middle-sized text here.\"}\n");
+  const std::string out = path("acts");
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", texts, "--out", out, "--dtype", "fp32", "--layers", "1,3",
+                 "--quiet"}),
+            0);
+  auto model_ = load_model(model(), at::kFloat);
+  Tokenizer tok = Tokenizer::from_file(model());
+  Json m = read_json_file(out + "/manifest.json");
+  ASSERT_EQ(m["complete"], true);
+  ASSERT_EQ(m["shards"].size(), 1u);
+  auto shard = read_safetensors(out + "/" + m["shards"][0]["file"].get<std::string>());
+  at::Tensor offsets = shard.at("sample_offsets"), index = shard.at("sample_index");
+  EXPECT_EQ(index.sizes(), (at::IntArrayRef{3}));
+  EXPECT_EQ(shard.count("resid_post.0"), 0u);
+  std::ifstream in(texts);
+  std::vector<std::string> docs;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) docs.push_back(Json::parse(line)["text"]);
+  for (int64_t j = 0; j < 3; ++j) {
+    std::vector<int32_t> ids = tok.encode(docs[index[j].item<int64_t>()]);
+    const int64_t a = offsets[j].item<int64_t>(), b = offsets[j + 1].item<int64_t>();
+    ASSERT_EQ(b - a, static_cast<int64_t>(ids.size())) << "sample " << j << " must store exactly its real tokens";
+    at::Tensor want_ids = at::tensor(std::vector<int64_t>(ids.begin(), ids.end())).view({1, -1});
+    EXPECT_TRUE(at::equal(shard.at("token_ids").slice(0, a, b).to(at::kLong), want_ids[0]));
+    std::map<std::string, at::Tensor> ref;
+    ForwardOptions fo;
+    fo.capture = [&](const std::string& n, const at::Tensor& x) { ref[n] = x[0].clone(); };
+    model_->forward(Batch{want_ids, at::ones_like(want_ids), {}}, fo);
+    for (const char* layer : {"resid_post.1", "resid_post.3"}) {
+      double err = (shard.at(layer).slice(0, a, b) - ref[layer]).abs().max().item<double>();
+      EXPECT_LE(err, 1e-5) << layer << " sample " << j;
+    }
+  }
+  // samples.jsonl has one line per sample, with its source line (blank line 2 skipped in the numbering).
+  std::ifstream sj(out + "/samples.jsonl");
+  std::vector<Json> recs;
+  for (std::string line; std::getline(sj, line);) recs.push_back(Json::parse(line));
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[1]["source"]["line"], 3);
+}
+
+TEST_F(Extract, KilledRunsResumeToByteIdenticalOutput) {
+  std::vector<std::string> args{"extract",        "--model",         model(),  "--dataset", shared("arc-agi/training"),
+                                "--max-samples",  "24",              "--augment", "2",      "--shard-size",
+                                "250000",         "--bucket-window", "6",      "--layers", "0,2", "--quiet"};
+  auto with_out = [&](const std::string& out, bool resume) {
+    auto a = args;
+    a.push_back("--out");
+    a.push_back(out);
+    if (resume) a.push_back("--resume");
+    return a;
+  };
+  const std::string ref = path("ref");
+  ASSERT_EQ(run(with_out(ref, false)), 0);
+  auto want = run_files(ref);
+  ASSERT_GE(want.size(), 6u) << "expected several shards";
+
+  int killed_mid_run = 0;
+  for (int delay_ms : {150, 400, 700, 1000, 1300, 1700}) {
+    const std::string out = path("kill-" + std::to_string(delay_ms));
+    pid_t pid = spawn(with_out(out, false), out + ".log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, SIGKILL);
+    if (wait_code(pid) == 128 + SIGKILL) ++killed_mid_run;
+    // Kill the resumed run once more, then finish it.
+    pid = spawn(with_out(out, true), out + ".log2");
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms / 2));
+    kill(pid, SIGKILL);
+    wait_code(pid);
+    std::string err;
+    ASSERT_EQ(run(with_out(out, true), &err), 0) << "delay " << delay_ms << ": " << err;
+    auto got = run_files(out);
+    EXPECT_EQ(got.size(), want.size()) << "delay " << delay_ms;
+    for (const auto& [name, bytes] : want) EXPECT_TRUE(got[name] == bytes) << name << " differs after kill at " << delay_ms << " ms";
+  }
+  EXPECT_GE(killed_mid_run, 2) << "the kills should land while the run is going";
+}
+
+TEST_F(Extract, RefusesUnsafeRestarts) {
+  const std::string out = path("refuse");
+  std::vector<std::string> base{"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples",
+                                "3",       "--quiet", "--out", out};
+  ASSERT_EQ(run(base), 0);
+  std::string err;
+  EXPECT_EQ(run(base, &err), 1);
+  EXPECT_NE(err.find("not empty"), std::string::npos) << err;
+  auto changed = base;
+  changed.insert(changed.end(), {"--resume", "--layers", "1"});
+  EXPECT_EQ(run(changed, &err), 1);
+  EXPECT_NE(err.find("different settings"), std::string::npos) << err;
+  EXPECT_NE(err.find("layers"), std::string::npos) << err;
+  auto same = base;
+  same.push_back("--resume");
+  EXPECT_EQ(run(same, &err), 0) << err;  // a finished run resumes to nothing
+}
+
+TEST_F(Extract, TruncationAndSkippingAreCountedAndMarked) {
+  const std::string out = path("trunc");
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/training"), "--max-samples", "6",
+                 "--max-seq-len", "1000", "--skip-longer", "3000", "--quiet", "--out", out}),
+            0);
+  Json m = read_json_file(out + "/manifest.json");
+  std::ifstream sj(out + "/samples.jsonl");
+  int truncated = 0, skipped = 0, lines = 0;
+  for (std::string line; std::getline(sj, line); ++lines) {
+    Json r = Json::parse(line);
+    if (r.contains("skipped")) {
+      ++skipped;
+      EXPECT_GT(r["original_tokens"].is_null() ? 0 : 1, -1);
+    } else {
+      EXPECT_LE(r["tokens"].get<int>(), 1000);
+      if (r["truncated"] == true) ++truncated;
+    }
+  }
+  EXPECT_EQ(lines, 6);
+  EXPECT_EQ(m["truncated"], truncated);
+  EXPECT_EQ(m["skipped"], skipped);
+  EXPECT_GT(truncated + skipped, 0) << "ARC prompts are longer than 1000 tokens";
+  EXPECT_EQ(m["totals"]["stored_samples"].get<int>(), 6 - skipped);
+}
+
+TEST_F(Extract, NumpyReaderLoadsARealCompressedRun) {
+  const std::string out = path("zst");
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "5",
+                 "--compress", "zstd", "--shard-size", "100000", "--out-dtype", "fp32", "--quiet", "--out", out}),
+            0);
+  const std::string script = std::string(FME_SOURCE_DIR) + "/examples/read_shards.py";
+  const std::string log = out + ".py.log";
+  int code = std::system(("/usr/bin/python3 " + script + " --verify " + out + " >" + log + " 2>&1").c_str());
+  EXPECT_EQ(code, 0) << read_file(log);
+  Json m = read_json_file(out + "/manifest.json");
+  EXPECT_NE(read_file(log).find(std::to_string(m["totals"]["tokens"].get<int64_t>())), std::string::npos) << read_file(log);
+  // And one shard decompresses to a valid safetensors with the documented tensors.
+  std::string raw = zstd_decompress(read_file(out + "/" + m["shards"][0]["file"].get<std::string>()), "shard");
+  write_file_atomic(out + ".raw.safetensors", raw);
+  auto t = read_safetensors(out + ".raw.safetensors");
+  for (const char* n : {"token_ids", "sample_index", "sample_offsets", "resid_post.0", "resid_post.3"}) EXPECT_EQ(t.count(n), 1u) << n;
+}
+
+}  // namespace
+}  // namespace fme
