@@ -2,12 +2,16 @@
 // builds the app and maps errors to exit codes: 0 success, 1 an error fme diagnosed, 2 bad usage.
 #include <c10/util/Exception.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "cli/command.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) would kill the process mid-write; ignored, the write fails with EFBIG and
+  // becomes an IoError with a clear message, and the run stays resumable.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fme: prepare transformer models and extract their activations"};
   app.set_version_flag("--version", std::string(FME_VERSION));
   app.require_subcommand(1);

@@ -231,3 +231,64 @@ TEST_F(Extract, NumpyReaderLoadsARealCompressedRun) {
 
 }  // namespace
 }  // namespace fme
+
+namespace fme {
+namespace {
+
+// The token ids of extracted ARC prompts equal those of the seed's prompts (arc24's code + HF tokenizers).
+TEST_F(Extract, ArcTokenIdsEqualTheSeedsPromptIds) {
+  std::ifstream in(shared("prompts/expected_prompts.jsonl"));
+  std::string tasks;
+  std::vector<std::vector<int32_t>> want;
+  for (std::string line; std::getline(in, line);) {
+    Json e = Json::parse(line);
+    if (e["hflip"] == true || e["rot90"] != 0 || e["test_index"] != 0) continue;
+    Json task = read_json_file(shared(e["task_file"].get<std::string>()));
+    if (task["test"].size() != 1) continue;  // one prompt per test input: keep tasks with exactly one
+    task["task_id"] = e["task_file"];
+    tasks += task.dump() + "\n";
+    want.push_back(e["qwen2_5_ids"].get<std::vector<int32_t>>());
+  }
+  ASSERT_GE(want.size(), 5u);
+  write_file_atomic(path("expected.jsonl"), tasks);
+  const std::string out = path("arc-ids");
+  std::string err;
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", path("expected.jsonl"), "--layers", "0", "--quiet", "--out", out}, &err), 0) << err;
+  Json m = read_json_file(out + "/manifest.json");
+  EXPECT_EQ(m["dataset"]["kind"], "arc-jsonl");
+  size_t seen = 0;
+  for (const auto& s : m["shards"]) {
+    auto shard = read_safetensors(out + "/" + s["file"].get<std::string>());
+    at::Tensor ids = shard.at("token_ids"), off = shard.at("sample_offsets"), idx = shard.at("sample_index");
+    for (int64_t j = 0; j < idx.size(0); ++j, ++seen) {
+      const auto& w = want.at(idx[j].item<int64_t>());
+      at::Tensor got = ids.slice(0, off[j].item<int64_t>(), off[j + 1].item<int64_t>());
+      ASSERT_EQ(got.size(0), static_cast<int64_t>(w.size())) << "sample " << idx[j].item<int64_t>();
+      EXPECT_TRUE(at::equal(got, at::tensor(w, at::kInt))) << "sample " << idx[j].item<int64_t>();
+    }
+  }
+  EXPECT_EQ(seen, want.size());
+}
+
+// A full disk (here: a file-size limit) is a clear error; the run stays consistent and resumes to the same bytes.
+TEST_F(Extract, FullDiskIsAClearErrorAndTheRunResumes) {
+  const std::string args = " extract --model " + model() + " --dataset " + shared("arc-agi/evaluation") +
+                           " --max-samples 8 --shard-size 300000 --layers 0,1 --quiet --out ";
+  const std::string ref = path("disk-ref"), out = path("disk");
+  ASSERT_EQ(std::system((kFme + args + ref + " >/dev/null").c_str()), 0);
+  const std::string log = path("disk.err");
+  int status = std::system(("bash -c 'ulimit -f 600; exec " + kFme + args + out + "' >/dev/null 2>" + log).c_str());
+  EXPECT_NE(status, 0);
+  const std::string err = read_file(log);
+  EXPECT_NE(err.find("write failed"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  Json m = read_json_file(out + "/manifest.json");  // still parses: written atomically
+  EXPECT_EQ(m["complete"], false);
+  ASSERT_EQ(std::system((kFme + args + out + " --resume >/dev/null").c_str()), 0);
+  auto want = run_files(ref), got = run_files(out);
+  EXPECT_EQ(got.size(), want.size());
+  for (const auto& [name, bytes] : want) EXPECT_TRUE(got[name] == bytes) << name;
+}
+
+}  // namespace
+}  // namespace fme
