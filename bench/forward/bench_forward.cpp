@@ -13,37 +13,14 @@
 #include <string>
 #include <thread>
 
+#include "models/flops.h"
+#include "models/gemm_peak.h"
 #include "models/init.h"
 #include "models/presets.h"
 
 namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// Best-of-reps GFLOP/s of an n x n x n matmul in `dtype`.
-double gemm_peak(at::ScalarType dtype, int64_t n = 2048, int reps = 5) {
-  c10::InferenceMode guard;
-  at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-  at::matmul(a, b);  // warm-up
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    double t0 = now();
-    at::Tensor c = at::matmul(a, b);
-    best = std::min(best, now() - t0);
-  }
-  return 2.0 * n * n * n / best / 1e9;
-}
-
-// Matmul FLOPs of one forward pass: 2 x (linear weights in the blocks) per token, plus attention
-// (QK^T and PV: 2 x 2 x hd x visible keys per head per token; causal: (T+1)/2 visible on average).
-double forward_flops(fme::Model& m, int64_t B, int64_t T) {
-  double linear = 0;
-  for (auto& [name, p] : m.named_parameters())
-    if (p.dim() == 2 && name.find("embed") == std::string::npos && name.find("lm_head") == std::string::npos) linear += p.numel();
-  const auto& c = std::get<fme::Qwen2Config>(m.config());
-  double attn_per_token = 4.0 * c.num_attention_heads * c.head_dim() * (T + 1) / 2.0 * c.num_hidden_layers;
-  return B * T * (2.0 * linear + attn_per_token);
-}
 
 }  // namespace
 
@@ -72,7 +49,7 @@ int main(int argc, char** argv) {
   }
   auto model = fme::create_model(p.config);
   fme::init_weights(*model, 0);
-  const double flops = forward_flops(*model, B, T);
+  const double flops = fme::forward_flops(p.config, B, T);
 
   at::Tensor ids = at::randint(0, model->vocab_size(), {B, T}, at::kLong);
   fme::Batch batch{ids, at::ones({B, T}, at::kLong), {}};
@@ -80,7 +57,7 @@ int main(int argc, char** argv) {
     if (which == "fp32" && dtype != at::kFloat) continue;
     if (which == "bf16" && dtype != at::kBFloat16) continue;
     model->to(dtype);
-    const double peak = gemm_peak(dtype);
+    const double peak = fme::measure_gemm_gflops(dtype);
     fme::ForwardOptions opts;
     model->forward(batch, opts);  // warm-up
     double best = 1e30;

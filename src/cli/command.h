@@ -11,6 +11,7 @@ void add_tokenize(CLI::App& app);
 void add_init(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_extract(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // --threads N on `cmd` (default: all cores; Debian's libtorch would use half), applied by apply_threads().
 void add_threads_option(CLI::App* cmd, int* threads);

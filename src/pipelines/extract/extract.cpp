@@ -114,7 +114,7 @@ struct Work {
 std::string ExtractSummary::to_json() const {
   Json j{{"samples", samples},   {"stored_samples", stored_samples}, {"tokens", tokens},
          {"seconds", seconds},   {"tokens_per_s", seconds > 0 ? tokens / seconds : 0.0},
-         {"forward_seconds", forward_seconds},
+         {"pipeline_seconds", pipeline_seconds}, {"forward_seconds", forward_seconds},
          {"shards", shards},     {"bytes", bytes},                   {"truncated", truncated},
          {"skipped", skipped}};
   return j.dump();
@@ -187,6 +187,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   std::map<std::string, size_t> capture_slot;
   for (size_t i = 0; i < layers.size(); ++i) capture_slot["resid_post." + std::to_string(layers[i])] = i;
 
+  const double t_pipeline = now();
   BoundedQueue<Work> to_compute(4);
   BoundedQueue<std::vector<SampleResult>> to_write(8);
   auto fail_all = [&](std::exception_ptr e) {
@@ -300,6 +301,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   reader.join();
   computer.join();
   if (error) std::rethrow_exception(error);
+  sum.pipeline_seconds = now() - t_pipeline;
   fill();
   sum.seconds = now() - t_start;
   progress.finish({sum.samples, total, sum.tokens, sum.shards, sum.bytes});

@@ -12,7 +12,9 @@ namespace fme {
 
 struct ExtractSummary {
   int64_t samples = 0, stored_samples = 0, tokens = 0, shards = 0, bytes = 0, truncated = 0, skipped = 0;
-  double seconds = 0, forward_seconds = 0;
+  double seconds = 0;           // whole run, model loading included
+  double pipeline_seconds = 0;  // from the first sample read to the last shard written
+  double forward_seconds = 0;   // inside the forward pass
   std::string to_json() const;  // one line
 };
 

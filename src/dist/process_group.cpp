@@ -1,0 +1,284 @@
+// Dist: c10d TCPStore rendezvous + ProcessGroupGloo collectives for the world and per mesh axis.
+// All c10d/Gloo types stay in this file (behind detail::DistImpl) so that users of process_group.h need
+// neither the Gloo headers nor USE_C10D_GLOO.
+#include "dist/process_group.h"
+
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <thread>
+#include <utility>
+
+#ifndef USE_C10D_GLOO
+#error "process_group.cpp must be compiled with USE_C10D_GLOO (see src/dist/CMakeLists.txt)"
+#endif
+
+namespace fme::dist {
+
+namespace {
+
+std::string seconds(std::chrono::milliseconds t) {
+  char buf[32];
+  if (t.count() % 1000 == 0)
+    std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(t.count() / 1000));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f s", t.count() / 1000.0);
+  return buf;
+}
+
+// c10::Error::what() carries a C++ backtrace in 1.13; users need only the message.
+std::string message_of(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr.rfind("127.", 0) == 0 || addr == "localhost" || addr == "::1";
+}
+
+// Gloo copies bytes for gather/broadcast but only knows some dtypes; move the others as same-width
+// integers (bit-exact).
+at::ScalarType bits_type(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return at::kShort;
+    case at::kBool: return at::kByte;
+    default: return t;
+  }
+}
+
+}  // namespace
+
+// One Gloo group: the process group plus its members (global ranks), for error messages.
+struct Group {
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::vector<int> ranks;
+  std::string name;  // "world" or the axis name
+};
+
+namespace detail {
+struct DistImpl {
+  // Declaration order is destruction order reversed: groups go before the store they rendezvoused on.
+  c10::intrusive_ptr<c10d::Store> store;
+  Group world;
+  std::map<std::string, Group> axes;  // only axes of size > 1 that are not the whole world
+  std::chrono::milliseconds timeout{};
+};
+}  // namespace detail
+
+Dist::Dist(int rank, int world, Mesh mesh) : rank_(rank), world_(world), mesh_(std::move(mesh)) {}
+Dist::~Dist() = default;
+
+std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, std::chrono::milliseconds timeout) {
+  return init(env, Mesh(), timeout);
+}
+
+std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std::chrono::milliseconds timeout) {
+  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
+    throw ConfigError("rank " + std::to_string(env.rank) + " is out of range for world size " +
+                      std::to_string(env.world_size));
+  // No mesh (no axes) means only the world group exists.
+  bool has_mesh = !mesh_in.axes().empty();
+  if (has_mesh && mesh_in.world_size() != env.world_size)
+    throw ConfigError("mesh " + mesh_in.to_string() + " has " + std::to_string(mesh_in.world_size()) +
+                      " processes but WORLD_SIZE is " + std::to_string(env.world_size));
+  std::shared_ptr<Dist> d(new Dist(env.rank, env.world_size, mesh_in));
+  if (env.world_size == 1) return d;  // single process: no store, no sockets
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  auto impl = std::make_unique<detail::DistImpl>();
+  impl->timeout = timeout;
+
+  // 1. The store. Rank 0 serves it; the others retry connecting until the timeout.
+  try {
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<std::uint16_t>(env.master_port);
+    opts.isServer = env.rank == 0;
+    opts.numWorkers = env.world_size;
+    opts.waitWorkers = false;  // we count arrivals ourselves to report how many came
+    opts.timeout = timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+  } catch (const std::exception& e) {
+    if (env.rank == 0)
+      throw DistError("rendezvous: rank 0 could not serve the store at " + where +
+                      " (is the port in use? set MASTER_PORT): " + message_of(e));
+    throw DistError("rendezvous: rank " + std::to_string(env.rank) + " could not reach rank 0 at " + where +
+                    " within " + seconds(timeout) + " (is rank 0 running with the same MASTER_ADDR/MASTER_PORT?): " +
+                    message_of(e));
+  }
+
+  // 2. Count everyone in, so that a missing peer is reported as such rather than as a Gloo timeout.
+  try {
+    const std::string key = "fme/rendezvous/arrived";
+    int64_t arrived = impl->store->add(key, 1);
+    while (arrived < env.world_size) {
+      if (std::chrono::steady_clock::now() - start >= timeout)
+        throw DistError("rendezvous: only " + std::to_string(arrived) + " of " + std::to_string(env.world_size) +
+                        " processes arrived at " + where + " within " + seconds(timeout));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      arrived = impl->store->add(key, 0);
+    }
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DistError("rendezvous at " + where + ": lost the store: " + message_of(e));
+  }
+
+  // 3. Gloo groups over the same store, each under its own prefix.
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  try {
+    std::shared_ptr<::gloo::transport::Device> device;
+    if (is_loopback(env.master_addr))
+      device = c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+    else if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+      device = c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+    else
+      device = c10d::ProcessGroupGloo::createDefaultDevice();
+    options->devices.push_back(device);
+    // Two threads per group: the work is small messages from one caller thread; the default is also 2.
+    options->threads = 2;
+  } catch (const std::exception& e) {
+    throw DistError("rendezvous: cannot create the Gloo network device: " + message_of(e));
+  }
+
+  auto connect = [&](const std::string& name, const std::string& prefix, int group_rank,
+                     std::vector<int> ranks) -> Group {
+    Group g;
+    g.name = name;
+    g.ranks = std::move(ranks);
+    try {
+      auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, impl->store);
+      g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, group_rank, static_cast<int>(g.ranks.size()), options);
+    } catch (const std::exception& e) {
+      std::string members;
+      for (int r : g.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
+      throw DistError("rendezvous: connecting group " + name + " (ranks " + members + ") failed within " +
+                      seconds(timeout) + ": " + message_of(e));
+    }
+    return g;
+  };
+
+  std::vector<int> all(env.world_size);
+  for (int r = 0; r < env.world_size; ++r) all[r] = r;
+  impl->world = connect("world", "fme/world/", env.rank, all);
+  for (const MeshAxis& a : d->mesh_.axes()) {
+    if (a.size == 1 || a.size == env.world_size) continue;  // no-op / same as the world group
+    int gi = d->mesh_.group_index(env.rank, a.name);
+    impl->axes.emplace(a.name, connect(a.name, "fme/axis/" + a.name + "/" + std::to_string(gi) + "/",
+                                       d->mesh_.coord(env.rank, a.name), d->mesh_.group_ranks(env.rank, a.name)));
+  }
+  d->impl_ = std::move(impl);
+
+  // 4. Nobody leaves init (rank 0 least, it serves the store) before every group is connected.
+  d->barrier();
+  return d;
+}
+
+int Dist::rank(const std::string& axis) const {
+  return axis.empty() ? rank_ : (mesh_.has_axis(axis) ? mesh_.coord(rank_, axis) : 0);
+}
+
+int Dist::size(const std::string& axis) const { return axis.empty() ? world_ : mesh_.axis_size(axis); }
+
+std::vector<int> Dist::group_ranks(const std::string& axis) const {
+  if (axis.empty()) {
+    std::vector<int> all(world_);
+    for (int r = 0; r < world_; ++r) all[r] = r;
+    return all;
+  }
+  if (!mesh_.has_axis(axis)) return {rank_};
+  return mesh_.group_ranks(rank_, axis);
+}
+
+namespace {
+
+// The group for `axis`, or null when the collective is a no-op (single member).
+const Group* find_group(const detail::DistImpl* impl, const Mesh& mesh, int world, const std::string& axis) {
+  if (!impl) return nullptr;
+  if (axis.empty() || mesh.axis_size(axis) == world) return world > 1 ? &impl->world : nullptr;
+  auto it = impl->axes.find(axis);
+  return it == impl->axes.end() ? nullptr : &it->second;
+}
+
+// Runs one collective and waits for it, turning c10d/Gloo errors into DistError naming the operation.
+template <typename F>
+void run(const Group& g, const char* op, F&& f) {
+  try {
+    auto work = f(*g.pg);
+    work->wait();
+  } catch (const std::exception& e) {
+    std::string members;
+    for (int r : g.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
+    throw DistError(std::string(op) + " over group " + g.name + " (ranks " + members + ") failed: " + message_of(e));
+  }
+}
+
+}  // namespace
+
+void Dist::all_reduce_sum(at::Tensor& t, const std::string& axis) {
+  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  if (!g) return;
+  // 16-bit floats are summed in fp32 (Gloo lacks bf16), everything else as is.
+  bool widen = t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+  at::Tensor buf = widen ? t.to(at::kFloat).contiguous() : t.contiguous();
+  std::vector<at::Tensor> tensors{buf};
+  run(*g, "all_reduce_sum", [&](c10d::ProcessGroupGloo& pg) {
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    return pg.allreduce(tensors, o);
+  });
+  if (!buf.is_same(t)) t.copy_(buf);
+}
+
+at::Tensor Dist::all_gather(const at::Tensor& shard, int64_t dim, const std::string& axis) {
+  int64_t nd = shard.dim();
+  int64_t d = dim < 0 ? dim + nd : dim;
+  if (d < 0 || d >= nd)
+    throw ShapeError("all_gather: dim " + std::to_string(dim) + " is out of range for a tensor of " +
+                     std::to_string(nd) + " dims");
+  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  if (!g) return shard;
+  at::Tensor in = shard.contiguous();
+  at::ScalarType bits = bits_type(in.scalar_type());
+  if (bits != in.scalar_type()) in = in.view(bits);
+  std::vector<at::Tensor> inputs{in};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (size_t i = 0; i < g->ranks.size(); ++i) outputs[0].push_back(at::empty_like(in));
+  run(*g, "all_gather", [&](c10d::ProcessGroupGloo& pg) { return pg.allgather(outputs, inputs); });
+  at::Tensor full = at::cat(outputs[0], d);
+  return bits != shard.scalar_type() ? full.view(shard.scalar_type()) : full;
+}
+
+void Dist::broadcast(at::Tensor& t, int root, const std::string& axis) {
+  int n = size(axis);
+  if (root < 0 || root >= n)
+    throw ConfigError("broadcast: root " + std::to_string(root) + " is outside group " +
+                      (axis.empty() ? std::string("world") : axis) + " of size " + std::to_string(n));
+  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  if (!g) return;
+  at::Tensor buf = t.contiguous();
+  at::ScalarType bits = bits_type(buf.scalar_type());
+  std::vector<at::Tensor> tensors{bits != buf.scalar_type() ? buf.view(bits) : buf};
+  run(*g, "broadcast", [&](c10d::ProcessGroupGloo& pg) {
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    o.rootTensor = 0;
+    return pg.broadcast(tensors, o);
+  });
+  if (!buf.is_same(t)) t.copy_(buf);
+}
+
+void Dist::barrier(const std::string& axis) {
+  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  if (!g) return;
+  run(*g, "barrier", [&](c10d::ProcessGroupGloo& pg) { return pg.barrier(); });
+}
+
+}  // namespace fme::dist

@@ -1,0 +1,58 @@
+// Adam / AdamW update as fused in-place ATen ops over cache-sized pieces (see adam.h for the math).
+#include "optim/adam.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace fme {
+
+void validate(const AdamOptions& o) {
+  if (!o.schedule) require_hyper(o.lr > 0, "lr", o.lr, "> 0");
+  require_hyper(o.beta1 >= 0 && o.beta1 < 1, "beta1", o.beta1, "in [0, 1)");
+  require_hyper(o.beta2 >= 0 && o.beta2 < 1, "beta2", o.beta2, "in [0, 1)");
+  require_hyper(o.eps > 0, "eps", o.eps, "> 0");
+  require_hyper(o.weight_decay >= 0, "weight_decay", o.weight_decay, ">= 0");
+}
+
+namespace {
+AdamOptions validated(AdamOptions o) {
+  validate(o);
+  return o;
+}
+}  // namespace
+
+Adam::Adam(std::vector<OptParam> params, AdamOptions options)
+    : ParamOptimizer(std::move(params),
+                     options.schedule ? options.schedule : constant_schedule(validated(options).lr)),
+      options_(validated(std::move(options))) {
+  allocate_state({"exp_avg", "exp_avg_sq"}, /*with_step=*/true);
+}
+
+void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr) {
+  const AdamOptions& o = options_;
+  const int64_t t = ++param_step(k);
+  // Same scalar expressions as torch's adam/adamw so the results agree to rounding.
+  const double bias_correction1 = 1 - std::pow(o.beta1, static_cast<double>(t));
+  const double bias_correction2 = 1 - std::pow(o.beta2, static_cast<double>(t));
+  const double step_size = lr / bias_correction1;
+  const double sqrt_bc2 = std::sqrt(bias_correction2);
+  const double l2 = o.decoupled_weight_decay ? 0.0 : o.weight_decay;
+  const double decay = o.decoupled_weight_decay && o.weight_decay != 0 ? 1 - lr * o.weight_decay : 1.0;
+  const at::Tensor& exp_avg_all = flat_state(k, 0);     // [numel] fp32
+  const at::Tensor& exp_avg_sq_all = flat_state(k, 1);  // [numel] fp32
+  for_each_chunk(k, grad, [&](const at::Tensor& p, const at::Tensor& g_in, int64_t off, int64_t n) {
+    at::Tensor exp_avg = exp_avg_all.narrow(0, off, n);        // [n]
+    at::Tensor exp_avg_sq = exp_avg_sq_all.narrow(0, off, n);  // [n]
+    if (decay != 1.0) p.mul_(decay);
+    const at::Tensor g = effective_grad(g_in, grad_scale, p, l2);  // [n] fp32
+    exp_avg.lerp_(g, 1 - o.beta1);
+    exp_avg_sq.mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+    at::Tensor denom = scratch(kScratchTmp, n);  // [n]: sqrt(v) / sqrt(bc2) + eps
+    at::sqrt_out(denom, exp_avg_sq);
+    denom.div_(sqrt_bc2).add_(o.eps);
+    p.addcdiv_(exp_avg, denom, -step_size);
+  });
+}
+
+}  // namespace fme

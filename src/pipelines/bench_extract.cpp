@@ -1,0 +1,152 @@
+#include "pipelines/bench_extract.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "models/flops.h"
+#include "models/gemm_peak.h"
+#include "models/init.h"
+#include "models/loader.h"
+#include "models/presets.h"
+#include "pipelines/extract/extract.h"
+#include "pipelines/model_dir.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Runs the PyTorch eager peer; returns its tokens/s or a negative number if it could not run.
+double peer_tokens_per_s(const std::string& script, const std::string& config_dir, const BenchExtractOptions& o,
+                         bool bf16, int threads) {
+  if (script.empty() || !fs::exists(script)) return -1;
+  const std::string cmd = "/usr/bin/python3 " + script + " --bench " + config_dir + " --batch " + std::to_string(o.batch) +
+                          " --seq " + std::to_string(o.seq) + " --layers 24 --reps 3 --threads " + std::to_string(threads) +
+                          (bf16 ? " --bf16" : "") + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  if (pclose(p) != 0) return -1;
+  try {
+    return Json::parse(out.substr(out.find('{'))).at("tokens_per_s").get<double>();
+  } catch (...) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+int run_bench_extract(const BenchExtractOptions& o) {
+  const int threads = o.threads > 0 ? o.threads : at::get_num_threads();
+  const Preset& preset = find_preset(o.preset);
+  const auto* qcfg = std::get_if<Qwen2Config>(&preset.config);
+  if (!qcfg) throw ConfigError("bench extract: preset '" + o.preset + "' is not a Qwen2 model");
+  const fs::path work = o.work_dir.empty() ? fs::temp_directory_path() / ("fme-bench-extract-" + std::to_string(getpid()))
+                                           : fs::path(o.work_dir);
+  fs::remove_all(work);
+  fs::create_directories(work);
+
+  // The model (random weights, stored bf16 to halve the write) and a dataset of exactly batch*batches samples
+  // of seq random tokens, so every batch is batch x seq with no padding — the seed's configuration.
+  {
+    auto model = create_model(preset.config);
+    init_weights(*model, 0);
+    write_model_dir(*model, (work / "model").string(), at::kBFloat16, "");
+  }
+  {
+    std::mt19937_64 rng(1);
+    std::string lines;
+    for (int64_t s = 0; s < o.batch * o.batches; ++s) {
+      lines += "{\"input_ids\":[";
+      for (int64_t t = 0; t < o.seq; ++t) lines += (t ? "," : "") + std::to_string(rng() % qcfg->vocab_size);
+      lines += "]}\n";
+    }
+    write_file_atomic((work / "tokens.jsonl").string(), lines);
+  }
+  std::string peer = o.peer;
+  if (peer.empty()) peer = (fs::path(FME_SOURCE_DIR) / "../shared/tools/torch_qwen2.py").lexically_normal().string();
+
+  for (std::string dtype : {std::string("fp32"), std::string("bf16")}) {
+    if (o.dtypes.find(dtype) == std::string::npos) continue;
+    const at::ScalarType st = dtype == "fp32" ? at::kFloat : at::kBFloat16;
+    const double peak = measure_gemm_gflops(st);
+
+    ExtractOptions e;
+    e.model_dir = (work / "model").string();
+    e.dataset = (work / "tokens.jsonl").string();
+    e.out = (work / ("run-" + dtype)).string();
+    e.layers = o.layers;
+    e.dtype = dtype;
+    e.batch_size = o.batch;
+    e.bucket_window = o.batch;  // batches of consecutive samples, as the seed
+    e.quiet = true;
+    fs::remove_all(e.out);
+    ExtractSummary s = run_extract(e);
+
+    // The same batches through the forward pass alone (stopping after the deepest requested block).
+    auto model = load_model(e.model_dir, st);
+    const int64_t last = parse_layers(o.layers, model->num_layers()).back();
+    std::mt19937_64 rng(1);
+    double forward_only = 0;
+    for (int64_t b = 0; b < o.batches; ++b) {
+      at::Tensor ids = at::empty({o.batch, o.seq}, at::kLong);
+      auto acc = ids.accessor<int64_t, 2>();
+      for (int64_t i = 0; i < o.batch; ++i)
+        for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % qcfg->vocab_size);
+      ForwardOptions fo;
+      fo.last_block = last;
+      fo.final_norm = false;
+      const double t0 = now();
+      model->forward(Batch{ids, at::ones_like(ids), {}}, fo);
+      forward_only += now() - t0;
+    }
+    const double flops = forward_flops(preset.config, o.batch, o.seq, last) * o.batches;
+    const double peer_tps = peer_tokens_per_s(peer, e.model_dir, o, st == at::kBFloat16, threads);
+    Json j{{"bench", "extract"},
+           {"preset", o.preset},
+           {"dtype", dtype},
+           {"batch", o.batch},
+           {"seq", o.seq},
+           {"batches", o.batches},
+           {"layers", o.layers},
+           {"threads", threads},
+           {"tokens", s.tokens},
+           {"seconds_total_with_model_load", s.seconds},
+           {"seconds_end_to_end", s.pipeline_seconds},
+           {"seconds_forward_in_pipeline", s.forward_seconds},
+           {"seconds_forward_only", forward_only},
+           {"end_to_end_over_forward_only", s.pipeline_seconds / forward_only},
+           {"tokens_per_s", s.tokens / s.pipeline_seconds},
+           {"samples_per_s", s.stored_samples / s.pipeline_seconds},
+           {"effective_gflops", flops / s.pipeline_seconds / 1e9},
+           {"gemm_peak_gflops", peak},
+           {"fraction_of_gemm_peak", flops / s.pipeline_seconds / 1e9 / peak},
+           {"bytes_written", s.bytes}};
+    if (peer_tps > 0) {
+      j["pytorch_eager_tokens_per_s"] = peer_tps;
+      j["speedup_vs_pytorch_eager"] = (s.tokens / s.pipeline_seconds) / peer_tps;
+    } else {
+      j["pytorch_eager_tokens_per_s"] = nullptr;  // peer not found or failed: reported, not hidden
+    }
+    std::cout << j.dump() << std::endl;
+  }
+  fs::remove_all(work);
+  return 0;
+}
+
+}  // namespace fme

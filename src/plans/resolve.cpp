@@ -1,0 +1,388 @@
+// Resolution of plans into a PlanTable: one traversal of the module list per plan to find each module's
+// first matching rule, then the plan's matches applied as one batch to plain parameter descriptions.
+// Checks every invariant the torch layer relies on (types, shapes, even splits) so applying the table
+// can never fail halfway through a model.
+#include "plans/resolve.h"
+
+#include <unordered_set>
+
+#include "plans/glob.h"
+#include "util/error.h"
+
+namespace fme::plans {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// "plan 'tp' line 3: colwise(tp)": the prefix of every message about one rule.
+std::string rule_ctx(const Plan& plan, const Rule& rule) {
+  return "plan '" + plan.name + "' line " + std::to_string(rule.line) + ": " + rule.transform.to_string();
+}
+
+ParamRow* find_param(ModuleRow& row, const std::string& local_name) {
+  for (auto& p : row.params)
+    if (p.local_name == local_name) return &p;
+  return nullptr;
+}
+
+// Applies one rule to one module. `ctx` is rule_ctx(); `mesh` is already checked to have the axis.
+class Applier {
+ public:
+  Applier(const Plan& plan, const Rule& rule, const Mesh& mesh) : plan_(plan), rule_(rule), mesh_(mesh), ctx_(rule_ctx(plan, rule)) {}
+
+  void apply(ModuleRow& row) {
+    const Transform& t = rule_.transform;
+    switch (t.kind) {
+      case TransformKind::Colwise:
+      case TransformKind::Rowwise: shard(row); break;
+      case TransformKind::Lora: lora(row); break;
+      case TransformKind::Freeze:
+      case TransformKind::Unfreeze:
+        for (auto& p : row.params) p.trainable = t.kind == TransformKind::Unfreeze;
+        break;
+      case TransformKind::Cast:
+        for (auto& p : row.params) p.dtype = t.dtype;
+        break;
+    }
+  }
+
+ private:
+  [[noreturn]] void wrong_type(const ModuleRow& row, const char* applies_to) const {
+    throw ConfigError(ctx_ + " matched '" + row.path + "', a " + row.type + "; " +
+                      transform_name(rule_.transform.kind) + " applies to " + applies_to);
+  }
+
+  // The module's 2-D weight; ShapeError if it is missing or of another rank.
+  ParamRow& weight(ModuleRow& row, const char* dims) const {
+    ParamRow* w = find_param(row, "weight");
+    if (!w)
+      throw ShapeError(ctx_ + " matched '" + row.path + "', a " + row.type + " without a 'weight' parameter; expected " + dims);
+    if (w->global_shape.size() != 2)
+      throw ShapeError(ctx_ + " matched '" + row.path + "': parameter '" + w->name + "' has shape " +
+                       shape_str(w->global_shape) + "; a " + row.type + " weight must be 2-D " + dims);
+    return *w;
+  }
+
+  // A Linear's bias, checked against the weight's out features (nullptr if the module has none).
+  ParamRow* bias(ModuleRow& row, int64_t out) const {
+    ParamRow* b = find_param(row, "bias");
+    if (b && (b->global_shape.size() != 1 || b->global_shape[0] != out))
+      throw ShapeError(ctx_ + " matched '" + row.path + "': parameter '" + b->name + "' has shape " +
+                       shape_str(b->global_shape) + ", expected [" + std::to_string(out) + "] to match the weight");
+    return b;
+  }
+
+  // Marks dim `dim` of `p` as sharded over the rule's axis, after checking the split is even.
+  void shard_dim(const ModuleRow& row, ParamRow& p, size_t dim) const {
+    const std::string& axis = rule_.transform.axis;
+    int64_t n = mesh_.size(axis);
+    if (p.global_shape[dim] % n != 0)
+      throw ShapeError(ctx_ + " on '" + row.path + "': parameter '" + p.name + "' dim " + std::to_string(dim) +
+                       " has size " + std::to_string(p.global_shape[dim]) + ", which mesh axis '" + axis +
+                       "' of size " + std::to_string(n) + " does not divide");
+    p.spec.dims[dim] = axis;
+  }
+
+  void shard(ModuleRow& row) {
+    const Transform& t = rule_.transform;
+    bool col = t.kind == TransformKind::Colwise;
+    if (row.type != "Linear" && row.type != "Embedding") wrong_type(row, "Linear and Embedding");
+    if (row.sharding != Sharding::None) {
+      // Name the earlier rule so the user sees which two plans collide.
+      std::string earlier;
+      for (const auto& m : row.matches)
+        if (m && (m->transform.kind == TransformKind::Colwise || m->transform.kind == TransformKind::Rowwise))
+          earlier = "plan '" + m->plan + "' line " + std::to_string(m->line) + " (" + m->transform.to_string() + ")";
+      throw ConfigError(ctx_ + " matched '" + row.path + "', which " + earlier +
+                        " already shards; a module can be sharded by one plan only");
+    }
+    if (row.type == "Embedding") {
+      // Embedding weight [num, dim]: colwise splits the hidden dim, rowwise the vocabulary.
+      ParamRow& w = weight(row, "[num_embeddings, embedding_dim]");
+      shard_dim(row, w, col ? 1 : 0);
+    } else {
+      // Linear weight [out, in]: colwise splits out (and so the bias), rowwise splits in and keeps the
+      // bias whole, since it is added once after the all-reduce of the partial outputs.
+      ParamRow& w = weight(row, "[out_features, in_features]");
+      ParamRow* b = bias(row, w.global_shape[0]);
+      shard_dim(row, w, col ? 0 : 1);
+      if (col && b) shard_dim(row, *b, 0);
+      // LoRA added by an earlier plan follows the weight: B [out, r] splits like a colwise weight,
+      // A [r, in] like a rowwise one, so B·A has the weight's sharding.
+      if (col) {
+        if (ParamRow* lb = find_param(row, "lora_B"); lb && lb->added_by_lora) shard_dim(row, *lb, 0);
+      } else {
+        if (ParamRow* la = find_param(row, "lora_A"); la && la->added_by_lora) shard_dim(row, *la, 1);
+      }
+    }
+    row.sharding = col ? Sharding::Colwise : Sharding::Rowwise;
+    row.shard_axis = t.axis;
+  }
+
+  void lora(ModuleRow& row) {
+    const Transform& t = rule_.transform;
+    if (row.type != "Linear") wrong_type(row, "Linear");
+    if (row.lora_r)
+      throw ConfigError(ctx_ + " matched '" + row.path + "', which already has LoRA (r=" + std::to_string(*row.lora_r) +
+                        ") from an earlier plan; a module can get one LoRA adapter");
+    for (const char* n : {"lora_A", "lora_B"})
+      if (find_param(row, n))
+        throw ConfigError(ctx_ + " matched '" + row.path + "', which already has a parameter named '" + n + "'");
+    ParamRow& w = weight(row, "[out_features, in_features]");
+    int64_t out = w.global_shape[0], in = w.global_shape[1];
+    bias(row, out);
+    for (auto& p : row.params) p.trainable = false;  // the base stays frozen; only A and B train
+
+    ParamRow a, b;
+    a.name = row.path + ".lora_A";
+    a.local_name = "lora_A";
+    a.global_shape = {t.r, in};  // A [r, in]
+    b.name = row.path + ".lora_B";
+    b.local_name = "lora_B";
+    b.global_shape = {out, t.r};  // B [out, r]
+    for (ParamRow* p : {&a, &b}) {
+      p->spec.dims.assign(2, std::nullopt);
+      p->dtype = w.dtype;
+      p->trainable = true;
+      p->added_by_lora = true;
+    }
+    // On a sharded base, follow the weight (see shard()).
+    if (row.sharding == Sharding::Colwise) b.spec.dims[0] = row.shard_axis;
+    if (row.sharding == Sharding::Rowwise) a.spec.dims[1] = row.shard_axis;
+    row.params.push_back(std::move(a));
+    row.params.push_back(std::move(b));
+    row.lora_r = t.r;
+    row.lora_alpha = t.alpha;
+  }
+
+  const Plan& plan_;
+  const Rule& rule_;
+  const Mesh& mesh_;
+  std::string ctx_;
+};
+
+}  // namespace
+
+// ---- Mesh ------------------------------------------------------------------------------------------
+
+Mesh Mesh::parse(const std::string& text) {
+  Mesh m;
+  size_t start = 0;
+  auto trim = [](std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    return s.substr(i);
+  };
+  if (trim(text).empty()) return m;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = trim(text.substr(start, comma - start));
+    start = comma + 1;
+    size_t sep = item.find_first_of("=:");
+    if (sep == std::string::npos)
+      throw ConfigError("mesh '" + text + "': expected 'axis=size' items separated by ',', found '" + item + "'");
+    std::string name = trim(item.substr(0, sep)), size = trim(item.substr(sep + 1));
+    bool digits = !size.empty() && size.size() <= 12;
+    for (char c : size) digits = digits && c >= '0' && c <= '9';
+    if (!digits) throw ConfigError("mesh '" + text + "': size of axis '" + name + "' must be a positive integer, found '" + size + "'");
+    m.axes.push_back({name, std::stoll(size)});
+  }
+  try {
+    m.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError("mesh '" + text + "': " + e.what());
+  }
+  return m;
+}
+
+void Mesh::validate() const {
+  std::unordered_set<std::string> seen;
+  for (const auto& a : axes) {
+    if (a.name.empty()) throw ConfigError("mesh axis with an empty name");
+    for (char c : a.name)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        throw ConfigError("bad mesh axis name '" + a.name + "': expected letters, digits or '_'");
+    if (a.size < 1) throw ConfigError("mesh axis '" + a.name + "' has size " + std::to_string(a.size) + ", expected >= 1");
+    if (!seen.insert(a.name).second) throw ConfigError("mesh axis '" + a.name + "' appears twice");
+  }
+}
+
+int Mesh::index(const std::string& axis) const {
+  for (size_t i = 0; i < axes.size(); ++i)
+    if (axes[i].name == axis) return int(i);
+  return -1;
+}
+
+bool Mesh::has(const std::string& axis) const { return index(axis) >= 0; }
+
+int64_t Mesh::size(const std::string& axis) const {
+  int i = index(axis);
+  if (i < 0) throw ConfigError("mesh has no axis '" + axis + "'; its axes: " + to_string());
+  return axes[size_t(i)].size;
+}
+
+int64_t Mesh::num_ranks() const {
+  int64_t n = 1;
+  for (const auto& a : axes) n *= a.size;
+  return n;
+}
+
+std::vector<int64_t> Mesh::coords(int64_t rank) const {
+  if (rank < 0 || rank >= num_ranks())
+    throw ConfigError("rank " + std::to_string(rank) + " is outside the mesh " + to_string() + " of " +
+                      std::to_string(num_ranks()) + " ranks");
+  std::vector<int64_t> c(axes.size());
+  for (size_t i = axes.size(); i-- > 0;) {  // last axis fastest
+    c[i] = rank % axes[i].size;
+    rank /= axes[i].size;
+  }
+  return c;
+}
+
+std::string Mesh::to_string() const {
+  if (axes.empty()) return "(no axes)";
+  std::string s;
+  for (const auto& a : axes) s += (s.empty() ? "" : ", ") + a.name + "=" + std::to_string(a.size);
+  return s;
+}
+
+// ---- PartitionSpec, rows, table --------------------------------------------------------------------
+
+bool PartitionSpec::replicated() const {
+  for (const auto& d : dims)
+    if (d) return false;
+  return true;
+}
+
+std::string PartitionSpec::to_string() const {
+  std::string s = "P(";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + (dims[i] ? "'" + *dims[i] + "'" : std::string("None"));
+  return s + ")";
+}
+
+int64_t ParamRow::shard_offset(size_t dim, const Mesh& mesh, int64_t rank) const {
+  if (dim >= spec.dims.size())
+    throw ConfigError("parameter '" + name + "' has " + std::to_string(spec.dims.size()) + " dims; no dim " + std::to_string(dim));
+  if (!spec.dims[dim]) return 0;
+  int axis = mesh.index(*spec.dims[dim]);
+  if (axis < 0) mesh.size(*spec.dims[dim]);  // throws, naming the axis and the mesh's axes
+  return mesh.coords(rank)[size_t(axis)] * local_shape[dim];
+}
+
+bool ModuleRow::transformed() const {
+  for (const auto& m : matches)
+    if (m) return true;
+  return false;
+}
+
+const ParamRow* ModuleRow::param(const std::string& local_name) const {
+  for (const auto& p : params)
+    if (p.local_name == local_name) return &p;
+  return nullptr;
+}
+
+const ModuleRow* PlanTable::find(const std::string& path) const {
+  auto it = by_path.find(path);
+  return it == by_path.end() ? nullptr : &modules[it->second];
+}
+
+std::vector<const ParamRow*> PlanTable::all_params() const {
+  std::vector<const ParamRow*> out;
+  for (const auto& m : modules)
+    for (const auto& p : m.params) out.push_back(&p);
+  return out;
+}
+
+// ---- resolve ---------------------------------------------------------------------------------------
+
+PlanTable resolve(const std::vector<ModuleDesc>& modules, const std::vector<Plan>& plans, const Mesh& mesh) {
+  mesh.validate();
+  PlanTable table;
+  table.mesh = mesh;
+
+  // Check the plans against the mesh first, so a typo in an axis is reported even if its rule would
+  // match nothing in this model.
+  std::unordered_set<std::string> plan_names;
+  for (const auto& plan : plans) {
+    if (!plan_names.insert(plan.name).second)
+      throw ConfigError("plan '" + plan.name + "' (" + plan.source + ") is defined twice; plan names must be unique");
+    table.plan_names.push_back(plan.name);
+    for (const auto& rule : plan.rules) {
+      const Transform& t = rule.transform;
+      if ((t.kind == TransformKind::Colwise || t.kind == TransformKind::Rowwise) && !mesh.has(t.axis))
+        throw ConfigError(rule_ctx(plan, rule) + " names mesh axis '" + t.axis + "', but the mesh has " +
+                          (mesh.axes.empty() ? std::string("no axes") : "axes: " + mesh.to_string()));
+    }
+  }
+
+  table.modules.reserve(modules.size());
+  table.by_path.reserve(modules.size());
+  for (const auto& m : modules) {
+    if (!table.by_path.emplace(m.path, table.modules.size()).second)
+      throw ConfigError("module path '" + m.path + "' appears twice in the module list");
+    ModuleRow row;
+    row.path = m.path;
+    row.type = m.type;
+    row.matches.resize(plans.size());
+    std::unordered_set<std::string> names;
+    for (const auto& p : m.params) {
+      if (!names.insert(p.name).second)
+        throw ConfigError("module '" + m.path + "' lists parameter '" + p.name + "' twice");
+      ParamRow r;
+      r.name = m.path.empty() ? p.name : m.path + "." + p.name;
+      r.local_name = p.name;
+      r.spec.dims.assign(p.shape.size(), std::nullopt);
+      r.global_shape = p.shape;
+      r.dtype = p.dtype;
+      r.trainable = p.trainable;
+      row.params.push_back(std::move(r));
+    }
+    table.modules.push_back(std::move(row));
+  }
+
+  for (size_t pi = 0; pi < plans.size(); ++pi) {
+    const Plan& plan = plans[pi];
+    // One traversal: each module's first matching rule. Only paths are compared, and paths never change,
+    // so matching does not depend on earlier batches; applying does, and sees their results.
+    std::vector<std::pair<size_t, size_t>> batch;  // (module index, rule index)
+    std::vector<size_t> hits(plan.rules.size(), 0);
+    for (size_t mi = 0; mi < table.modules.size(); ++mi) {
+      const std::string& path = table.modules[mi].path;
+      for (size_t ri = 0; ri < plan.rules.size(); ++ri) {
+        if (glob_match(plan.rules[ri].pattern, path)) {
+          batch.emplace_back(mi, ri);
+          ++hits[ri];
+          break;
+        }
+      }
+    }
+    for (const auto& [mi, ri] : batch) {
+      const Rule& rule = plan.rules[ri];
+      ModuleRow& row = table.modules[mi];
+      Applier(plan, rule, mesh).apply(row);
+      row.matches[pi] = Match{plan.name, rule.pattern, rule.line, rule.transform};
+    }
+    for (size_t ri = 0; ri < plan.rules.size(); ++ri)
+      if (hits[ri] == 0)
+        table.unmatched.push_back("plan '" + plan.name + "' line " + std::to_string(plan.rules[ri].line) + ": pattern '" +
+                                  plan.rules[ri].pattern + "' matched no module");
+  }
+
+  // Local shapes last: every sharded dim was checked to divide evenly when it was sharded.
+  for (auto& row : table.modules)
+    for (auto& p : row.params) {
+      p.local_shape = p.global_shape;
+      for (size_t d = 0; d < p.spec.dims.size(); ++d)
+        if (p.spec.dims[d]) p.local_shape[d] /= mesh.size(*p.spec.dims[d]);
+    }
+  return table;
+}
+
+}  // namespace fme::plans

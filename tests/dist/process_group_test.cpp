@@ -1,0 +1,219 @@
+// Tests of Dist: single-process no-ops in-process, and real collectives across 2 and 4 processes by
+// exec'ing dist_worker (see worker.cpp) with torchrun-style env vars on 127.0.0.1 and a free port.
+// Every multi-process run has a deadline after which the workers are killed, so no test can hang.
+#include <gtest/gtest.h>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/full.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "dist/process_group.h"
+
+namespace fme::dist {
+namespace {
+
+// A port that was free a moment ago: bind 127.0.0.1:0 and read what the kernel chose.
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct WorkerResult {
+  int rank = 0;
+  int status = -1;  // exit code, or -1 if killed / signalled
+  std::string output;
+};
+
+struct RunResult {
+  std::vector<WorkerResult> workers;
+  double seconds = 0;
+  int port = 0;
+};
+
+// Starts dist_worker SCENARIO for each rank in `ranks` of a world of `world`, waits at most deadline_s.
+RunResult run_workers(const std::string& scenario, int world, const std::vector<int>& ranks, int timeout_ms,
+                      const std::string& mesh = "", int deadline_s = 90) {
+  RunResult res;
+  res.port = free_port();
+  auto start = std::chrono::steady_clock::now();
+  std::vector<pid_t> pids;
+  std::vector<std::string> logs;
+  for (int rank : ranks) {
+    char tmpl[] = "/tmp/fme_dist_worker_XXXXXX";
+    int log = mkstemp(tmpl);
+    logs.push_back(tmpl);
+    pid_t pid = fork();
+    if (pid == 0) {
+      // Child: only async-signal-safe work before exec (the parent may have threads).
+      dup2(log, 1);
+      dup2(log, 2);
+      for (const char* v : {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
+                            "GLOO_SOCKET_IFNAME"})
+        unsetenv(v);
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(res.port).c_str(), 1);
+      setenv("OMP_NUM_THREADS", "1", 1);  // 4 workers share 2 cores
+      std::string t = std::to_string(timeout_ms);
+      execl(FME_DIST_WORKER, FME_DIST_WORKER, scenario.c_str(), t.c_str(), mesh.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(log);
+    pids.push_back(pid);
+  }
+  std::vector<int> status(pids.size(), -1);
+  std::vector<bool> done(pids.size(), false);
+  size_t left = pids.size();
+  while (left > 0) {
+    for (size_t i = 0; i < pids.size(); ++i) {
+      if (done[i]) continue;
+      int st = 0;
+      if (waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+        done[i] = true;
+        --left;
+        status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      }
+    }
+    if (left > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(deadline_s)) {
+      for (size_t i = 0; i < pids.size(); ++i)
+        if (!done[i]) {
+          kill(pids[i], SIGKILL);
+          waitpid(pids[i], nullptr, 0);
+          done[i] = true;
+        }
+      left = 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (size_t i = 0; i < pids.size(); ++i) {
+    std::ifstream in(logs[i]);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    unlink(logs[i].c_str());
+    res.workers.push_back({ranks[i], status[i], ss.str()});
+  }
+  return res;
+}
+
+std::vector<int> all_ranks(int n) {
+  std::vector<int> r(n);
+  for (int i = 0; i < n; ++i) r[i] = i;
+  return r;
+}
+
+void expect_all_ok(const RunResult& res) {
+  for (const auto& w : res.workers)
+    EXPECT_EQ(w.status, 0) << "rank " << w.rank << " output:\n" << w.output;
+}
+
+TEST(Dist, SingleProcessIsNoOpWithoutNetwork) {
+  LaunchEnv env;  // rank 0 of 1
+  // A port nobody serves: a single process must not touch it.
+  env.master_port = 1;
+  auto d = Dist::init(env, Mesh::parse("tp=1", 1), std::chrono::milliseconds(100));
+  EXPECT_EQ(d->rank(), 0);
+  EXPECT_EQ(d->world(), 1);
+  EXPECT_EQ(d->size("tp"), 1);
+  EXPECT_EQ(d->group_ranks("tp"), std::vector<int>{0});
+  at::Tensor t = at::full({2, 3}, 1.5, at::TensorOptions().dtype(at::kBFloat16));
+  d->all_reduce_sum(t);
+  d->all_reduce_sum(t, "tp");
+  d->broadcast(t, 0);
+  d->barrier();
+  EXPECT_TRUE(at::full({2, 3}, 1.5, at::TensorOptions().dtype(at::kBFloat16)).equal(t));
+  at::Tensor g = d->all_gather(t, 1, "tp");
+  EXPECT_EQ(g.sizes(), t.sizes());
+  EXPECT_THROW(d->broadcast(t, 1), ConfigError);
+  EXPECT_THROW(d->all_gather(t, 2), ShapeError);
+}
+
+TEST(Dist, MeshWorldSizeMismatchIsConfigError) {
+  LaunchEnv env;
+  env.rank = 0;
+  env.world_size = 2;
+  Mesh mesh({{"dp", 2}, {"tp", 2}});
+  try {
+    Dist::init(env, mesh, std::chrono::milliseconds(500));
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "mesh dp=2,tp=2 has 4 processes but WORLD_SIZE is 2");
+  }
+}
+
+TEST(Dist, MeshMismatchInWorkerExitsWithMessage) {
+  auto res = run_workers("join", 2, all_ranks(2), 5000, "dp=2,tp=2", 30);
+  for (const auto& w : res.workers) {
+    EXPECT_EQ(w.status, 2) << w.output;
+    EXPECT_NE(w.output.find("mesh dp=2,tp=2 has 4 processes but WORLD_SIZE is 2"), std::string::npos) << w.output;
+  }
+}
+
+TEST(Dist, CollectivesAcrossTwoProcesses) { expect_all_ok(run_workers("world", 2, all_ranks(2), 30000)); }
+
+TEST(Dist, CollectivesAcrossFourProcesses) { expect_all_ok(run_workers("world", 4, all_ranks(4), 30000)); }
+
+TEST(Dist, CollectivesAcrossFourProcessesWithTpMesh) {
+  // tp spans the whole world: the axis group is the world group.
+  expect_all_ok(run_workers("world", 4, all_ranks(4), 30000, "tp=4"));
+}
+
+TEST(Dist, PerAxisGroupsOnDpTpMesh) { expect_all_ok(run_workers("mesh", 4, all_ranks(4), 30000, "dp=2,tp=2")); }
+
+TEST(Dist, MissingPeerTimesOutWithMessage) {
+  // Only rank 0 of 2 starts; with a 2 s timeout it must fail soon, not hang.
+  auto res = run_workers("join", 2, {0}, 2000, "", 30);
+  ASSERT_EQ(res.workers.size(), 1u);
+  const auto& w = res.workers[0];
+  EXPECT_EQ(w.status, 2) << w.output;
+  std::string want = "rendezvous: only 1 of 2 processes arrived at 127.0.0.1:" + std::to_string(res.port) + " within 2 s";
+  EXPECT_NE(w.output.find(want), std::string::npos) << w.output;
+  EXPECT_LT(res.seconds, 10.0);
+}
+
+TEST(Dist, MissingRankZeroTimesOutWithMessage) {
+  // Only rank 1 starts: nobody serves the store.
+  auto res = run_workers("join", 2, {1}, 2000, "", 30);
+  ASSERT_EQ(res.workers.size(), 1u);
+  const auto& w = res.workers[0];
+  EXPECT_EQ(w.status, 2) << w.output;
+  EXPECT_NE(w.output.find("rendezvous: rank 1 could not reach rank 0 at 127.0.0.1:" + std::to_string(res.port) +
+                          " within 2 s"),
+            std::string::npos)
+      << w.output;
+  EXPECT_LT(res.seconds, 10.0);
+}
+
+TEST(Dist, ThreeOfFourArrivedIsReported) {
+  auto res = run_workers("join", 4, {0, 1, 2}, 2000, "", 30);
+  for (const auto& w : res.workers) {
+    EXPECT_EQ(w.status, 2) << w.output;
+    EXPECT_NE(w.output.find("only 3 of 4 processes arrived"), std::string::npos) << w.output;
+  }
+  EXPECT_LT(res.seconds, 10.0);
+}
+
+}  // namespace
+}  // namespace fme::dist
