@@ -35,7 +35,7 @@ void add_init(CLI::App& app) {
     apply_threads(o->threads);
     const Preset& p = find_preset(o->preset);
     auto dtype = static_cast<at::ScalarType>(parse_dtype_name(o->dtype));
-    auto model = create_model(p.config);
+    auto model = create_model(p.config, at::TensorOptions().dtype(dtype));
     init_weights(*model, o->seed);
     uint64_t bytes = write_model_dir(*model, o->out, dtype, p.tokenizer);
     std::cout << "wrote " << o->out << " (" << p.name << ", " << bytes << " bytes of weights)\n";

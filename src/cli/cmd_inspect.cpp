@@ -57,7 +57,7 @@ void add_inspect(CLI::App& app) {
   cmd->callback([dir] {
     ModelConfig config = load_model_config(*dir);
     Checkpoint ckpt = Checkpoint::open(*dir);  // headers only: the tree is printed without reading weights
-    auto model = create_model(config);
+    auto model = create_model(config, at::TensorOptions().device(at::kMeta));  // shapes only, no memory
     int64_t total = 0;
     for (auto& [name, p] : model->named_parameters()) total += p.numel();
     std::cout << model->model_type() << " model at " << *dir << ": " << model->num_layers() << " layers, hidden "

@@ -12,6 +12,16 @@ void add_init(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_extract(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_prepare(CLI::App& app);
+
+// The distributed runtime when launched as several processes (or given a mesh); null for one process.
+}  // namespace fme::cli
+#include <memory>
+namespace fme::dist {
+class Dist;
+}
+namespace fme::cli {
+std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s);
 
 // --threads N on `cmd` (default: all cores; Debian's libtorch would use half), applied by apply_threads().
 void add_threads_option(CLI::App* cmd, int* threads);

@@ -43,17 +43,21 @@ bool is_loopback(const std::string& addr) {
   return addr.rfind("127.", 0) == 0 || addr == "localhost" || addr == "::1";
 }
 
-// Gloo copies bytes for gather/broadcast but only knows some dtypes; move the others as same-width
-// integers (bit-exact).
+// Gather and broadcast only copy bytes, but Gloo dispatches on dtype and knows just float, double,
+// half, int8, uint8, int32 and int64: move the others as a same-width type it knows (a bit-exact view;
+// fp16 is never computed with here, so bf16 bit patterns pass through unchanged).
 at::ScalarType bits_type(at::ScalarType t) {
   switch (t) {
-    case at::kBFloat16: return at::kShort;
+    case at::kBFloat16: return at::kHalf;
+    case at::kShort: return at::kHalf;
     case at::kBool: return at::kByte;
     default: return t;
   }
 }
 
 }  // namespace
+
+namespace detail {
 
 // One Gloo group: the process group plus its members (global ranks), for error messages.
 struct Group {
@@ -62,13 +66,11 @@ struct Group {
   std::string name;  // "world" or the axis name
 };
 
-namespace detail {
 struct DistImpl {
   // Declaration order is destruction order reversed: groups go before the store they rendezvoused on.
   c10::intrusive_ptr<c10d::Store> store;
   Group world;
   std::map<std::string, Group> axes;  // only axes of size > 1 that are not the whole world
-  std::chrono::milliseconds timeout{};
 };
 }  // namespace detail
 
@@ -94,7 +96,6 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
   const auto start = std::chrono::steady_clock::now();
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   auto impl = std::make_unique<detail::DistImpl>();
-  impl->timeout = timeout;
 
   // 1. The store. Rank 0 serves it; the others retry connecting until the timeout.
   try {
@@ -115,20 +116,44 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
   }
 
   // 2. Count everyone in, so that a missing peer is reported as such rather than as a Gloo timeout.
+  // Rank 0 serves the store, so it must not vanish while the others are still asking: on timeout it
+  // publishes the count under `failed`, waits (briefly) until every arrived rank has read it and left,
+  // and only then throws; so every arrived rank reports the same "only k of N" message.
   try {
-    const std::string key = "fme/rendezvous/arrived";
-    int64_t arrived = impl->store->add(key, 1);
+    const std::string arrived_key = "fme/rendezvous/arrived";
+    const std::string failed_key = "fme/rendezvous/failed";
+    const std::string left_key = "fme/rendezvous/left";
+    auto fail = [&](int64_t arrived) -> DistError {
+      return DistError("rendezvous: only " + std::to_string(arrived) + " of " + std::to_string(env.world_size) +
+                       " processes arrived at " + where + " within " + seconds(timeout));
+    };
+    int64_t arrived = impl->store->add(arrived_key, 1);
     while (arrived < env.world_size) {
-      if (std::chrono::steady_clock::now() - start >= timeout)
-        throw DistError("rendezvous: only " + std::to_string(arrived) + " of " + std::to_string(env.world_size) +
-                        " processes arrived at " + where + " within " + seconds(timeout));
+      if (env.rank != 0 && impl->store->check({failed_key})) {
+        auto v = impl->store->get(failed_key);
+        impl->store->add(left_key, 1);
+        throw fail(std::stoll(std::string(v.begin(), v.end())));
+      }
+      if (std::chrono::steady_clock::now() - start >= timeout) {
+        if (env.rank == 0) {
+          std::string n = std::to_string(arrived);
+          impl->store->set(failed_key, std::vector<uint8_t>(n.begin(), n.end()));
+          auto linger = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+          while (impl->store->add(left_key, 0) < arrived - 1 && std::chrono::steady_clock::now() < linger)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        } else {
+          impl->store->add(left_key, 1);
+        }
+        throw fail(arrived);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      arrived = impl->store->add(key, 0);
+      arrived = impl->store->add(arrived_key, 0);
     }
   } catch (const DistError&) {
     throw;
   } catch (const std::exception& e) {
-    throw DistError("rendezvous at " + where + ": lost the store: " + message_of(e));
+    throw DistError("rendezvous at " + where + ": lost the connection to rank 0's store before all " +
+                    std::to_string(env.world_size) + " processes arrived (rank 0 exited or died): " + message_of(e));
   }
 
   // 3. Gloo groups over the same store, each under its own prefix.
@@ -149,8 +174,8 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
   }
 
   auto connect = [&](const std::string& name, const std::string& prefix, int group_rank,
-                     std::vector<int> ranks) -> Group {
-    Group g;
+                     std::vector<int> ranks) -> detail::Group {
+    detail::Group g;
     g.name = name;
     g.ranks = std::move(ranks);
     try {
@@ -200,7 +225,7 @@ std::vector<int> Dist::group_ranks(const std::string& axis) const {
 namespace {
 
 // The group for `axis`, or null when the collective is a no-op (single member).
-const Group* find_group(const detail::DistImpl* impl, const Mesh& mesh, int world, const std::string& axis) {
+const detail::Group* find_group(const detail::DistImpl* impl, const Mesh& mesh, int world, const std::string& axis) {
   if (!impl) return nullptr;
   if (axis.empty() || mesh.axis_size(axis) == world) return world > 1 ? &impl->world : nullptr;
   auto it = impl->axes.find(axis);
@@ -209,7 +234,7 @@ const Group* find_group(const detail::DistImpl* impl, const Mesh& mesh, int worl
 
 // Runs one collective and waits for it, turning c10d/Gloo errors into DistError naming the operation.
 template <typename F>
-void run(const Group& g, const char* op, F&& f) {
+void run(const detail::Group& g, const char* op, F&& f) {
   try {
     auto work = f(*g.pg);
     work->wait();
@@ -223,7 +248,7 @@ void run(const Group& g, const char* op, F&& f) {
 }  // namespace
 
 void Dist::all_reduce_sum(at::Tensor& t, const std::string& axis) {
-  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  const detail::Group* g = find_group(impl_.get(), mesh_, world_, axis);
   if (!g) return;
   // 16-bit floats are summed in fp32 (Gloo lacks bf16), everything else as is.
   bool widen = t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
@@ -243,7 +268,7 @@ at::Tensor Dist::all_gather(const at::Tensor& shard, int64_t dim, const std::str
   if (d < 0 || d >= nd)
     throw ShapeError("all_gather: dim " + std::to_string(dim) + " is out of range for a tensor of " +
                      std::to_string(nd) + " dims");
-  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  const detail::Group* g = find_group(impl_.get(), mesh_, world_, axis);
   if (!g) return shard;
   at::Tensor in = shard.contiguous();
   at::ScalarType bits = bits_type(in.scalar_type());
@@ -261,7 +286,7 @@ void Dist::broadcast(at::Tensor& t, int root, const std::string& axis) {
   if (root < 0 || root >= n)
     throw ConfigError("broadcast: root " + std::to_string(root) + " is outside group " +
                       (axis.empty() ? std::string("world") : axis) + " of size " + std::to_string(n));
-  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  const detail::Group* g = find_group(impl_.get(), mesh_, world_, axis);
   if (!g) return;
   at::Tensor buf = t.contiguous();
   at::ScalarType bits = bits_type(buf.scalar_type());
@@ -276,7 +301,7 @@ void Dist::broadcast(at::Tensor& t, int root, const std::string& axis) {
 }
 
 void Dist::barrier(const std::string& axis) {
-  const Group* g = find_group(impl_.get(), mesh_, world_, axis);
+  const detail::Group* g = find_group(impl_.get(), mesh_, world_, axis);
   if (!g) return;
   run(*g, "barrier", [&](c10d::ProcessGroupGloo& pg) { return pg.barrier(); });
 }

@@ -13,8 +13,8 @@
 // also no-ops.
 //
 // dtypes: Gloo has no bf16 arithmetic, so all_reduce_sum sums bf16 and fp16 in fp32 and rounds back once
-// (also more accurate than summing in 16 bits); all_gather and broadcast move bf16 as its raw 16-bit
-// pattern (bit-exact). Non-contiguous tensors are staged through a contiguous copy.
+// (also more accurate than summing in 16 bits); all_gather and broadcast move bf16 (and int16) as its raw
+// 16-bit pattern (bit-exact). Non-contiguous tensors are staged through a contiguous copy.
 //
 // Like every c10d group, collectives must be called in the same order on all members of a group.
 // The network device is the loopback when MASTER_ADDR is a loopback address, the interface named by

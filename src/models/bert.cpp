@@ -17,62 +17,61 @@
 namespace fme {
 namespace {
 
-torch::nn::LayerNorm layer_norm(int64_t H, double eps) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({H}).eps(eps));
-}
-
 struct BertEmbeddingsImpl : torch::nn::Module {
-  explicit BertEmbeddingsImpl(const BertConfig& c) {
-    word_embeddings = register_module("word_embeddings", torch::nn::Embedding(c.vocab_size, c.hidden_size));
-    position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
-    token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
-    LayerNorm = register_module("LayerNorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  BertEmbeddingsImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    word_embeddings = register_module("word_embeddings", Embedding(b, join_path(p, "word_embeddings"), c.vocab_size, c.hidden_size));
+    position_embeddings = register_module(
+        "position_embeddings", Embedding(b, join_path(p, "position_embeddings"), c.max_position_embeddings, c.hidden_size));
+    token_type_embeddings = register_module(
+        "token_type_embeddings", Embedding(b, join_path(p, "token_type_embeddings"), c.type_vocab_size, c.hidden_size));
+    LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), c.hidden_size, c.layer_norm_eps));
   }
   // ids, types [B,T] -> [B,T,H]
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& types) {
     const int64_t T = ids.size(1);
-    at::Tensor pos = at::arange(T, at::kLong);                                       // [T]
+    at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                          // [1,T]
     at::Tensor x = word_embeddings(ids) + token_type_embeddings(types) + position_embeddings(pos);
     return LayerNorm(x);
   }
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};
+  Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  fme::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(BertEmbeddings);
 
 struct BertSelfAttentionImpl : torch::nn::Module {
-  explicit BertSelfAttentionImpl(const BertConfig& c) : nh(c.num_attention_heads), hd(c.head_dim()) {
-    query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
-    key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
-    value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  BertSelfAttentionImpl(Builder& b, const std::string& p, const BertConfig& c) : hd(c.head_dim()) {
+    const int64_t H = c.hidden_size;
+    query = register_module("query", Linear(b, join_path(p, "query"), H, H, true));
+    key = register_module("key", Linear(b, join_path(p, "key"), H, H, true));
+    value = register_module("value", Linear(b, join_path(p, "value"), H, H, true));
   }
-  // x [B,T,H] -> context [B,T,H]
+  // x [B,T,H] -> context [B,T,nh*hd] (nh = local heads: all, or H/hd/size when query/key/value are colwise)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
-    const int64_t B = x.size(0), T = x.size(1);
+    const int64_t B = x.size(0), T = x.size(1), nh = query->weight.size(0) / hd;
     auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
     return attention(heads(query(x)), heads(key(x)), heads(value(x)).contiguous(), key_mask, /*causal=*/false);
   }
-  int64_t nh, hd;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  int64_t hd;
+  Linear query{nullptr}, key{nullptr}, value{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
 // dense, then LayerNorm(residual + .): HF's BertSelfOutput and BertOutput have this same shape.
 struct BertResidualOutputImpl : torch::nn::Module {
-  BertResidualOutputImpl(int64_t in, int64_t H, double eps) {
-    dense = register_module("dense", torch::nn::Linear(in, H));
-    LayerNorm = register_module("LayerNorm", layer_norm(H, eps));
+  BertResidualOutputImpl(Builder& b, const std::string& p, int64_t in, int64_t H, double eps) {
+    dense = register_module("dense", Linear(b, join_path(p, "dense"), in, H, true));
+    LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), H, eps));
   }
   at::Tensor forward(const at::Tensor& h, const at::Tensor& residual) { return LayerNorm(dense(h) + residual); }
-  torch::nn::Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};
+  Linear dense{nullptr};
+  fme::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(BertResidualOutput);
 
 struct BertAttentionImpl : torch::nn::Module {
-  explicit BertAttentionImpl(const BertConfig& c) {
-    self = register_module("self", BertSelfAttention(c));
-    output = register_module("output", BertResidualOutput(c.hidden_size, c.hidden_size, c.layer_norm_eps));
+  BertAttentionImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    self = register_module("self", BertSelfAttention(b, join_path(p, "self"), c));
+    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.hidden_size, c.hidden_size, c.layer_norm_eps));
   }
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -80,20 +79,20 @@ struct BertAttentionImpl : torch::nn::Module {
 TORCH_MODULE(BertAttention);
 
 struct BertIntermediateImpl : torch::nn::Module {
-  explicit BertIntermediateImpl(const BertConfig& c) : tanh_gelu(c.hidden_act != "gelu") {
-    dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+  BertIntermediateImpl(Builder& b, const std::string& p, const BertConfig& c) : tanh_gelu(c.hidden_act != "gelu") {
+    dense = register_module("dense", Linear(b, join_path(p, "dense"), c.hidden_size, c.intermediate_size, true));
   }
   at::Tensor forward(const at::Tensor& x) { return at::gelu(dense(x), tanh_gelu ? "tanh" : "none"); }  // [B,T,I]
   bool tanh_gelu;
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
 };
 TORCH_MODULE(BertIntermediate);
 
 struct BertLayerImpl : torch::nn::Module {
-  explicit BertLayerImpl(const BertConfig& c) {
-    attention_ = register_module("attention", BertAttention(c));
-    intermediate = register_module("intermediate", BertIntermediate(c));
-    output = register_module("output", BertResidualOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+  BertLayerImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    attention_ = register_module("attention", BertAttention(b, join_path(p, "attention"), c));
+    intermediate = register_module("intermediate", BertIntermediate(b, join_path(p, "intermediate"), c));
+    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.intermediate_size, c.hidden_size, c.layer_norm_eps));
   }
   // x [B,T,H] -> [B,T,H]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
@@ -107,26 +106,28 @@ struct BertLayerImpl : torch::nn::Module {
 TORCH_MODULE(BertLayer);
 
 struct BertEncoderImpl : torch::nn::Module {
-  explicit BertEncoderImpl(const BertConfig& c) {
+  BertEncoderImpl(Builder& b, const std::string& p, const BertConfig& c) {
     layer = register_module("layer", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(b, join_path(p, "layer." + std::to_string(i)), c));
   }
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(BertEncoder);
 
 struct BertPoolerImpl : torch::nn::Module {
-  explicit BertPoolerImpl(const BertConfig& c) { dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size)); }
+  BertPoolerImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    dense = register_module("dense", Linear(b, join_path(p, "dense"), c.hidden_size, c.hidden_size, true));
+  }
   at::Tensor forward(const at::Tensor& x) { return at::tanh(dense(x.select(1, 0))); }  // [B,T,H] -> [B,H]
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
 };
 TORCH_MODULE(BertPooler);
 
 struct BertModelImpl : torch::nn::Module {
-  explicit BertModelImpl(const BertConfig& c) {
-    embeddings = register_module("embeddings", BertEmbeddings(c));
-    encoder = register_module("encoder", BertEncoder(c));
-    pooler = register_module("pooler", BertPooler(c));
+  BertModelImpl(Builder& b, const BertConfig& c) {
+    embeddings = register_module("embeddings", BertEmbeddings(b, "embeddings", c));
+    encoder = register_module("encoder", BertEncoder(b, "encoder", c));
+    pooler = register_module("pooler", BertPooler(b, "pooler", c));
   }
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
@@ -136,7 +137,7 @@ TORCH_MODULE(BertModel);
 
 class Bert final : public Model {
  public:
-  explicit Bert(const BertConfig& c) : config_(c), cfg_(c), net_(c) {}
+  Bert(const BertConfig& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
 
   std::string model_type() const override { return "bert"; }
   const ModelConfig& config() const override { return config_; }
@@ -177,6 +178,6 @@ class Bert final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_bert(const BertConfig& config) { return std::make_unique<Bert>(config); }
+std::unique_ptr<Model> make_bert(const BertConfig& config, Builder& b) { return std::make_unique<Bert>(config, b); }
 
 }  // namespace fme

@@ -2,10 +2,11 @@
 #pragma once
 #include <memory>
 
+#include "models/build.h"
 #include "models/model.h"
 
 namespace fme {
 
-std::unique_ptr<Model> make_bert(const BertConfig& config);
+std::unique_ptr<Model> make_bert(const BertConfig& config, Builder& builder);
 
 }  // namespace fme

@@ -10,5 +10,8 @@
 namespace fme {
 
 void init_weights(Model& model, uint64_t seed);
+// Only the LoRA adapters (A ~ N(0, initializer_range) by global index, B = 0), for a model loaded from a
+// checkpoint that has none.
+void init_lora(Model& model, uint64_t seed);
 
 }  // namespace fme

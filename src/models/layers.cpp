@@ -1,15 +1,70 @@
 #include "models/layers.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/init.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 namespace fme {
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", at::ones({dim}));
+std::string join_path(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+LinearImpl::LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool has_bias)
+    : par(b.parallel(path)) {
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {out, in}));
+  if (has_bias) bias = register_parameter("bias", b.param(join_path(path, "bias"), {out}));
+  if (par.lora_r > 0) {
+    lora_A = register_parameter("lora_A", b.param(join_path(path, "lora_A"), {par.lora_r, in}));
+    lora_B = register_parameter("lora_B", b.param(join_path(path, "lora_B"), {out, par.lora_r}));
+  }
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  const bool rowwise = par.split == Split::Rowwise;
+  at::Tensor y = at::linear(x, weight, rowwise ? at::Tensor() : bias);                // [..., out]
+  if (lora_A.defined())
+    y.add_(at::linear(at::linear(x, lora_A), lora_B), par.lora_alpha / double(par.lora_r));
+  if (rowwise) {
+    par.group->all_reduce_sum(y);  // partial sums over the input shards
+    if (bias.defined()) y.add_(bias);
+  }
+  return y;
+}
+
+EmbeddingImpl::EmbeddingImpl(Builder& b, const std::string& path, int64_t num, int64_t dim) : par(b.parallel(path)) {
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {num, dim}));
+}
+
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) {
+  switch (par.split) {
+    case Split::None:
+      return at::embedding(weight, ids);
+    case Split::Colwise:
+      return par.group->all_gather_last_dim(at::embedding(weight, ids));  // [B,T,H/size] -> [B,T,H]
+    case Split::Rowwise: {
+      const int64_t rows = weight.size(0), first = par.group->rank() * rows;
+      at::Tensor mine = ids.ge(first).logical_and(ids.lt(first + rows));      // [B,T]
+      at::Tensor y = at::embedding(weight, (ids - first).clamp(0, rows - 1));
+      y.mul_(mine.unsqueeze(-1).to(y.scalar_type()));
+      par.group->all_reduce_sum(y);
+      return y;
+    }
+  }
+  return {};
+}
+
+LayerNormImpl::LayerNormImpl(Builder& b, const std::string& path, int64_t dim_, double eps_) : dim(dim_), eps(eps_) {
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {dim}));
+  bias = register_parameter("bias", b.param(join_path(path, "bias"), {dim}));
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) { return at::layer_norm(x, {dim}, weight, bias, eps); }
+
+RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {dim}));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
@@ -37,11 +92,14 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-                     bool causal, int64_t query_block) {
+                     bool causal, int64_t score_budget_bytes) {
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t nkv = k.size(1), g = nh / nkv;
   const double scale = 1.0 / std::sqrt(double(hd));
   const float lowest = std::numeric_limits<float>::lowest();
+  // Scores of one query block: [B, nh, block, T] fp32 (plus the softmax's copy); sized to the budget.
+  const int64_t per_query = std::max<int64_t>(1, B * nh * T * 4);
+  const int64_t query_block = std::clamp<int64_t>(score_budget_bytes / per_query, 16, 1024);
 
   at::Tensor qg = q.view({B, nkv, g, T, hd});                       // query heads grouped by their kv head
   at::Tensor out = at::empty({B, nkv, g, T, hd}, q.options());

@@ -1,21 +1,57 @@
-// Building blocks shared by the architectures: RMSNorm, rotary embeddings, and masked multi-head attention
-// (grouped-query, causal or bidirectional) computed block by block over queries, so a long context never
-// materialises a T x T score matrix for all heads at once.
+// Building blocks shared by the architectures: Linear (with tensor-parallel splits and LoRA), Embedding,
+// LayerNorm, RMSNorm, rotary embeddings, and masked multi-head attention (grouped-query, causal or
+// bidirectional) computed block by block over queries, so a long context never materialises a T x T score
+// matrix for all heads at once. Parameters come from a Builder (models/build.h), by HF path.
 // Shapes: B = batch, T = time, nh = query heads, nkv = key/value heads, hd = head dim, H = hidden.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "models/build.h"
+
 namespace fme {
+
+// y = x W^T + b, W (out, in). Colwise: W holds this process's out/size rows and y its slice of outputs.
+// Rowwise: W holds in/size columns, x is this process's slice of inputs, partial sums are all-reduced, then
+// b (replicated) is added once. LoRA: y += (x A^T) B^T * alpha/r, A (r, in), B (out, r), split like W.
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x);  // [..., in(local)] -> [..., out(local)]
+  at::Tensor weight, bias, lora_A, lora_B;
+  ModuleParallel par;
+};
+TORCH_MODULE(Linear);
+
+// Rows of W (V, H) by id. Colwise: W holds H/size columns, gathered after lookup. Rowwise: W holds V/size
+// rows; ids outside them give zeros and the partial results are all-reduced.
+struct EmbeddingImpl : torch::nn::Module {
+  EmbeddingImpl(Builder& b, const std::string& path, int64_t num, int64_t dim);
+  at::Tensor forward(const at::Tensor& ids);  // [B,T] int64 -> [B,T,H]
+  at::Tensor weight;
+  ModuleParallel par;
+};
+TORCH_MODULE(Embedding);
+
+struct LayerNormImpl : torch::nn::Module {
+  LayerNormImpl(Builder& b, const std::string& path, int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);  // [..., dim] -> [..., dim]
+  at::Tensor weight, bias;
+  int64_t dim;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
 
 // y = w * (x / sqrt(mean(x^2) + eps)), statistics in fp32 then cast back, as HF's Qwen2RMSNorm.
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps);
   at::Tensor forward(const at::Tensor& x);  // [..., dim] -> [..., dim]
   at::Tensor weight;                        // (dim)
   double eps;
 };
 TORCH_MODULE(RMSNorm);
+
+// "a.b" + "c" -> "a.b.c"; "" + "c" -> "c".
+std::string join_path(const std::string& prefix, const std::string& name);
 
 // Rotary position embedding tables for positions 0..T-1: cos, sin each [T, hd] in `dtype`
 // (angles computed in fp32 as HF does: inv_freq = theta^(-2i/hd)).
@@ -27,8 +63,9 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 //   q [B, nh, T, hd], k and v [B, nkv, T, hd] (nh % nkv == 0: query head h reads kv head h / (nh/nkv))
 //   key_mask [B, T] bool, true = real token; causal: query t sees keys <= t.
 // Returns [B, T, nh*hd]. Softmax in fp32; masked scores are set (not added) to the lowest float, so padding
-// never injects NaN and a row with no visible key stays finite.
+// never injects NaN and a row with no visible key stays finite. Queries go in blocks sized so one block's
+// fp32 scores stay near `score_budget_bytes`.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-                     bool causal, int64_t query_block = 512);
+                     bool causal, int64_t score_budget_bytes = 64ll << 20);
 
 }  // namespace fme

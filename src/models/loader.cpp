@@ -25,7 +25,7 @@ bool starts_with(const std::string& s, const std::string& p) { return s.compare(
 
 }  // namespace
 
-LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt) {
+LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint) {
   LoadReport report;
   const std::string where = ckpt.dir();
   // BertFor* checkpoints prefix the encoder with "bert."; accept it when the model's own names lack it.
@@ -38,15 +38,20 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt) {
   c10::InferenceMode guard;
   std::vector<std::string> missing;
   for (auto& [name, param] : model.named_parameters()) {
+    if (not_in_checkpoint.count(name)) continue;
     const auto* e = ckpt.find(prefix + name);
     if (e == nullptr) {
       missing.push_back(name);
       continue;
     }
     at::Tensor src = tensor_view(*e->file, *e->info);
-    if (src.sizes() != param.sizes())
+    auto shard = model.shards().find(name);
+    const bool sharded = shard != model.shards().end() && shard->second.dim >= 0;
+    const at::IntArrayRef expected = sharded ? at::IntArrayRef(shard->second.global_shape) : param.sizes();
+    if (src.sizes() != expected)
       throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has wrong shape; expected " +
-                       shape_str(param.sizes()) + ", got " + shape_str(src.sizes()));
+                       shape_str(expected) + ", got " + shape_str(src.sizes()));
+    if (sharded) src = src.narrow(shard->second.dim, shard->second.offset, param.size(shard->second.dim));  // this process's slice
     if (!at::isFloatingType(src.scalar_type()))
       throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has dtype " +
                        std::string(dtype_name(e->info->dtype)) + "; expected a floating type");
@@ -96,10 +101,9 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt) {
 
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report) {
   ModelConfig config = load_model_config(dir);
-  auto model = create_model(config);
   Checkpoint ckpt = Checkpoint::open(dir);
+  auto model = create_model(config, at::TensorOptions().dtype(dtype));  // uninitialised: the load fills it
   LoadReport r = load_checkpoint(*model, ckpt);
-  if (dtype != at::kFloat) model->to(dtype);
   if (report) *report = r;
   return model;
 }

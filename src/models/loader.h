@@ -2,6 +2,7 @@
 // shape, and every tensor in the checkpoint must be used. Errors name the tensor, expected and got.
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 
 #include "formats/checkpoint.h"
@@ -17,7 +18,9 @@ struct LoadReport {
 // Copies the checkpoint's tensors into the model's parameters (converting dtype to the parameter's).
 // Accepts a "bert." prefix (BertFor* checkpoints) and ignores, listing them in the report, the tensors of
 // task heads fme does not run ("cls.*", "lm_head.weight" when tied and equal to the embedding).
-LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt);
+// A sharded model (model.shards()) reads only its slice of each tensor, through the mapping. Parameters in
+// `not_in_checkpoint` (e.g. LoRA adapters a plan added) are left for the caller to initialise.
+LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint = {});
 
 // Reads DIR/config.json, builds the model, loads DIR's weights, casts to `dtype`.
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report = nullptr);

@@ -17,12 +17,19 @@ template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 }  // namespace
 
-std::unique_ptr<Model> create_model(const ModelConfig& config) {
-  return std::visit(Overloaded{
-                        [](const Qwen2Config& c) { return make_qwen2(c); },
-                        [](const BertConfig& c) { return make_bert(c); },
-                    },
-                    config);
+std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder) {
+  auto model = std::visit(Overloaded{
+                              [&](const Qwen2Config& c) { return make_qwen2(c, builder); },
+                              [&](const BertConfig& c) { return make_bert(c, builder); },
+                          },
+                          config);
+  model->set_shards(builder.shards());
+  return model;
+}
+
+std::unique_ptr<Model> create_model(const ModelConfig& config, at::TensorOptions options) {
+  PlainBuilder builder(options);
+  return create_model(config, builder);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Model::named_parameters() {

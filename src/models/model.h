@@ -10,12 +10,14 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "formats/hf_config.h"
+#include "models/build.h"
 
 namespace torch::nn {
 class Module;
@@ -57,12 +59,21 @@ class Model {
   // Names that alias another parameter (tied embeddings: "lm_head.weight" -> "model.embed_tokens.weight").
   virtual std::vector<std::pair<std::string, std::string>> tied_parameters() const { return {}; }
 
+  // Where each parameter sits in its global tensor (recorded by the Builder that made the model).
+  const std::map<std::string, ShardInfo>& shards() const { return shards_; }
+  void set_shards(std::map<std::string, ShardInfo> s) { shards_ = std::move(s); }
+
   // Casts every floating parameter to `dtype` (at::kFloat or at::kBFloat16).
   void to(at::ScalarType dtype);
   at::ScalarType dtype();
+
+ private:
+  std::map<std::string, ShardInfo> shards_;
 };
 
-// Builds an uninitialised (zeroed) model for `config`.
-std::unique_ptr<Model> create_model(const ModelConfig& config);
+// Builds a model for `config` whose parameters come from `builder` (whole or sharded, uninitialised).
+std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder);
+// Whole, uninitialised parameters in `options` (default: CPU fp32; at::kMeta for a shape-only model).
+std::unique_ptr<Model> create_model(const ModelConfig& config, at::TensorOptions options = {});
 
 }  // namespace fme

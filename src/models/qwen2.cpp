@@ -17,18 +17,19 @@ namespace fme {
 namespace {
 
 struct Qwen2AttentionImpl : torch::nn::Module {
-  explicit Qwen2AttentionImpl(const Qwen2Config& c)
-      : nh(c.num_attention_heads), nkv(c.num_key_value_heads), hd(c.head_dim()) {
-    const int64_t H = c.hidden_size;
-    q_proj = register_module("q_proj", torch::nn::Linear(torch::nn::LinearOptions(H, nh * hd).bias(true)));
-    k_proj = register_module("k_proj", torch::nn::Linear(torch::nn::LinearOptions(H, nkv * hd).bias(true)));
-    v_proj = register_module("v_proj", torch::nn::Linear(torch::nn::LinearOptions(H, nkv * hd).bias(true)));
-    o_proj = register_module("o_proj", torch::nn::Linear(torch::nn::LinearOptions(nh * hd, H).bias(false)));
+  Qwen2AttentionImpl(Builder& b, const std::string& p, const Qwen2Config& c) : hd(c.head_dim()) {
+    const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+    q_proj = register_module("q_proj", Linear(b, join_path(p, "q_proj"), H, nh * hd, true));
+    k_proj = register_module("k_proj", Linear(b, join_path(p, "k_proj"), H, nkv * hd, true));
+    v_proj = register_module("v_proj", Linear(b, join_path(p, "v_proj"), H, nkv * hd, true));
+    o_proj = register_module("o_proj", Linear(b, join_path(p, "o_proj"), nh * hd, H, false));
   }
 
-  // x [B,T,H], key_mask [B,T] -> [B,T,H]
+  // x [B,T,H], key_mask [B,T] -> [B,T,H]. With q/k/v colwise and o rowwise (tensor parallel), this process
+  // holds nh/size query heads and nkv/size kv heads: the head counts come from the local weights.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
     const int64_t B = x.size(0), T = x.size(1);
+    const int64_t nh = q_proj->weight.size(0) / hd, nkv = k_proj->weight.size(0) / hd;
     at::Tensor q = q_proj(x).view({B, T, nh, hd}).transpose(1, 2);   // [B, nh, T, hd]
     at::Tensor k = k_proj(x).view({B, T, nkv, hd}).transpose(1, 2);  // [B, nkv, T, hd]
     at::Tensor v = v_proj(x).view({B, T, nkv, hd}).transpose(1, 2);  // [B, nkv, T, hd]
@@ -38,17 +39,17 @@ struct Qwen2AttentionImpl : torch::nn::Module {
     return o_proj(o);                                                 // [B, T, H]
   }
 
-  int64_t nh, nkv, hd;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t hd;
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(Qwen2Attention);
 
 struct Qwen2MLPImpl : torch::nn::Module {
-  explicit Qwen2MLPImpl(const Qwen2Config& c) {
+  Qwen2MLPImpl(Builder& b, const std::string& p, const Qwen2Config& c) {
     const int64_t H = c.hidden_size, I = c.intermediate_size;
-    gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(H, I).bias(false)));
-    up_proj = register_module("up_proj", torch::nn::Linear(torch::nn::LinearOptions(H, I).bias(false)));
-    down_proj = register_module("down_proj", torch::nn::Linear(torch::nn::LinearOptions(I, H).bias(false)));
+    gate_proj = register_module("gate_proj", Linear(b, join_path(p, "gate_proj"), H, I, false));
+    up_proj = register_module("up_proj", Linear(b, join_path(p, "up_proj"), H, I, false));
+    down_proj = register_module("down_proj", Linear(b, join_path(p, "down_proj"), I, H, false));
   }
   // down(silu(gate(x)) * up(x)): [B,T,H] -> [B,T,I] -> [B,T,H]
   at::Tensor forward(const at::Tensor& x) {
@@ -56,16 +57,17 @@ struct Qwen2MLPImpl : torch::nn::Module {
     at::silu_(g);
     return down_proj(g.mul_(up_proj(x)));
   }
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Qwen2MLP);
 
 struct Qwen2DecoderLayerImpl : torch::nn::Module {
-  explicit Qwen2DecoderLayerImpl(const Qwen2Config& c) {
-    self_attn = register_module("self_attn", Qwen2Attention(c));
-    mlp = register_module("mlp", Qwen2MLP(c));
-    input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-    post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  Qwen2DecoderLayerImpl(Builder& b, const std::string& p, const Qwen2Config& c) {
+    self_attn = register_module("self_attn", Qwen2Attention(b, join_path(p, "self_attn"), c));
+    mlp = register_module("mlp", Qwen2MLP(b, join_path(p, "mlp"), c));
+    input_layernorm = register_module("input_layernorm", RMSNorm(b, join_path(p, "input_layernorm"), c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm", RMSNorm(b, join_path(p, "post_attention_layernorm"), c.hidden_size, c.rms_norm_eps));
   }
   // x [B,T,H] -> [B,T,H]:  x += attn(norm1(x));  x += mlp(norm2(x))
   at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
@@ -80,32 +82,33 @@ TORCH_MODULE(Qwen2DecoderLayer);
 
 // HF's Qwen2Model: the "model." prefix of every checkpoint name.
 struct Qwen2ModelImpl : torch::nn::Module {
-  explicit Qwen2ModelImpl(const Qwen2Config& c) {
-    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  Qwen2ModelImpl(Builder& b, const std::string& p, const Qwen2Config& c) {
+    embed_tokens = register_module("embed_tokens", Embedding(b, join_path(p, "embed_tokens"), c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c));
-    norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      layers->push_back(Qwen2DecoderLayer(b, join_path(p, "layers." + std::to_string(i)), c));
+    norm = register_module("norm", RMSNorm(b, join_path(p, "norm"), c.hidden_size, c.rms_norm_eps));
   }
-  torch::nn::Embedding embed_tokens{nullptr};  // weight (V, H)
+  Embedding embed_tokens{nullptr};  // weight (V, H)
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
 };
 TORCH_MODULE(Qwen2Model);
 
 struct Qwen2ForCausalLMImpl : torch::nn::Module {
-  explicit Qwen2ForCausalLMImpl(const Qwen2Config& c) {
-    model = register_module("model", Qwen2Model(c));
+  Qwen2ForCausalLMImpl(Builder& b, const Qwen2Config& c) {
+    model = register_module("model", Qwen2Model(b, "model", c));
     if (!c.tie_word_embeddings)
-      lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+      lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
   }
   Qwen2Model model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // (V, H); absent when tied
+  Linear lm_head{nullptr};  // (V, H); absent when tied
 };
 TORCH_MODULE(Qwen2ForCausalLM);
 
 class Qwen2 final : public Model {
  public:
-  explicit Qwen2(const Qwen2Config& c) : config_(c), cfg_(c), net_(c) {}
+  Qwen2(const Qwen2Config& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
 
   std::string model_type() const override { return "qwen2"; }
   const ModelConfig& config() const override { return config_; }
@@ -146,6 +149,6 @@ class Qwen2 final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_qwen2(const Qwen2Config& config) { return std::make_unique<Qwen2>(config); }
+std::unique_ptr<Model> make_qwen2(const Qwen2Config& config, Builder& b) { return std::make_unique<Qwen2>(config, b); }
 
 }  // namespace fme

@@ -3,10 +3,11 @@
 #pragma once
 #include <memory>
 
+#include "models/build.h"
 #include "models/model.h"
 
 namespace fme {
 
-std::unique_ptr<Model> make_qwen2(const Qwen2Config& config);
+std::unique_ptr<Model> make_qwen2(const Qwen2Config& config, Builder& builder);
 
 }  // namespace fme

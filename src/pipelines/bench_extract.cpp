@@ -64,7 +64,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
   // The model (random weights, stored bf16 to halve the write) and a dataset of exactly batch*batches samples
   // of seq random tokens, so every batch is batch x seq with no padding — the seed's configuration.
   {
-    auto model = create_model(preset.config);
+    auto model = create_model(preset.config, at::TensorOptions().dtype(at::kBFloat16));
     init_weights(*model, 0);
     write_model_dir(*model, (work / "model").string(), at::kBFloat16, "");
   }

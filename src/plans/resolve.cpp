@@ -24,6 +24,12 @@ std::string rule_ctx(const Plan& plan, const Rule& rule) {
   return "plan '" + plan.name + "' line " + std::to_string(rule.line) + ": " + rule.transform.to_string();
 }
 
+// "a LayerNorm", "an Embedding": messages name the module's type as a noun.
+std::string a_type(const std::string& type) {
+  bool vowel = !type.empty() && std::string("AEIOUaeiou").find(type[0]) != std::string::npos;
+  return (vowel ? "an " : "a ") + type;
+}
+
 ParamRow* find_param(ModuleRow& row, const std::string& local_name) {
   for (auto& p : row.params)
     if (p.local_name == local_name) return &p;
@@ -53,7 +59,7 @@ class Applier {
 
  private:
   [[noreturn]] void wrong_type(const ModuleRow& row, const char* applies_to) const {
-    throw ConfigError(ctx_ + " matched '" + row.path + "', a " + row.type + "; " +
+    throw ConfigError(ctx_ + " matched '" + row.path + "', " + a_type(row.type) + "; " +
                       transform_name(rule_.transform.kind) + " applies to " + applies_to);
   }
 
@@ -61,10 +67,10 @@ class Applier {
   ParamRow& weight(ModuleRow& row, const char* dims) const {
     ParamRow* w = find_param(row, "weight");
     if (!w)
-      throw ShapeError(ctx_ + " matched '" + row.path + "', a " + row.type + " without a 'weight' parameter; expected " + dims);
+      throw ShapeError(ctx_ + " matched '" + row.path + "', " + a_type(row.type) + " without a 'weight' parameter; expected " + dims);
     if (w->global_shape.size() != 2)
       throw ShapeError(ctx_ + " matched '" + row.path + "': parameter '" + w->name + "' has shape " +
-                       shape_str(w->global_shape) + "; a " + row.type + " weight must be 2-D " + dims);
+                       shape_str(w->global_shape) + "; " + a_type(row.type) + " weight must be 2-D " + dims);
     return *w;
   }
 

@@ -20,7 +20,7 @@ std::string error_of(const Env& env) {
   return "(no error)";
 }
 
-TEST(LaunchEnv, NothingSetIsSingleProcess) {
+TEST(DistLaunchEnv, NothingSetIsSingleProcess) {
   LaunchEnv e = parse_launch_env({});
   EXPECT_EQ(e.rank, 0);
   EXPECT_EQ(e.world_size, 1);
@@ -31,7 +31,7 @@ TEST(LaunchEnv, NothingSetIsSingleProcess) {
   EXPECT_EQ(e.master_port, 29500);
 }
 
-TEST(LaunchEnv, Torchrun) {
+TEST(DistLaunchEnv, Torchrun) {
   LaunchEnv e = parse_launch_env({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"},
                                   {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "1234"}});
   EXPECT_EQ(e.launcher, Launcher::Torchrun);
@@ -43,12 +43,12 @@ TEST(LaunchEnv, Torchrun) {
   EXPECT_TRUE(e.is_distributed());
 }
 
-TEST(LaunchEnv, LocalRankDefaultsToRank) {
+TEST(DistLaunchEnv, LocalRankDefaultsToRank) {
   LaunchEnv e = parse_launch_env({{"RANK", "1"}, {"WORLD_SIZE", "2"}});
   EXPECT_EQ(e.local_rank, 1);
 }
 
-TEST(LaunchEnv, Mpirun) {
+TEST(DistLaunchEnv, Mpirun) {
   LaunchEnv e = parse_launch_env({{"OMPI_COMM_WORLD_RANK", "5"}, {"OMPI_COMM_WORLD_SIZE", "8"},
                                   {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}});
   EXPECT_EQ(e.launcher, Launcher::Mpirun);
@@ -59,7 +59,7 @@ TEST(LaunchEnv, Mpirun) {
   EXPECT_EQ(e.master_port, 29500);
 }
 
-TEST(LaunchEnv, Slurm) {
+TEST(DistLaunchEnv, Slurm) {
   LaunchEnv e = parse_launch_env({{"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"},
                                   {"SLURM_JOB_NODELIST", "gpu[003-004,010],cpu1"}});
   EXPECT_EQ(e.launcher, Launcher::Slurm);
@@ -75,14 +75,14 @@ TEST(LaunchEnv, Slurm) {
             "10.0.0.1");
 }
 
-TEST(LaunchEnv, TorchrunWinsOverOuterLaunchers) {
+TEST(DistLaunchEnv, TorchrunWinsOverOuterLaunchers) {
   // torchrun started inside an srun allocation: its own variables describe this process.
   LaunchEnv e = parse_launch_env({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
   EXPECT_EQ(e.launcher, Launcher::Torchrun);
   EXPECT_EQ(e.rank, 1);
 }
 
-TEST(LaunchEnv, FirstSlurmHost) {
+TEST(DistLaunchEnv, FirstSlurmHost) {
   EXPECT_EQ(first_slurm_host("node01"), "node01");
   EXPECT_EQ(first_slurm_host("a,b"), "a");
   EXPECT_EQ(first_slurm_host("node[01-04,07],gpu3"), "node01");
@@ -90,7 +90,7 @@ TEST(LaunchEnv, FirstSlurmHost) {
   EXPECT_EQ(first_slurm_host(""), "");
 }
 
-TEST(LaunchEnv, MalformedValuesNameTheVariable) {
+TEST(DistLaunchEnv, MalformedValuesNameTheVariable) {
   EXPECT_NE(error_of({{"RANK", "x"}, {"WORLD_SIZE", "2"}}).find("RANK must be an integer, got 'x'"), std::string::npos);
   EXPECT_NE(error_of({{"RANK", "0"}, {"WORLD_SIZE", "2x"}}).find("WORLD_SIZE must be an integer"), std::string::npos);
   EXPECT_NE(error_of({{"RANK", "0"}, {"WORLD_SIZE", ""}}).find("WORLD_SIZE"), std::string::npos);
@@ -114,7 +114,7 @@ TEST(LaunchEnv, MalformedValuesNameTheVariable) {
   EXPECT_EQ(parse_launch_env({{"RANK", " 1 "}, {"WORLD_SIZE", "2\t"}}).rank, 1);
 }
 
-TEST(LaunchEnv, ReadsTheProcessEnvironment) {
+TEST(DistLaunchEnv, ReadsTheProcessEnvironment) {
   // Only variables this test sets; restore them afterwards (ctest may itself run under a launcher).
   const char* names[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"};
   std::map<std::string, std::string> saved;

@@ -18,7 +18,7 @@ std::string error_of(const std::string& spec, int world) {
   return "(no error)";
 }
 
-TEST(Mesh, ParsesOrderedAxes) {
+TEST(DistMesh, ParsesOrderedAxes) {
   Mesh m = Mesh::parse("dp=2, tp=3", 6);
   ASSERT_EQ(m.axes().size(), 2u);
   EXPECT_EQ(m.axes()[0].name, "dp");
@@ -31,7 +31,7 @@ TEST(Mesh, ParsesOrderedAxes) {
   EXPECT_FALSE(m.has_axis("pp"));
 }
 
-TEST(Mesh, EmptyMeshIsOneProcess) {
+TEST(DistMesh, EmptyMeshIsOneProcess) {
   Mesh m = Mesh::parse("", 1);
   EXPECT_TRUE(m.axes().empty());
   EXPECT_EQ(m.world_size(), 1);
@@ -40,13 +40,13 @@ TEST(Mesh, EmptyMeshIsOneProcess) {
   EXPECT_EQ(m.coord(0, "tp"), 0);
 }
 
-TEST(Mesh, WorldSizeMismatch) {
+TEST(DistMesh, WorldSizeMismatch) {
   EXPECT_EQ(error_of("dp=2,tp=2", 2), "mesh dp=2,tp=2 has 4 processes but WORLD_SIZE is 2");
   EXPECT_EQ(error_of("tp=2", 1), "mesh tp=2 has 2 processes but WORLD_SIZE is 1");
   EXPECT_EQ(error_of("", 4), "mesh (none) has 1 process but WORLD_SIZE is 4");
 }
 
-TEST(Mesh, MalformedSpecs) {
+TEST(DistMesh, MalformedSpecs) {
   EXPECT_NE(error_of("tp", 2).find("must be name=size"), std::string::npos);
   EXPECT_NE(error_of("tp=0", 1).find("positive integer"), std::string::npos);
   EXPECT_NE(error_of("tp=x", 2).find("positive integer, got 'x'"), std::string::npos);
@@ -57,7 +57,7 @@ TEST(Mesh, MalformedSpecs) {
   EXPECT_NE(error_of("=2", 2).find("axis name ''"), std::string::npos);
 }
 
-TEST(Mesh, RowMajorCoordinates) {
+TEST(DistMesh, RowMajorCoordinates) {
   Mesh m = Mesh::parse("dp=2,tp=2", 4);
   EXPECT_EQ(m.coords(0), (std::vector<int>{0, 0}));
   EXPECT_EQ(m.coords(1), (std::vector<int>{0, 1}));
@@ -71,7 +71,7 @@ TEST(Mesh, RowMajorCoordinates) {
   EXPECT_THROW(m.rank_of({0, 2}), ConfigError);
 }
 
-TEST(Mesh, AxisGroups) {
+TEST(DistMesh, AxisGroups) {
   Mesh m = Mesh::parse("dp=2,tp=2", 4);
   EXPECT_EQ(m.group_ranks(0, "tp"), (std::vector<int>{0, 1}));
   EXPECT_EQ(m.group_ranks(3, "tp"), (std::vector<int>{2, 3}));

@@ -58,26 +58,40 @@ RunResult run_workers(const std::string& scenario, int world, const std::vector<
   auto start = std::chrono::steady_clock::now();
   std::vector<pid_t> pids;
   std::vector<std::string> logs;
+  const std::string timeout = std::to_string(timeout_ms);
   for (int rank : ranks) {
     char tmpl[] = "/tmp/fme_dist_worker_XXXXXX";
     int log = mkstemp(tmpl);
     logs.push_back(tmpl);
+    // The child's environment is built here, in the parent: between fork and exec only
+    // async-signal-safe calls are allowed (setenv may deadlock on a lock held by another thread).
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+      std::string kv(*e);
+      std::string name = kv.substr(0, kv.find('='));
+      bool drop = false;
+      for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "OMP_NUM_THREADS",
+                            "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
+                            "GLOO_SOCKET_IFNAME"})
+        drop = drop || name == v;
+      if (!drop) env.push_back(kv);
+    }
+    env.push_back("RANK=" + std::to_string(rank));
+    env.push_back("WORLD_SIZE=" + std::to_string(world));
+    env.push_back("LOCAL_RANK=" + std::to_string(rank));
+    env.push_back("MASTER_ADDR=127.0.0.1");
+    env.push_back("MASTER_PORT=" + std::to_string(res.port));
+    env.push_back("OMP_NUM_THREADS=1");  // 4 workers share 2 cores
+    std::vector<char*> envp;
+    for (auto& kv : env) envp.push_back(kv.data());
+    envp.push_back(nullptr);
+    std::vector<char*> argv{const_cast<char*>(FME_DIST_WORKER), const_cast<char*>(scenario.c_str()),
+                            const_cast<char*>(timeout.c_str()), const_cast<char*>(mesh.c_str()), nullptr};
     pid_t pid = fork();
     if (pid == 0) {
-      // Child: only async-signal-safe work before exec (the parent may have threads).
       dup2(log, 1);
       dup2(log, 2);
-      for (const char* v : {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
-                            "GLOO_SOCKET_IFNAME"})
-        unsetenv(v);
-      setenv("RANK", std::to_string(rank).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", std::to_string(res.port).c_str(), 1);
-      setenv("OMP_NUM_THREADS", "1", 1);  // 4 workers share 2 cores
-      std::string t = std::to_string(timeout_ms);
-      execl(FME_DIST_WORKER, FME_DIST_WORKER, scenario.c_str(), t.c_str(), mesh.c_str(), static_cast<char*>(nullptr));
+      execve(FME_DIST_WORKER, argv.data(), envp.data());
       _exit(127);
     }
     close(log);
@@ -204,6 +218,17 @@ TEST(Dist, MissingRankZeroTimesOutWithMessage) {
             std::string::npos)
       << w.output;
   EXPECT_LT(res.seconds, 10.0);
+}
+
+TEST(Dist, PeerDyingMidRunFailsTheCollective) {
+  // A 5 s collective timeout; the dead peer's closed sockets usually fail it sooner.
+  auto res = run_workers("peer_dies", 2, all_ranks(2), 5000, "", 30);
+  ASSERT_EQ(res.workers.size(), 2u);
+  EXPECT_EQ(res.workers[1].status, 0) << res.workers[1].output;
+  EXPECT_EQ(res.workers[0].status, 2) << res.workers[0].output;
+  EXPECT_NE(res.workers[0].output.find("all_reduce_sum over group world (ranks 0,1) failed"), std::string::npos)
+      << res.workers[0].output;
+  EXPECT_LT(res.seconds, 15.0);
 }
 
 TEST(Dist, ThreeOfFourArrivedIsReported) {

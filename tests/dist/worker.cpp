@@ -104,11 +104,18 @@ int main(int argc, char** argv) {
   std::string mesh_spec = argc > 3 ? argv[3] : "";
   try {
     auto env = fme::dist::launch_env_from_environment();
-    auto mesh = fme::dist::Mesh::parse(mesh_spec, env.world_size);
-    auto d = fme::dist::Dist::init(env, mesh, timeout);
+    // No MESH argument: the world group only.
+    auto d = mesh_spec.empty() ? fme::dist::Dist::init(env, timeout)
+                               : fme::dist::Dist::init(env, fme::dist::Mesh::parse(mesh_spec, env.world_size), timeout);
     check(d->rank() == env.rank && d->world() == env.world_size, "rank/world");
     if (scenario == "join") {
       // Rendezvous only.
+    } else if (scenario == "peer_dies") {
+      // Rank 1 leaves right after the rendezvous; rank 0's collective must fail, not hang.
+      if (d->rank() == 1) return 0;
+      at::Tensor t = at::ones({4});
+      d->all_reduce_sum(t);
+      check(false, "all_reduce_sum with a dead peer returned");
     } else if (scenario == "world") {
       all_reduce(*d, at::kFloat, "");
       all_reduce(*d, at::kBFloat16, "");

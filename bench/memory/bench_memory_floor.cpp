@@ -1,0 +1,135 @@
+// bench_memory_floor: how fast can fresh parameter memory be created on this machine? Measures, for one byte
+// count and thread count: parallel first-touch of a fresh mmap (4 KiB pages and MADV_HUGEPAGE), memset into
+// fresh and into warm memory, and fill_normal (fp32 and bf16) into fresh and warm memory; prints one JSON
+// line per measurement, with the fresh fills' ratio to first-touch of the same size (the budget is <= 1.25).
+// Leaves out NUMA effects and file-backed memory.
+// Usage: bench_memory_floor [bytes=2GiB] [threads=all] [repeats=3]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "util/counter_rng.h"
+#include "util/fresh_memory.h"
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Parallel memset: each thread a contiguous chunk, as first_touch and fill_normal split the work.
+void par_memset(void* p, size_t bytes, int threads) {
+  std::vector<std::thread> pool;
+  auto* c = static_cast<char*>(p);
+  for (int t = 0; t < threads; ++t) {
+    const size_t lo = bytes * t / threads, hi = bytes * (t + 1) / threads;
+    pool.emplace_back([=] { std::memset(c + lo, 0, hi - lo); });
+  }
+  for (auto& th : pool) th.join();
+}
+
+enum class Op { kFirstTouch, kMemset, kFillF32, kFillBf16 };
+
+void run_op(Op op, void* p, size_t bytes, int threads, fme::RngKernel kernel) {
+  switch (op) {
+    case Op::kFirstTouch:
+      fme::first_touch(p, bytes, threads);
+      break;
+    case Op::kMemset:
+      par_memset(p, bytes, threads);
+      break;
+    case Op::kFillF32:
+      fme::fill_normal(static_cast<float*>(p), 1, int64_t(bytes / 4), int64_t(bytes / 4), 0, 0, 1234, 0.0f, 0.02f,
+                       threads, kernel);
+      break;
+    case Op::kFillBf16:
+      fme::fill_normal_bf16(static_cast<uint16_t*>(p), 1, int64_t(bytes / 2), int64_t(bytes / 2), 0, 0, 1234, 0.0f,
+                            0.02f, threads, kernel);
+      break;
+  }
+}
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::kFirstTouch: return "first_touch";
+    case Op::kMemset: return "memset";
+    case Op::kFillF32: return "fill_normal_f32";
+    case Op::kFillBf16: return "fill_normal_bf16";
+  }
+  return "?";
+}
+
+// Best-of-`repeats` seconds; fresh = new mapping each time (mmap/munmap outside the timed region).
+double time_op(Op op, size_t bytes, int threads, bool fresh, bool huge, int repeats,
+               fme::RngKernel kernel = fme::RngKernel::kAuto) {
+  double best = 1e30;
+  fme::FreshBuffer warm;
+  if (!fresh) {
+    warm = fme::FreshBuffer(bytes, huge);
+    par_memset(warm.data(), bytes, threads);
+  }
+  for (int r = 0; r < repeats; ++r) {
+    fme::FreshBuffer buf;
+    if (fresh) buf = fme::FreshBuffer(bytes, huge);
+    void* p = fresh ? buf.data() : warm.data();
+    const double t0 = now_s();
+    run_op(op, p, bytes, threads, kernel);
+    best = std::min(best, now_s() - t0);
+  }
+  return best;
+}
+
+void emit(const char* what, Op op, bool fresh, bool huge, size_t bytes, int threads, double s, double floor_s,
+          const char* kernel = "auto") {
+  const double gbs = bytes / s / 1e9;
+  std::printf("{\"op\":\"%s\",\"memory\":\"%s\",\"hugepages\":%s,\"kernel\":\"%s\",\"bytes\":%zu,\"threads\":%d,"
+              "\"seconds\":%.4f,\"GB_per_s\":%.3f",
+              op_name(op), fresh ? "fresh" : "warm", huge ? "true" : "false", kernel, bytes, threads, s, gbs);
+  if (op == Op::kFillF32 || op == Op::kFillBf16) {
+    const double elems = double(bytes) / (op == Op::kFillF32 ? 4 : 2);
+    std::printf(",\"Gelem_per_s\":%.3f,\"Gelem_per_s_per_thread\":%.3f", elems / s / 1e9, elems / s / 1e9 / threads);
+  }
+  if (floor_s > 0) std::printf(",\"ratio_vs_first_touch\":%.3f", s / floor_s);
+  std::printf(",\"what\":\"%s\"}\n", what);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t bytes = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (size_t{2} << 30);
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = argc > 2 && std::atoi(argv[2]) > 0 ? std::atoi(argv[2]) : hw;
+  const int repeats = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
+  std::printf("{\"info\":\"bench_memory_floor\",\"bytes\":%zu,\"threads\":%d,\"repeats\":%d,\"avx512\":%s}\n", bytes,
+              threads, repeats, fme::rng_avx512_available() ? "true" : "false");
+
+  for (bool huge : {false, true}) {
+    const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
+    emit("floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
+    emit("every byte of fresh memory", Op::kMemset, true, huge, bytes, threads,
+         time_op(Op::kMemset, bytes, threads, true, huge, repeats), ft);
+    emit("create fp32 params", Op::kFillF32, true, huge, bytes, threads,
+         time_op(Op::kFillF32, bytes, threads, true, huge, repeats), ft);
+    emit("create bf16 params", Op::kFillBf16, true, huge, bytes, threads,
+         time_op(Op::kFillBf16, bytes, threads, true, huge, repeats), ft);
+  }
+  // Warm memory: the generator's own speed (a smaller buffer is enough and stays out of the fault path).
+  const size_t warm_bytes = std::min(bytes, size_t{256} << 20);
+  emit("warm memset bandwidth", Op::kMemset, false, false, bytes, threads,
+       time_op(Op::kMemset, bytes, threads, false, false, repeats), 0);
+  for (int t : {1, threads}) {
+    for (auto [kernel, name] : {std::pair{fme::RngKernel::kAuto, "auto"}, std::pair{fme::RngKernel::kPortable, "portable"}}) {
+      emit("generator speed", Op::kFillF32, false, false, warm_bytes, t,
+           time_op(Op::kFillF32, warm_bytes, t, false, false, repeats, kernel), 0, name);
+      emit("generator speed", Op::kFillBf16, false, false, warm_bytes, t,
+           time_op(Op::kFillBf16, warm_bytes, t, false, false, repeats, kernel), 0, name);
+    }
+    if (t == threads) break;
+  }
+  return 0;
+}

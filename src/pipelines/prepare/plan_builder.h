@@ -1,0 +1,51 @@
+// Applies a resolved PlanTable while the model is built: each parameter is allocated once, at this process's
+// local shape, dtype and trainability, and each Linear/Embedding learns its split and its mesh-axis group.
+// Also describes a (shape-only) model as the module list that plans resolve over.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dist/process_group.h"
+#include "models/build.h"
+#include "models/model.h"
+#include "plans/resolve.h"
+
+namespace fme {
+
+// The modules of `model` (built on the meta device) in tree order, with global shapes: what plans match.
+std::vector<plans::ModuleDesc> describe_modules(Model& model);
+
+at::ScalarType parse_param_dtype(const std::string& name);  // "fp32" | "bf16" | "fp16"
+
+// A Collective over one mesh axis of the distributed runtime.
+class AxisCollective : public Collective {
+ public:
+  AxisCollective(std::shared_ptr<dist::Dist> dist, std::string axis) : dist_(std::move(dist)), axis_(std::move(axis)) {}
+  void all_reduce_sum(at::Tensor& x) override { dist_->all_reduce_sum(x, axis_); }
+  at::Tensor all_gather_last_dim(const at::Tensor& x) override { return dist_->all_gather(x, -1, axis_); }
+  int rank() const override { return dist_->rank(axis_); }
+  int size() const override { return dist_->size(axis_); }
+
+ private:
+  std::shared_ptr<dist::Dist> dist_;  // collectives keep the runtime alive as long as a module uses them
+  std::string axis_;
+};
+
+class PlanBuilder : public Builder {
+ public:
+  // `dist` may be null for a single process (then every axis has size 1).
+  PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist);
+  at::Tensor param(const std::string& path, const std::vector<int64_t>& global_shape) override;
+  ModuleParallel parallel(const std::string& module_path) override;
+
+ private:
+  const plans::PlanTable& table_;
+  int64_t rank_;
+  std::shared_ptr<dist::Dist> dist_;
+  std::map<std::string, const plans::ParamRow*> params_;
+  std::map<std::string, std::shared_ptr<AxisCollective>> groups_;
+};
+
+}  // namespace fme

@@ -1,0 +1,147 @@
+#include "pipelines/prepare/prepare.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <set>
+
+#include "formats/checkpoint.h"
+#include "models/init.h"
+#include "models/loader.h"
+#include "models/presets.h"
+#include "pipelines/prepare/plan_builder.h"
+#include "plans/plan.h"
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+std::vector<plans::Plan> load_plan_spec(const std::string& spec) { return plans::load_plans(spec); }
+
+Json Prepared::summary() const {
+  return Json{{"world_size", dist ? dist->world() : 1},
+              {"rank", dist ? dist->rank() : 0},
+              {"mesh", table.mesh.to_string()},
+              {"global_params", global_params},
+              {"local_params", local_params},
+              {"local_param_bytes", local_param_bytes},
+              {"optimizer_state_bytes", state_bytes},
+              {"optimizer_state_untouched", optimizer ? optimizer->state_untouched() : true},
+              {"ms", {{"build", ms.build},
+                      {"plans", ms.plans},
+                      {"specs", ms.specs},
+                      {"shard", ms.shard},
+                      {"init", ms.init},
+                      {"optimizer", ms.optimizer},
+                      {"total", ms.total}}}};
+}
+
+Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> dist) {
+  using Clock = std::chrono::steady_clock;
+  const auto t_all = Clock::now();
+  Prepared out;
+  out.dist = dist;
+  if (o.model_preset.empty() == o.model_dir.empty()) throw ConfigError("prepare: give one of --model-preset or --model");
+  const int64_t rank = dist ? dist->rank() : 0;
+
+  // build: the architecture as a shape-only (meta) model: module paths, types and global shapes, no memory.
+  auto t0 = Clock::now();
+  const ModelConfig config = o.model_dir.empty() ? find_preset(o.model_preset).config : load_model_config(o.model_dir);
+  const at::ScalarType dtype = parse_param_dtype(o.dtype == "float32" ? "fp32" : o.dtype == "bfloat16" ? "bf16" : o.dtype);
+  std::vector<plans::ModuleDesc> modules;
+  {
+    auto shape_only = create_model(config, at::TensorOptions().device(at::kMeta).dtype(dtype));
+    modules = describe_modules(*shape_only);
+  }
+  out.ms.build = ms_since(t0);
+
+  // plans: parse and resolve in one traversal per plan into the explicit table.
+  t0 = Clock::now();
+  std::vector<plans::Plan> all_plans;
+  for (const auto& spec : o.plans) {
+    auto p = load_plan_spec(spec);
+    all_plans.insert(all_plans.end(), p.begin(), p.end());
+  }
+  plans::Mesh mesh = o.mesh.empty() ? plans::Mesh{} : plans::Mesh::parse(o.mesh);
+  if (o.mesh.empty()) {  // a single process is a mesh whose axes (those the plans name) are all 1
+    for (const auto& plan : all_plans)
+      for (const auto& rule : plan.rules)
+        if (!rule.transform.axis.empty() && !mesh.has(rule.transform.axis)) mesh.axes.push_back({rule.transform.axis, 1});
+  }
+  const int64_t world = dist ? dist->world() : 1;
+  if (mesh.num_ranks() != world)
+    throw ConfigError("mesh " + (o.mesh.empty() ? std::string("(none)") : o.mesh) + " has " + std::to_string(mesh.num_ranks()) +
+                      " processes but the job has " + std::to_string(world));
+  out.table = plans::resolve(modules, all_plans, mesh);
+  out.ms.plans = ms_since(t0);
+
+  // partition specs: each parameter's placement (sharded dim, offset for this rank) and local shape.
+  t0 = Clock::now();
+  std::set<std::string> lora_params;
+  for (const plans::ParamRow* p : out.table.all_params()) {
+    int64_t n = 1;
+    for (int64_t d : p->global_shape) n *= d;
+    out.global_params += n;
+    if (p->added_by_lora) lora_params.insert(p->name);
+  }
+  PlanBuilder builder(out.table, rank, dist);
+  out.ms.specs = ms_since(t0);
+
+  // shard: the real model, each parameter allocated once at its local shape (never whole).
+  t0 = Clock::now();
+  out.model = create_model(config, builder);
+  out.ms.shard = ms_since(t0);
+
+  // init (or load this process's slices of the checkpoint).
+  t0 = Clock::now();
+  if (o.model_dir.empty()) {
+    init_weights(*out.model, o.seed);
+  } else {
+    load_checkpoint(*out.model, Checkpoint::open(o.model_dir), lora_params);
+    if (!lora_params.empty()) init_lora(*out.model, o.seed);
+  }
+  // Trainability comes from the table (register_parameter resets requires_grad).
+  std::vector<OptParam> params;
+  for (auto& item : out.model->module().named_parameters(true)) {
+    const plans::ParamRow* row = nullptr;
+    const auto dot = item.key().rfind('.');
+    if (const auto* m = out.table.find(item.key().substr(0, dot))) row = m->param(item.key().substr(dot + 1));
+    const bool trainable = row ? row->trainable : true;
+    item.value().set_requires_grad(trainable);
+    out.local_params += item.value().numel();
+    out.local_param_bytes += item.value().numel() * item.value().element_size();
+    params.push_back({item.key(), item.value(), trainable, row ? row->spec.replicated() : true});
+  }
+  out.ms.init = ms_since(t0);
+
+  // optimizer: state for the selected parameters, on fresh zero pages.
+  t0 = Clock::now();
+  if (o.optimizer != "none") {
+    OptimizerConfig oc = o.optim;
+    oc.name = o.optimizer;
+    if (oc.clip_norm && dist && dist->world() > 1) {
+      std::shared_ptr<dist::Dist> d = dist;
+      oc.allreduce_sum = [d](double x) {
+        at::Tensor t = at::full({1}, x, at::kDouble);
+        d->all_reduce_sum(t);
+        return t.item<double>();
+      };
+      oc.replica_count = world;
+    }
+    out.optimizer = make_optimizer(std::move(params), oc);
+    out.state_bytes = out.optimizer->state_bytes();
+  }
+  out.ms.optimizer = ms_since(t0);
+  out.ms.total = ms_since(t_all);
+  return out;
+}
+
+}  // namespace fme

@@ -1,0 +1,54 @@
+// `fme prepare`: the C++ counterpart of the seed's make_module_opt(module, optimizer, mesh, plans) — build a
+// model, resolve glob-pattern plans over its module tree into one explicit table, materialise only this
+// process's shards (initialised by global element index, or read as slices of a checkpoint), and create the
+// optimizer state for the selected parameters. One call returns the module and its optimizer.
+//
+// Order of work (each timed): build a shape-only model on the meta device -> plans (parse + resolve) ->
+// partition specs (per-parameter shard placement) -> shard (allocate local tensors) -> init (or load) ->
+// optimizer (state on fresh zero pages).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dist/process_group.h"
+#include "models/model.h"
+#include "optim/factory.h"
+#include "plans/resolve.h"
+#include "util/json.h"
+
+namespace fme {
+
+struct PrepareOptions {
+  std::string model_preset;          // or
+  std::string model_dir;             // an HF checkpoint: each process reads only its slices
+  std::vector<std::string> plans;    // plan files, or builtin:bert-tp / builtin:qwen2-tp
+  std::string mesh;                  // "tp=2", "dp=2,tp=2"; empty: all processes on one "tp"-free mesh
+  std::string dtype = "fp32";        // parameter dtype before plans (cast transforms may change it)
+  uint64_t seed = 0;
+  std::string optimizer = "adamw";   // adamw | adam | sgd | none
+  OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
+};
+
+struct PrepareTimings {  // milliseconds
+  double build = 0, plans = 0, specs = 0, shard = 0, init = 0, optimizer = 0, total = 0;
+};
+
+struct Prepared {
+  std::shared_ptr<dist::Dist> dist;
+  plans::PlanTable table;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Optimizer> optimizer;  // null with optimizer "none"
+  PrepareTimings ms;
+  int64_t global_params = 0, local_params = 0, local_param_bytes = 0, state_bytes = 0;
+  Json summary() const;  // counts, bytes, timings
+};
+
+// `dist` may be null for a single process. Throws ConfigError/ShapeError/... with clear messages.
+Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> dist);
+
+// The plans of `spec`: a file path or builtin:NAME.
+std::vector<plans::Plan> load_plan_spec(const std::string& spec);
+
+}  // namespace fme

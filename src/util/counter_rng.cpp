@@ -1,0 +1,173 @@
+// counter_rng: stream keys, Philox4x32-10, the portable build of the normal kernel, the runtime choice of the
+// AVX-512 build, and the threaded 2-D fill. Compiled with -ffp-contract=off -fno-math-errno (see
+// src/util/CMakeLists.txt) so the portable kernel matches the AVX-512 one bit for bit. Leaves out the kernel
+// source (counter_rng_kernel.h) and the AVX-512 translation unit (counter_rng_avx512.cpp).
+#include "util/counter_rng.h"
+
+#include <algorithm>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "util/counter_rng_kernel.h"
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+uint64_t splitmix64_mix(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Below this many elements per fill, spawning threads costs more than it saves.
+constexpr int64_t kMinElementsPerThread = int64_t{1} << 16;
+
+
+template <typename T>
+void fill_2d(T* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
+             int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads,
+             void (*span)(T*, int64_t, uint64_t, uint64_t, float, float)) {
+  if (n_rows < 0 || row_len < 0 || global_first_index < 0 || (n_rows > 1 && global_row_stride < row_len) ||
+      (n_rows > 1 && out_row_stride < row_len)) {
+    throw ShapeError("fill_normal: bad block (n_rows " + std::to_string(n_rows) + ", row_len " +
+                     std::to_string(row_len) + ", out_row_stride " + std::to_string(out_row_stride) +
+                     ", global_first_index " + std::to_string(global_first_index) + ", global_row_stride " +
+                     std::to_string(global_row_stride) + ")");
+  }
+  const int64_t total = n_rows * row_len;
+  if (total == 0) return;
+  int64_t threads = n_threads > 0 ? n_threads : static_cast<int64_t>(std::thread::hardware_concurrency());
+  threads = std::clamp<int64_t>(std::min(threads, total / kMinElementsPerThread), 1, 1024);
+
+  // Local flat range [lo, hi) of the row-major n_rows x row_len block, walked row segment by row segment.
+  auto run = [&](int64_t lo, int64_t hi) {
+    while (lo < hi) {
+      const int64_t i = lo / row_len, j = lo % row_len;
+      const int64_t len = std::min(row_len - j, hi - lo);
+      const int64_t g = global_first_index + i * global_row_stride + j;
+      span(out + i * out_row_stride + j, len, static_cast<uint64_t>(g), key, mean, std);
+      lo += len;
+    }
+  };
+  if (threads == 1) {
+    run(0, total);
+    return;
+  }
+  // Contiguous ranges, boundaries on 64-element multiples (a full cache line of fp32) so neighbouring threads
+  // rarely write the same line.
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads - 1));
+  auto bound = [&](int64_t t) {
+    if (t == threads) return total;
+    const int64_t b = static_cast<int64_t>((static_cast<__int128>(total) * t) / threads);
+    return std::min(total, b & ~int64_t{63});
+  };
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run, bound(t), bound(t + 1));
+  run(0, bound(1));
+  for (auto& th : pool) th.join();
+}
+
+bool use_avx512(RngKernel kernel) {
+  switch (kernel) {
+    case RngKernel::kPortable:
+      return false;
+    case RngKernel::kAvx512:
+      if (!rng_avx512_available()) throw UnsupportedError("fill_normal: AVX-512 kernel requested, CPU lacks it");
+      return true;
+    case RngKernel::kAuto:
+      break;
+  }
+  return rng_avx512_available();
+}
+
+}  // namespace
+
+bool rng_avx512_available() {
+#if defined(FME_RNG_HAVE_AVX512)
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+uint64_t stream_key(uint64_t seed, std::string_view path) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : path) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return splitmix64_mix(splitmix64_mix(seed) ^ h);
+}
+
+void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+  uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+  uint32_t k0 = key[0], k1 = key[1];
+  for (int r = 0; r < 10; ++r) {
+    if (r > 0) {
+      k0 += rng_kernel::kPhiloxW0;
+      k1 += rng_kernel::kPhiloxW1;
+    }
+    const uint64_t p0 = uint64_t{rng_kernel::kPhiloxM0} * c0;
+    const uint64_t p1 = uint64_t{rng_kernel::kPhiloxM1} * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+float normal_at(uint64_t key, uint64_t e, float mean, float std) {
+  float v;
+  rng_detail::normal_span_portable(&v, 1, e, key, mean, std);
+  return v;
+}
+
+namespace rng_detail {
+
+float log_unit(float x) { return rng_kernel::log_unit(x); }
+void sincos_turn24(uint32_t t, float* c, float* s) { rng_kernel::sincos_turn24(t, *c, *s); }
+
+void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  rng_kernel::normal_span(out, n, e0, key, mean, std);
+}
+void normal_span_bf16_portable(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  rng_kernel::normal_span(out, n, e0, key, mean, std);
+}
+#if !defined(FME_RNG_HAVE_AVX512)
+// No AVX-512 translation unit on this target; never called (rng_avx512_available() is false).
+void normal_span_avx512(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  normal_span_portable(out, n, e0, key, mean, std);
+}
+void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  normal_span_bf16_portable(out, n, e0, key, mean, std);
+}
+#endif
+
+}  // namespace rng_detail
+
+void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
+                 int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, RngKernel kernel) {
+  fill_2d<float>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
+                 n_threads, use_avx512(kernel) ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable);
+}
+
+void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
+                      int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
+                      int n_threads, RngKernel kernel) {
+  fill_2d<uint16_t>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
+                    n_threads,
+                    use_avx512(kernel) ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable);
+}
+
+}  // namespace fme

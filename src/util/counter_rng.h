@@ -1,0 +1,75 @@
+// Counter-based random initialisation of (sharded) parameters: every element's value is a pure function of
+// (seed, parameter path, element index in the FULL tensor), so a model materialised shard by shard on any
+// tensor-parallel mesh, with any thread count, on any x86-64 machine (AVX-512 or not), is bit-identical to the
+// unsharded one. Torch-free. Leaves out uniform/truncated/constant fills and anything that knows about
+// parameter shapes or meshes: callers translate a shard into (rows, strides, first global index).
+//
+// Exact definition (enough to reimplement it elsewhere):
+//   stream_key(seed, path):
+//     h   = FNV-1a 64 of the path's bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3)
+//     key = mix(mix(seed) ^ h), where mix(x) is SplitMix64's output function:
+//           z = x + 0x9e3779b97f4a7c15; z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+//           z = (z ^ (z >> 27)) * 0x94d049bb133111eb; return z ^ (z >> 31)
+//   Element e (0-based index in the row-major global tensor), block b = e >> 2, lane = e & 3:
+//     (x0, x1, x2, x3) = Philox4x32-10(counter = {lo32(b), hi32(b), 0, 0}, key = {lo32(key), hi32(key)})
+//     pairs: (x0, x1) -> lanes 0 (cos) and 1 (sin); (x2, x3) -> lanes 2 (cos) and 3 (sin). For a pair (xu, xt):
+//       u     = (2 * (xu >> 9) + 1) * 2^-24                 (in (0,1); so |z| <= sqrt(48 ln 2) = 5.77)
+//       r     = sqrtf(-2 * log_cephes(u))                    (log: Cephes logf polynomial, float arithmetic)
+//       t     = xt >> 8; s = (t + 2^21) mod 2^24; k = s >> 22; m = s & (2^22 - 1)
+//       phi   = float(2*m + 1 - 2^22) * 1.8725351414619643e-7f   (= (pi/2)/2^23; phi in (-pi/4, pi/4))
+//       (c, s') = Cephes cosf/sinf polynomials of phi; theta = k*pi/2 + phi = 2*pi*(t + 0.5)/2^24
+//       z_cos = r * cos(theta), z_sin = r * sin(theta), cos/sin(theta) from (c, s') by quadrant k
+//     value = z * std + mean   (float, no FMA: two roundings)
+//   Every step is float (binary32) arithmetic with no fused multiply-add; the polynomials and their exact
+//   evaluation order are in counter_rng_kernel.h. bf16 output = fp32 value rounded to nearest even.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+namespace fme {
+
+// FNV-1a of `path` mixed with `seed` by SplitMix64 (definition above). Distinct paths give independent streams.
+uint64_t stream_key(uint64_t seed, std::string_view path);
+
+// Philox4x32-10 (Salmon et al. 2011), the Random123 reference: 10 rounds, key bumped by (0x9E3779B9, 0xBB67AE85).
+void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
+// The fp32 value of global element `e` of the stream `key` (unit normal before mean/std). Scalar; for tests
+// and reimplementers. Equals what fill_normal writes.
+float normal_at(uint64_t key, uint64_t e, float mean = 0.0f, float std = 1.0f);
+
+// Which code path runs the kernel. kAuto picks AVX-512 when the CPU has it. Both give bit-identical output;
+// forcing one is for tests and benchmarks (kAvx512 on a CPU without it throws fme::UnsupportedError).
+enum class RngKernel { kAuto, kPortable, kAvx512 };
+bool rng_avx512_available();
+
+// Fills a 2-D block of a larger row-major global tensor with Normal(mean, std):
+//   out[i * out_row_stride + j] = value of global element (global_first_index + i * global_row_stride + j)
+//   for i in [0, n_rows), j in [0, row_len).
+// Whole tensor: n_rows = 1, row_len = numel, global_first_index = 0 (global_row_stride unused).
+// Dim-0 shard of [R, C]: n_rows = R/tp, row_len = C, global_row_stride = C, global_first_index = coord*(R/tp)*C.
+// Dim-1 shard of [R, C]: n_rows = R, row_len = C/tp, global_row_stride = C, global_first_index = coord*(C/tp).
+// The local elements are split into contiguous ranges over n_threads std::threads (0 = hardware
+// concurrency; small fills run inline), so each thread first-touches its own pages.
+// Throws fme::ShapeError on negative sizes or indices.
+void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
+                 int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads = 0,
+                 RngKernel kernel = RngKernel::kAuto);
+// Same, writing bf16 bits (round-to-nearest-even of the fp32 value).
+void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
+                      int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
+                      int n_threads = 0, RngKernel kernel = RngKernel::kAuto);
+
+namespace rng_detail {
+// The Cephes-style float log used by the kernel, for x in [2^-24, 1); exposed so tests can bound its error.
+float log_unit(float x);
+// cos and sin of 2*pi*(t + 0.5)/2^24 for t in [0, 2^24) as the kernel computes them.
+void sincos_turn24(uint32_t t, float* c, float* s);
+// Single-threaded spans: out[i] = element e0 + i, i in [0, n). Defined per kernel TU.
+void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+void normal_span_bf16_portable(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+void normal_span_avx512(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+}  // namespace rng_detail
+
+}  // namespace fme

@@ -1,0 +1,38 @@
+// Fresh (never-touched) anonymous memory and parallel first-touch, for materialising large parameter buffers
+// and for measuring the page-fault floor that any "create N bytes" step pays on this kind of VM.
+// Leaves out NUMA placement, pinning and file-backed mappings.
+#pragma once
+#include <cstddef>
+
+namespace fme {
+
+// Owns an anonymous private mapping (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE): pages are allocated on
+// first write, so whoever writes first pays the fault. With huge_pages the region is 2 MiB aligned and
+// madvise(MADV_HUGEPAGE)'d (a hint: transparent huge pages may still be refused). data() is at least 64-byte
+// (in fact page) aligned. Move-only; munmap in the destructor. Throws fme::IoError if mmap fails.
+class FreshBuffer {
+ public:
+  FreshBuffer() = default;
+  explicit FreshBuffer(size_t bytes, bool huge_pages = false);
+  ~FreshBuffer();
+  FreshBuffer(const FreshBuffer&) = delete;
+  FreshBuffer& operator=(const FreshBuffer&) = delete;
+  FreshBuffer(FreshBuffer&& other) noexcept;
+  FreshBuffer& operator=(FreshBuffer&& other) noexcept;
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool huge_pages() const { return huge_; }
+
+ private:
+  void release() noexcept;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+  bool huge_ = false;
+};
+
+// Writes a zero byte to every 4 KiB page of [p, p + bytes) from n_threads threads (0 = hardware concurrency),
+// each taking one contiguous chunk, so the page faults of fresh memory are taken in parallel.
+void first_touch(void* p, size_t bytes, int n_threads = 0);
+
+}  // namespace fme

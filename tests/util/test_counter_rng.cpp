@@ -1,0 +1,273 @@
+// Tests of util/counter_rng and util/fresh_memory: Philox4x32-10 against the Random123 known-answer vectors,
+// the accuracy of the kernel's own log/sin/cos polynomials, pinned values from an independent (numpy)
+// reimplementation of the documented definition, invariance of fill_normal under sharding, thread count and
+// code path (AVX-512 vs portable), the bf16 rounding, and the distribution's statistics.
+// Leaves out speed (bench/memory/bench_memory_floor.cpp measures it).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "util/counter_rng.h"
+#include "util/error.h"
+#include "util/fresh_memory.h"
+
+namespace {
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+TEST(CounterRngPhilox, Random123KnownAnswers) {
+  struct Kat {
+    uint32_t ctr[4], key[2], expect[4];
+  };
+  // Random123 kat_vectors, "philox4x32 10" lines.
+  const Kat kats[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+       {0xffffffff, 0xffffffff},
+       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+       {0xa4093822, 0x299f31d0},
+       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+  };
+  for (const Kat& k : kats) {
+    uint32_t out[4];
+    fme::philox4x32_10(k.ctr, k.key, out);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], k.expect[i]) << "word " << i;
+  }
+}
+
+TEST(CounterRngKey, DefinitionAndSeparation) {
+  // Pinned from an independent Python implementation of the definition in counter_rng.h.
+  EXPECT_EQ(fme::stream_key(0, ""), 0x5b21f68ffa77f14cULL);
+  EXPECT_EQ(fme::stream_key(42, "model.layers.0.mlp.up_proj.weight"), 0xff8491fa91f3a26bULL);
+  EXPECT_NE(fme::stream_key(1, "a"), fme::stream_key(2, "a"));
+  EXPECT_NE(fme::stream_key(1, "a"), fme::stream_key(1, "b"));
+  EXPECT_EQ(fme::stream_key(7, "x.weight"), fme::stream_key(7, "x.weight"));
+}
+
+// The kernel's log is only ever called on u = (2k+1) * 2^-24; check every one of those 2^23 inputs.
+TEST(CounterRngMath, LogApproxMatchesStd) {
+  double max_rel = 0, max_abs = 0;
+  for (uint32_t k = 0; k < (1u << 23); ++k) {
+    const float u = static_cast<float>(2 * k + 1) * 0x1p-24f;
+    const double ref = std::log(static_cast<double>(u));
+    const double got = fme::rng_detail::log_unit(u);
+    max_abs = std::max(max_abs, std::fabs(got - ref));
+    max_rel = std::max(max_rel, std::fabs(got - ref) / std::fabs(ref));
+  }
+  // Measured: max rel err 8.1e-8 (< 1 ulp), max abs 4.9e-7 (at u near 2^-24 where |log| ~ 16.6).
+  std::printf("log_unit: max rel err %.3g, max abs err %.3g\n", max_rel, max_abs);
+  EXPECT_LT(max_rel, 1.5e-7);
+  EXPECT_LT(max_abs, 1.5e-6);
+}
+
+// Every one of the 2^24 angles the kernel can produce.
+TEST(CounterRngMath, SinCosApproxMatchesStd) {
+  double max_err = 0;
+  for (uint32_t t = 0; t < (1u << 24); ++t) {
+    const double theta = 2.0 * M_PI * (t + 0.5) / 16777216.0;
+    float c, s;
+    fme::rng_detail::sincos_turn24(t, &c, &s);
+    max_err = std::max({max_err, std::fabs(c - std::cos(theta)), std::fabs(s - std::sin(theta))});
+  }
+  std::printf("sincos_turn24: max abs err %.3g\n", max_err);
+  EXPECT_LT(max_err, 1.5e-7);  // measured 9.1e-8
+}
+
+TEST(CounterRngNormal, PinnedValuesFromReference) {
+  // Pinned from an independent numpy float32 implementation of the definition in counter_rng.h.
+  const uint64_t key = fme::stream_key(42, "model.layers.0.mlp.up_proj.weight");
+  const struct {
+    uint64_t e;
+    uint32_t bits;
+  } pins[] = {{0ULL, 0x3eb7b20au}, {1ULL, 0x3fb50ab3u}, {2ULL, 0xbf6df1feu}, {3ULL, 0xbf4ef0bau}, {4ULL, 0x3e7fd021u}, {5ULL, 0xbf0bb8bcu}, {6ULL, 0xbf0fd949u}, {7ULL, 0xbe288c94u}, {63ULL, 0xc00b9075u}, {64ULL, 0x3ec12dfdu}, {1000003ULL, 0xbf4b1d1au}, {8589934594ULL, 0xbf82025du}, {1099511627777ULL, 0x3fe64ffcu}, {2305843009213693951ULL, 0x3f2fddb9u}};
+  for (const auto& p : pins) {
+    EXPECT_EQ(bits_of(fme::normal_at(key, p.e)), p.bits) << "element " << p.e;
+    float v[3];  // through fill_normal (the AVX-512 path where available), as the middle of a 3-element span
+    fme::fill_normal(v, 1, 3, 3, static_cast<int64_t>(p.e) - (p.e > 0 ? 1 : 0), 0, key, 0.0f, 1.0f);
+    EXPECT_EQ(bits_of(v[p.e > 0 ? 1 : 0]), p.bits) << "element " << p.e;
+  }
+}
+
+TEST(CounterRngNormal, DeterministicAndKeyed) {
+  std::vector<float> a(1000), b(1000), c(1000);
+  fme::fill_normal(a.data(), 1, 1000, 1000, 0, 0, 99, 0.0f, 1.0f);
+  fme::fill_normal(b.data(), 1, 1000, 1000, 0, 0, 99, 0.0f, 1.0f);
+  fme::fill_normal(c.data(), 1, 1000, 1000, 0, 0, 100, 0.0f, 1.0f);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+  int same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == c[i];
+  EXPECT_LT(same, 5);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(bits_of(a[i]), bits_of(fme::normal_at(99, i))) << i;
+}
+
+TEST(CounterRngNormal, MeanAndStdApplied) {
+  std::vector<float> z(256), y(256);
+  fme::fill_normal(z.data(), 1, 256, 256, 0, 0, 5, 0.0f, 1.0f);
+  fme::fill_normal(y.data(), 1, 256, 256, 0, 0, 5, 3.0f, 0.02f);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(bits_of(y[i]), bits_of(z[i] * 0.02f + 3.0f));
+}
+
+TEST(CounterRngNormal, ShardInvariance) {
+  const int R = 6, C = 10;
+  const uint64_t key = fme::stream_key(3, "w");
+  std::vector<float> whole(R * C);
+  fme::fill_normal(whole.data(), 1, R * C, R * C, 0, 0, key, 0.0f, 0.02f);
+  // As R rows of a 2-D fill.
+  std::vector<float> rows(R * C);
+  fme::fill_normal(rows.data(), R, C, C, 0, C, key, 0.0f, 0.02f);
+  EXPECT_EQ(0, std::memcmp(whole.data(), rows.data(), whole.size() * 4));
+  // Two dim-0 shards of 3 rows.
+  for (int coord = 0; coord < 2; ++coord) {
+    std::vector<float> shard(3 * C);
+    fme::fill_normal(shard.data(), 3, C, C, coord * 3 * C, C, key, 0.0f, 0.02f);
+    EXPECT_EQ(0, std::memcmp(shard.data(), whole.data() + coord * 3 * C, shard.size() * 4)) << coord;
+  }
+  // Two dim-1 shards of 5 columns, written contiguously and into a padded (strided) local buffer.
+  for (int coord = 0; coord < 2; ++coord) {
+    std::vector<float> shard(R * 5), padded(R * 8, -1.0f);
+    fme::fill_normal(shard.data(), R, 5, 5, coord * 5, C, key, 0.0f, 0.02f);
+    fme::fill_normal(padded.data(), R, 5, 8, coord * 5, C, key, 0.0f, 0.02f);
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < 5; ++j) {
+        EXPECT_EQ(bits_of(shard[i * 5 + j]), bits_of(whole[i * C + coord * 5 + j]));
+        EXPECT_EQ(bits_of(padded[i * 8 + j]), bits_of(whole[i * C + coord * 5 + j]));
+      }
+      for (int j = 5; j < 8; ++j) EXPECT_EQ(padded[i * 8 + j], -1.0f);  // stride gap untouched
+    }
+  }
+}
+
+TEST(CounterRngNormal, UnalignedSpansMatchWhole) {
+  std::vector<float> whole(1000);
+  fme::fill_normal(whole.data(), 1, 1000, 1000, 0, 0, 11, 0.0f, 1.0f);
+  for (int64_t first : {0, 1, 3, 13, 63, 64, 65, 200}) {
+    for (int64_t len : {1, 2, 5, 63, 64, 65, 130, 700}) {
+      std::vector<float> part(len);
+      fme::fill_normal(part.data(), 1, len, len, first, 0, 11, 0.0f, 1.0f);
+      ASSERT_EQ(0, std::memcmp(part.data(), whole.data() + first, len * 4)) << first << "+" << len;
+    }
+  }
+}
+
+TEST(CounterRngNormal, ThreadInvariance) {
+  // Large enough that 2 and 3 threads are really used; odd sizes so boundaries fall mid-row and mid-chunk.
+  const int64_t R = 37, C = 40001, n = R * C;
+  const uint64_t key = fme::stream_key(1, "t");
+  std::vector<float> ref(n);
+  fme::fill_normal(ref.data(), R, C, C, 0, C, key, 0.0f, 1.0f, 1);
+  for (int threads : {2, 3, 0}) {
+    std::vector<float> v(n);
+    fme::fill_normal(v.data(), R, C, C, 0, C, key, 0.0f, 1.0f, threads);
+    EXPECT_EQ(0, std::memcmp(v.data(), ref.data(), n * 4)) << threads << " threads";
+    std::vector<float> flat(n);
+    fme::fill_normal(flat.data(), 1, n, n, 0, 0, key, 0.0f, 1.0f, threads);
+    EXPECT_EQ(0, std::memcmp(flat.data(), ref.data(), n * 4)) << threads << " threads, 1 row";
+  }
+  // A dim-1 shard with threads vs the same shard from the whole.
+  std::vector<float> shard(R * 20000);
+  fme::fill_normal(shard.data(), R, 20000, 20000, 20001, C, key, 0.0f, 1.0f, 3);
+  for (int64_t i = 0; i < R; ++i) {
+    ASSERT_EQ(0, std::memcmp(shard.data() + i * 20000, ref.data() + i * C + 20001, 20000 * 4)) << i;
+  }
+}
+
+TEST(CounterRngNormal, Avx512MatchesPortable) {
+  if (!fme::rng_avx512_available()) GTEST_SKIP() << "CPU has no AVX-512";
+  for (uint64_t first : {uint64_t{0}, uint64_t{5}, (uint64_t{1} << 34) + 3, (uint64_t{1} << 40) - 17}) {
+    const int64_t n = 1 << 20;
+    std::vector<float> a(n), b(n);
+    std::vector<uint16_t> ha(n), hb(n);
+    fme::fill_normal(a.data(), 1, n, n, first, 0, 77, 0.5f, 0.1f, 2, fme::RngKernel::kAvx512);
+    fme::fill_normal(b.data(), 1, n, n, first, 0, 77, 0.5f, 0.1f, 2, fme::RngKernel::kPortable);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * 4)) << first;
+    fme::fill_normal_bf16(ha.data(), 1, n, n, first, 0, 77, 0.5f, 0.1f, 2, fme::RngKernel::kAvx512);
+    fme::fill_normal_bf16(hb.data(), 1, n, n, first, 0, 77, 0.5f, 0.1f, 2, fme::RngKernel::kPortable);
+    EXPECT_EQ(0, std::memcmp(ha.data(), hb.data(), n * 2)) << first;
+  }
+}
+
+TEST(CounterRngNormal, Bf16IsRoundedFp32) {
+  const int64_t n = 100003;
+  std::vector<float> f(n);
+  std::vector<uint16_t> h(n);
+  fme::fill_normal(f.data(), 1, n, n, 17, 0, 9, 0.0f, 0.02f);
+  fme::fill_normal_bf16(h.data(), 1, n, n, 17, 0, 9, 0.0f, 0.02f);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = bits_of(f[i]);
+    // Round to nearest even, done independently: compare the two neighbours.
+    const uint32_t down = u & 0xFFFF0000u, up = down + 0x10000u, rem = u & 0xFFFFu;
+    const uint32_t want = rem > 0x8000u ? up : rem < 0x8000u ? down : (((down >> 16) & 1u) ? up : down);
+    ASSERT_EQ(h[i], static_cast<uint16_t>(want >> 16)) << i;
+  }
+}
+
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+TEST(CounterRngNormal, Statistics10M) {
+  const int64_t n = 10'000'000;
+  std::vector<float> v(n);
+  fme::fill_normal(v.data(), 1, n, n, 0, 0, fme::stream_key(2024, "stats"), 0.0f, 1.0f);
+  double sum = 0, sum2 = 0, sum4 = 0;
+  int64_t beyond2 = 0;
+  const double pts[] = {-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0};
+  int64_t below[9] = {};
+  for (float x : v) {
+    sum += x;
+    sum2 += double{x} * x;
+    sum4 += double{x} * x * x * x;
+    beyond2 += std::fabs(x) > 2.0f;
+    for (int k = 0; k < 9; ++k) below[k] += x < pts[k];
+  }
+  const double mean = sum / n, var = sum2 / n - mean * mean, kurt = sum4 / n / (var * var);
+  EXPECT_LT(std::fabs(mean), 5.0 / std::sqrt(double(n)));          // 5 sigma of the sample mean
+  EXPECT_LT(std::fabs(var - 1.0), 5.0 * std::sqrt(2.0 / n));        // sd of sample variance is sqrt(2/n)
+  EXPECT_LT(std::fabs(kurt - 3.0), 0.01);                           // sd of sample kurtosis ~ sqrt(24/n)
+  const double p2 = 2.0 * normal_cdf(-2.0);                          // 4.550%
+  EXPECT_LT(std::fabs(double(beyond2) / n - p2), 5.0 * std::sqrt(p2 * (1 - p2) / n));
+  for (int k = 0; k < 9; ++k) {
+    const double p = normal_cdf(pts[k]), got = double(below[k]) / n;
+    EXPECT_LT(std::fabs(got - p), 5.0 * std::sqrt(p * (1 - p) / n) + 1e-7) << "CDF at " << pts[k];
+  }
+  // The 24-bit radius uniform bounds |z| by sqrt(48 ln 2).
+  const float mx = *std::max_element(v.begin(), v.end()), mn = *std::min_element(v.begin(), v.end());
+  EXPECT_LE(mx, 5.77f);
+  EXPECT_GE(mn, -5.77f);
+  EXPECT_GT(mx, 4.5f);
+}
+
+TEST(CounterRngNormal, RejectsBadShapes) {
+  float x[4];
+  EXPECT_THROW(fme::fill_normal(x, -1, 4, 4, 0, 4, 1, 0, 1), fme::ShapeError);
+  EXPECT_THROW(fme::fill_normal(x, 2, 4, 2, 0, 4, 1, 0, 1), fme::ShapeError);
+  EXPECT_THROW(fme::fill_normal(x, 1, 4, 4, -3, 4, 1, 0, 1), fme::ShapeError);
+  fme::fill_normal(x, 0, 4, 4, 0, 4, 1, 0, 1);  // empty is fine
+}
+
+TEST(CounterRngFreshMemory, FirstTouchZeroesAndAligns) {
+  for (bool huge : {false, true}) {
+    fme::FreshBuffer buf(size_t{9} << 20, huge);
+    ASSERT_NE(buf.data(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.data()) % 64, 0u);
+    if (huge) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.data()) % (2u << 20), 0u);
+    }
+    fme::first_touch(buf.data(), buf.size(), 3);
+    const auto* p = static_cast<const unsigned char*>(buf.data());
+    for (size_t i = 0; i < buf.size(); i += 4093) ASSERT_EQ(p[i], 0);
+    fme::fill_normal(static_cast<float*>(buf.data()), 1, buf.size() / 4, buf.size() / 4, 0, 0, 1, 0, 1);
+    fme::FreshBuffer moved = std::move(buf);
+    EXPECT_EQ(buf.data(), nullptr);
+    EXPECT_EQ(moved.size(), size_t{9} << 20);
+  }
+}
+
+}  // namespace
