@@ -26,6 +26,7 @@ void add_prepare(CLI::App& app) {
   struct Opts {
     PrepareOptions p;
     bool explain = false, json = false, first_step = false;
+    std::string save;
     double timeout_s = 300;
     std::string schedule = "constant";
     int threads = 0;
@@ -52,6 +53,7 @@ void add_prepare(CLI::App& app) {
   cmd->add_flag("--explain", o->explain, "print, per module, the matching pattern, transform, and each parameter's spec and shapes");
   cmd->add_flag("--json", o->json, "print counts, bytes and the time breakdown as one JSON line");
   cmd->add_flag("--first-step", o->first_step, "also run one optimizer step on random gradients and report its time");
+  cmd->add_option("--save-gathered", o->save, "write the gathered model (HF directory) from rank 0");
   cmd->add_option("--timeout", o->timeout_s, "seconds to wait for peers");
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] {
@@ -61,6 +63,7 @@ void add_prepare(CLI::App& app) {
     Prepared prep = make_module_opt(o->p, dist);
     const bool lead = !dist || dist->rank() == 0;
     Json summary = prep.summary();
+    if (!o->save.empty()) save_gathered(prep, o->save);  // before any step: the model as prepared
     if (o->first_step && prep.optimizer) {
       std::vector<at::Tensor> grads;
       for (auto& [name, p] : prep.model->named_parameters()) grads.push_back(at::randn(p.sizes()).to(p.scalar_type()) * 1e-3);

@@ -45,6 +45,8 @@ std::vector<Preset> make_presets() {
                qwen2(4, 32, 4, 2, 96), "qwen2.5"});
   p.push_back({"qwen2.5-0.5b", "Qwen2.5-0.5B shapes: 24 layers, hidden 896, 14 heads, 2 KV heads",
                qwen2(24, 896, 14, 2, 4864), "qwen2.5"});
+  p.push_back({"bert-tiny", "BERT 2 layers, hidden 64, 4 heads, full bert-base-uncased vocabulary (tests)", bert(2, 64, 4),
+               "bert-base-uncased"});
   p.push_back({"bert-4l-768h", "BERT 4 layers, hidden 768, 12 heads", bert(4, 768, 12), "bert-base-uncased"});
   p.push_back({"bert-12l-1024h", "BERT 12 layers, hidden 1024, 16 heads", bert(12, 1024, 16), "bert-base-uncased"});
   for (int layers : {24, 36, 48, 60})

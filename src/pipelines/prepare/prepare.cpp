@@ -5,12 +5,15 @@
 #include <torch/nn/module.h>
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 
 #include "formats/checkpoint.h"
 #include "models/init.h"
 #include "models/loader.h"
 #include "models/presets.h"
+#include "models/tensor_io.h"
+#include "util/file.h"
 #include "pipelines/prepare/plan_builder.h"
 #include "plans/plan.h"
 #include "util/error.h"
@@ -25,6 +28,27 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 std::vector<plans::Plan> load_plan_spec(const std::string& spec) { return plans::load_plans(spec); }
+
+void save_gathered(Prepared& p, const std::string& dir) {
+  const bool lead = !p.dist || p.dist->rank() == 0;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [name, t] : p.model->named_parameters()) {
+    at::Tensor full = t.detach();
+    const auto dot = name.rfind('.');
+    const plans::ModuleRow* m = p.table.find(name.substr(0, dot));
+    const plans::ParamRow* row = m ? m->param(name.substr(dot + 1)) : nullptr;
+    if (row && p.dist)
+      for (size_t d = 0; d < row->spec.dims.size(); ++d)
+        if (row->spec.dims[d]) full = p.dist->all_gather(full.contiguous(), static_cast<int64_t>(d), *row->spec.dims[d]);
+    if (lead) tensors.emplace_back(name, full);
+  }
+  if (!lead) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw IoError(dir + ": cannot create directory: " + ec.message());
+  write_safetensors((std::filesystem::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_file_atomic((std::filesystem::path(dir) / "config.json").string(), to_json(p.model->config()).dump(2) + "\n");
+}
 
 Json Prepared::summary() const {
   return Json{{"world_size", dist ? dist->world() : 1},

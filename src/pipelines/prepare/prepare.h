@@ -48,6 +48,11 @@ struct Prepared {
 // `dist` may be null for a single process. Throws ConfigError/ShapeError/... with clear messages.
 Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> dist);
 
+// Gathers every parameter's shards (along its sharded dim, over its mesh axis) and, on rank 0, writes an
+// HF model directory (config.json + model.safetensors, LoRA adapters included): the model as one process
+// would hold it. Collective: every rank must call it.
+void save_gathered(Prepared& p, const std::string& dir);
+
 // The plans of `spec`: a file path or builtin:NAME.
 std::vector<plans::Plan> load_plan_spec(const std::string& spec);
 

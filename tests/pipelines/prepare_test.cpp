@@ -1,0 +1,206 @@
+// `fme prepare` and tensor-parallel `fme forward` end to end, with real processes meeting over c10d/Gloo on
+// loopback: a model gathered from tp=2 is bit-identical to tp=1, a TP forward equals the single-process one,
+// LoRA/freeze select what the optimizer holds, and bad input is a clear error.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "models/tensor_io.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+const std::string kFme = std::string(FME_BINARY_DIR) + "/bin/fme";
+std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
+
+int free_port() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+struct Out {
+  int code;
+  std::string out, err;
+};
+
+// Runs `world` copies of fme with torchrun-style env (world 1: no env), returns rank 0's result and the
+// worst exit code. Bounded by `timeout 120`.
+Out run_world(int world, const std::string& args) {
+  static int n = 0;
+  const std::string base = (fs::temp_directory_path() / ("fme-prep-" + std::to_string(getpid()) + "-" + std::to_string(n++))).string();
+  const int port = free_port();
+  std::string cmd = "(";
+  for (int r = 0; r < world; ++r) {
+    std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
+                                      " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " "
+                                : "";
+    cmd += env + "timeout 120 " + kFme + " " + args + " --threads 1 >" + base + ".out" + std::to_string(r) + " 2>" + base +
+           ".err" + std::to_string(r) + " & ";
+  }
+  cmd += "worst=0; for j in $(jobs -p); do wait $j || worst=$?; done; exit $worst)";
+  int status = std::system(("bash -c '" + cmd + "'").c_str());
+  Out o{WIFEXITED(status) ? WEXITSTATUS(status) : 128, read_file(base + ".out0"), read_file(base + ".err0")};
+  for (int r = 0; r < world; ++r) {
+    fs::remove(base + ".out" + std::to_string(r));
+    fs::remove(base + ".err" + std::to_string(r));
+  }
+  return o;
+}
+
+class Prepare : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fme-prepare-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& n) const { return (dir_ / n).string(); }
+  fs::path dir_;
+};
+
+TEST_F(Prepare, ModelGatheredFromTp2IsBitIdenticalToTp1) {
+  for (std::string model : {"bert-tiny", "qwen2-tiny"}) {
+    const std::string plan = model == "bert-tiny" ? "builtin:bert-tp" : "builtin:qwen2-tp";
+    const std::string a = path(model + "-tp1"), b = path(model + "-tp2");
+    Out r1 = run_world(1, "prepare --model-preset " + model + " --plan " + plan + " --seed 5 --save-gathered " + a);
+    ASSERT_EQ(r1.code, 0) << r1.err;
+    Out r2 = run_world(2, "prepare --model-preset " + model + " --plan " + plan + " --mesh tp=2 --seed 5 --save-gathered " + b);
+    ASSERT_EQ(r2.code, 0) << r2.err;
+    auto x = read_safetensors(a + "/model.safetensors"), y = read_safetensors(b + "/model.safetensors");
+    ASSERT_EQ(x.size(), y.size());
+    for (const auto& [name, t] : x) EXPECT_TRUE(at::equal(t, y.at(name))) << model << " " << name;
+    // And the initialisation is the seed's: N(0, 0.02) weights, unit norms, zero biases.
+    const std::string w = model == "bert-tiny" ? "encoder.layer.0.attention.self.query.weight" : "model.layers.0.self_attn.q_proj.weight";
+    EXPECT_NEAR(x.at(w).std().item<double>(), 0.02, 0.002);
+    if (model == "bert-tiny") {
+      EXPECT_TRUE(at::equal(x.at("embeddings.word_embeddings.weight")[0], at::zeros({64})));  // padding row
+      EXPECT_TRUE(at::equal(x.at("encoder.layer.0.attention.self.query.bias"), at::zeros({64})));
+      EXPECT_TRUE(at::equal(x.at("embeddings.LayerNorm.weight"), at::ones({64})));
+    }
+  }
+}
+
+TEST_F(Prepare, TensorParallelForwardEqualsOneProcess) {
+  for (std::string model : {"bert-tiny", "qwen2-tiny"}) {
+    const std::string plan = model == "bert-tiny" ? "builtin:bert-tp" : "builtin:qwen2-tp";
+    const std::string in = shared("models/" + model + "/golden.safetensors");
+    const std::string one = path(model + "-1.safetensors"), two = path(model + "-2.safetensors");
+    ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one).code, 0);
+    Out r = run_world(2, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + two + " --plan " +
+                             plan + " --mesh tp=2");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto x = read_safetensors(one), y = read_safetensors(two);
+    at::Tensor mask = x.at("attention_mask").to(at::kBool).unsqueeze(-1);
+    int compared = 0;
+    for (const auto& [name, t] : x) {
+      if (t.dim() != 3) continue;
+      double err = (t - y.at(name)).abs().masked_select(mask.expand_as(t)).max().item<double>();
+      EXPECT_LE(err, 1e-5) << model << " " << name;
+      ++compared;
+    }
+    EXPECT_GE(compared, 4);
+  }
+}
+
+TEST_F(Prepare, LoraAndFreezeDecideWhatTheOptimizerHolds) {
+  write_file_atomic(path("lora.plan"),
+                    "plan tp\n*.attention.self.query colwise(tp)\n*.attention.output.dense rowwise(tp)\n\n"
+                    "plan adapters\n*.attention.self.query lora(r=4, alpha=8)\n*.word_embeddings freeze\n");
+  Out r = run_world(2, "prepare --model-preset bert-tiny --plan " + path("lora.plan") + " --mesh tp=2 --json --first-step");
+  ASSERT_EQ(r.code, 0) << r.err;
+  Json s = Json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_TRUE(s.contains("first_step_ms"));
+  EXPECT_LT(s["local_params"].get<int64_t>(), s["global_params"].get<int64_t>());  // rank 0 holds shards
+  // The same without the freeze: AdamW's state (2 fp32 moments) grows by exactly the word embeddings
+  // (plus at most one per-parameter step counter).
+  write_file_atomic(path("nofreeze.plan"),
+                    "plan tp\n*.attention.self.query colwise(tp)\n*.attention.output.dense rowwise(tp)\n\n"
+                    "plan adapters\n*.attention.self.query lora(r=4, alpha=8)\n");
+  Out r2 = run_world(2, "prepare --model-preset bert-tiny --plan " + path("nofreeze.plan") + " --mesh tp=2 --json");
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  Json s2 = Json::parse(r2.out.substr(r2.out.find('{')));
+  const int64_t grew = s2["optimizer_state_bytes"].get<int64_t>() - s["optimizer_state_bytes"].get<int64_t>();
+  EXPECT_GE(grew, 30522 * 64 * 8);
+  EXPECT_LE(grew, 30522 * 64 * 8 + 64);
+  // Without LoRA the query weights and biases are trainable again and the adapters are gone.
+  write_file_atomic(path("tp.plan"), "plan tp\n*.attention.self.query colwise(tp)\n*.attention.output.dense rowwise(tp)\n");
+  Out r3 = run_world(2, "prepare --model-preset bert-tiny --plan " + path("tp.plan") + " --mesh tp=2 --json");
+  ASSERT_EQ(r3.code, 0) << r3.err;
+  Json s3 = Json::parse(r3.out.substr(r3.out.find('{')));
+  EXPECT_EQ(s2["local_params"].get<int64_t>() - s3["local_params"].get<int64_t>(), 2 * (4 * 64 + 32 * 4))
+      << "rank 0 holds lora_A [4, 64] whole and its half of lora_B [64, 4] in each of 2 layers";
+  Out e = run_world(1, "prepare --model-preset bert-tiny --plan " + path("lora.plan") + " --explain --optimizer none");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("lora_A"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("lora_B"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("lora(r=4, alpha=8)"), std::string::npos);
+}
+
+TEST_F(Prepare, BadInputIsAClearError) {
+  write_file_atomic(path("bad.plan"), "plan tp\n*.attention.self.query colwize(tp)\n");
+  Out r = run_world(1, "prepare --model-preset bert-tiny --plan " + path("bad.plan"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(path("bad.plan") + ":2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("colwize"), std::string::npos) << r.err;
+
+  r = run_world(1, "prepare --model-preset bert-tiny --plan builtin:bert-tp --mesh dp=1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("'tp'"), std::string::npos) << r.err;
+
+  r = run_world(1, "prepare --model-preset bert-tiny --optimizer adamw --lr -1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("lr"), std::string::npos) << r.err;
+
+  r = run_world(1, "prepare --model-preset bert-tiny --optimizer lion");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("adamw"), std::string::npos) << r.err;
+
+  r = run_world(1, "prepare --model-preset bert-tiny --plan builtin:bert-tp --mesh tp=2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("has 2 processes"), std::string::npos) << r.err;
+
+  // A checkpoint that does not match the model (qwen2-tiny's weights under a changed config).
+  fs::create_directories(path("mismatch"));
+  Json c = read_json_file(shared("models/qwen2-tiny/config.json"));
+  c["intermediate_size"] = 128;
+  write_file_atomic(path("mismatch/config.json"), c.dump());
+  fs::copy_file(shared("models/qwen2-tiny/model.safetensors"), path("mismatch/model.safetensors"));
+  r = run_world(1, "prepare --model " + path("mismatch") + " --plan builtin:qwen2-tp");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("mlp"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expected"), std::string::npos) << r.err;
+}
+
+TEST_F(Prepare, AMissingPeerTimesOutWithAClearError) {
+  // Only rank 0 of 2 is started.
+  const int port = free_port();
+  const std::string cmd = "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 60 " +
+                          kFme + " prepare --model-preset bert-tiny --plan builtin:bert-tp --mesh tp=2 --timeout 2 2>" +
+                          path("err");
+  int status = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(read_file(path("err")).find("only 1 of 2"), std::string::npos) << read_file(path("err"));
+}
+
+}  // namespace
+}  // namespace fme
