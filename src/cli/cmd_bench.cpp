@@ -1,6 +1,7 @@
 // fme bench extract [...] : benchmarks of whole jobs (micro-benchmarks live in bench/).
 #include "cli/command.h"
 #include "pipelines/bench_extract.h"
+#include "pipelines/bench_prepare.h"
 
 namespace fme::cli {
 
@@ -22,6 +23,13 @@ void add_bench(CLI::App& app) {
     apply_threads(o->threads);
     run_bench_extract(*o);
   });
+
+  auto p = std::make_shared<BenchPrepareOptions>();
+  CLI::App* prep = bench->add_subcommand("prepare", "The seed's make_module_opt table: BERT presets, TP plan, AdamW, tp=1 and 2");
+  prep->add_option("--presets", p->presets, "BERT presets to run");
+  prep->add_option("--tp", p->tp, "tensor-parallel sizes (processes on this machine)");
+  prep->add_option("--memory-budget-gib", p->memory_budget_gib, "skip sizes whose parameters exceed this");
+  prep->callback([p] { run_bench_prepare(*p); });
 }
 
 }  // namespace fme::cli

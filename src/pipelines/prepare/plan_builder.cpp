@@ -50,9 +50,23 @@ std::vector<plans::ModuleDesc> describe_modules(Model& model) {
   return out;
 }
 
+namespace {
+// A parameter's bytes in the arena, rounded up to 64 for alignment.
+size_t slot_bytes(const plans::ParamRow& p) {
+  size_t n = at::elementSize(parse_param_dtype(p.dtype));
+  for (int64_t d : p.local_shape) n *= static_cast<size_t>(d);
+  return (n + 63) / 64 * 64;
+}
+}  // namespace
+
 PlanBuilder::PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist)
     : table_(table), rank_(rank), dist_(std::move(dist)) {
-  for (const plans::ParamRow* p : table_.all_params()) params_[p->name] = p;
+  size_t bytes = 0;
+  for (const plans::ParamRow* p : table_.all_params()) {
+    params_[p->name] = p;
+    bytes += slot_bytes(*p);
+  }
+  if (bytes > 0) arena_ = std::make_shared<FreshBuffer>(bytes, /*huge_pages=*/true);
 }
 
 at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t>& global_shape) {
@@ -67,8 +81,12 @@ at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t
       info.offset = row.shard_offset(d, table_.mesh, rank_);
     }
   shards_[path] = info;
-  // Uninitialised: init or the checkpoint fills every element; large blocks come from fresh pages.
-  at::Tensor t = at::empty(row.local_shape, at::TensorOptions().dtype(parse_param_dtype(row.dtype)));
+  // Uninitialised: init or the checkpoint fills every element.
+  auto* base = static_cast<uint8_t*>(arena_->data()) + arena_used_;
+  arena_used_ += slot_bytes(row);
+  std::shared_ptr<FreshBuffer> keep = arena_;
+  at::Tensor t = at::from_blob(base, row.local_shape, [keep](void*) mutable { keep.reset(); },
+                               at::TensorOptions().dtype(parse_param_dtype(row.dtype)));
   t.set_requires_grad(row.trainable);
   return t;
 }

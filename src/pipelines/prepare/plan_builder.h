@@ -11,6 +11,7 @@
 #include "models/build.h"
 #include "models/model.h"
 #include "plans/resolve.h"
+#include "util/fresh_memory.h"
 
 namespace fme {
 
@@ -45,6 +46,10 @@ class PlanBuilder : public Builder {
   int64_t rank_;
   std::shared_ptr<dist::Dist> dist_;
   std::map<std::string, const plans::ParamRow*> params_;
+  // Every local parameter lives in one fresh mapping (transparent huge pages where the kernel allows):
+  // first-touching it costs a fraction of 4 KiB page faults, and init is then bound by generation alone.
+  std::shared_ptr<FreshBuffer> arena_;
+  size_t arena_used_ = 0;
   std::map<std::string, std::shared_ptr<AxisCollective>> groups_;
 };
 

@@ -1,0 +1,125 @@
+#include "pipelines/bench_prepare.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "models/presets.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/fresh_memory.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+// The seed's first-call seconds (JAX, 4 TPU chips) for the same presets.
+const std::map<std::string, double> kSeedSeconds{{"bert-4l-768h", 1.24},   {"bert-12l-1024h", 3.86},
+                                                 {"bert-24l-2048h", 10.28}, {"bert-36l-2048h", 17.74},
+                                                 {"bert-48l-2048h", 23.44}, {"bert-60l-2048h", 32.38}};
+
+int free_port() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+int64_t bert_params(const BertConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t layer = 4 * (H * H + H) + (H * I + I) + (I * H + H) + 4 * H;
+  return (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * H + 2 * H + c.num_hidden_layers * layer + H * H + H;
+}
+
+// Seconds to first-touch `bytes` of fresh anonymous memory with `threads` threads.
+double first_touch_seconds(size_t bytes, int threads, bool huge) {
+  FreshBuffer b(bytes, huge);
+  auto t0 = std::chrono::steady_clock::now();
+  first_touch(b.data(), bytes, threads);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs `world` fme prepare processes; returns rank 0's JSON summary (or a JSON with "error").
+Json run_prepare(const std::string& preset, int world, bool first_step) {
+  const std::string exe = fs::read_symlink("/proc/self/exe").string();
+  const std::string log = (fs::temp_directory_path() / ("fme-bench-prepare-" + std::to_string(getpid()))).string();
+  const int port = free_port();
+  std::string cmd = "(";
+  for (int r = 0; r < world; ++r) {
+    std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
+                                      " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " "
+                                : "";
+    cmd += env + exe + " prepare --model-preset " + preset + " --plan builtin:bert-tp" +
+           (world > 1 ? " --mesh tp=" + std::to_string(world) : std::string()) + " --optimizer adamw --lr 1e-4 --json" +
+           (first_step ? " --first-step" : "") + " --threads " + std::to_string(world > 1 ? 1 : 2) + " >" + log +
+           std::to_string(r) + " 2>&1 & ";
+  }
+  cmd += "worst=0; for j in $(jobs -p); do wait $j || worst=$?; done; exit $worst)";
+  int status = std::system(("bash -c '" + cmd + "'").c_str());
+  std::string out = read_file(log + "0");
+  for (int r = 0; r < world; ++r) fs::remove(log + std::to_string(r));
+  if (status != 0 || out.find('{') == std::string::npos) return Json{{"error", out.empty() ? "failed" : out}};
+  return Json::parse(out.substr(out.find('{')));
+}
+
+}  // namespace
+
+int run_bench_prepare(const BenchPrepareOptions& o) {
+  for (const auto& name : o.presets) {
+    const auto* cfg = std::get_if<BertConfig>(&find_preset(name).config);
+    if (!cfg) throw ConfigError("bench prepare: '" + name + "' is not a BERT preset");
+    const int64_t params = bert_params(*cfg);
+    for (int tp : o.tp) {
+      Json row{{"bench", "prepare"}, {"preset", name}, {"tp", tp}, {"params", params}, {"optimizer", "adamw"},
+               {"seed_seconds", kSeedSeconds.count(name) ? kSeedSeconds.at(name) : 0.0}};
+      // Resident at once: the parameters (fp32) of all processes; AdamW's state stays on untouched zero pages.
+      const double gib = params * 4.0 / (1ull << 30);
+      if (gib > o.memory_budget_gib) {
+        row["skipped"] = "parameters need " + std::to_string(gib) + " GiB, more than the budget";
+        std::cout << row.dump() << std::endl;
+        continue;
+      }
+      const bool first_step = params / tp <= o.first_step_max_params;
+      Json r = run_prepare(name, tp, first_step);
+      if (r.contains("error")) {
+        row["error"] = r["error"];
+        std::cout << row.dump() << std::endl;
+        continue;
+      }
+      // The floor: every process's bytes first-touched by the same 2 threads, in this run.
+      const size_t bytes = static_cast<size_t>(r["local_param_bytes"].get<int64_t>()) * tp;
+      const double floor_s = first_touch_seconds(bytes, 2, false);
+      const double floor_huge_s = first_touch_seconds(bytes, 2, true);
+      const double total_s = r["ms"]["total"].get<double>() / 1000;
+      row["seconds"] = total_s;
+      row["ms"] = r["ms"];
+      row["bytes_written"] = bytes;
+      row["optimizer_state_bytes_per_process"] = r["optimizer_state_bytes"];
+      row["optimizer_state_on_untouched_zero_pages"] = r["optimizer_state_untouched"];
+      row["first_touch_floor_seconds"] = floor_s;
+      row["first_touch_floor_hugepage_seconds"] = floor_huge_s;
+      row["ratio_to_floor"] = total_s / floor_s;
+      row["ratio_to_hugepage_floor"] = total_s / floor_huge_s;
+      row["speedup_vs_seed"] = row["seed_seconds"].get<double>() / total_s;
+      if (r.contains("first_step_ms")) row["first_optimizer_step_seconds"] = r["first_step_ms"].get<double>() / 1000;
+      else row["first_optimizer_step_seconds"] = "not run: gradients + state would not fit in memory";
+      std::cout << row.dump() << std::endl;
+    }
+  }
+  return 0;
+}
+
+}  // namespace fme

@@ -1,0 +1,20 @@
+// `fme bench prepare`: the seed's make_module_opt table — BERT presets with the seed's tensor-parallel plan
+// and AdamW — at tp=1 and tp=2 (2 processes on this machine), each next to the floor this VM sets: the
+// time to first-touch the same number of fresh bytes with the same threads, measured in the same run.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace fme {
+
+struct BenchPrepareOptions {
+  std::vector<std::string> presets{"bert-4l-768h",   "bert-12l-1024h", "bert-24l-2048h",
+                                   "bert-36l-2048h", "bert-48l-2048h", "bert-60l-2048h"};
+  std::vector<int> tp{1, 2};
+  int64_t first_step_max_params = 400'000'000;  // the first AdamW step (grads + touched state) must fit in memory
+  double memory_budget_gib = 20;                // skip (and say so) what would not fit
+};
+
+int run_bench_prepare(const BenchPrepareOptions& o);
+
+}  // namespace fme
