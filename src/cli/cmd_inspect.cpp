@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "util/shape.h"
 #include "cli/command.h"
 #include "formats/checkpoint.h"
 #include "models/model.h"
@@ -22,11 +23,6 @@ std::string with_commas(int64_t n) {
   return o;
 }
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
 
 void print_tree(const std::string& path, const std::string& label, torch::nn::Module& m, int depth,
                 const Checkpoint& ckpt) {

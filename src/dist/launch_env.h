@@ -45,4 +45,8 @@ LaunchEnv parse_launch_env(const std::map<std::string, std::string>& env);
 // First host of a SLURM hostlist: "node[01-04,07],gpu3" -> "node01", "a,b" -> "a", "x" -> "x".
 std::string first_slurm_host(const std::string& nodelist);
 
+// A loopback TCP port that was free a moment ago (bind 127.0.0.1:0 and read what the kernel chose), for
+// launching a local job; -1 if none could be bound.
+int free_loopback_port();
+
 }  // namespace fme::dist

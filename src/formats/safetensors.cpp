@@ -1,5 +1,6 @@
 // safetensors reader (validate the whole header first, then view tensor bytes in the mapping) and
 // writer (header padded to 8 bytes, data streamed from the caller's buffers into an AtomicFile).
+#include "util/shape.h"
 #include "formats/safetensors.h"
 
 #include <algorithm>
@@ -18,11 +19,6 @@ uint64_t read_le64(const uint8_t* p) {
   return v;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 std::string json_list_str(const Json& a) {
   std::string s = "[";

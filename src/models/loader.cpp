@@ -1,3 +1,4 @@
+#include "util/shape.h"
 #include "models/loader.h"
 
 #include <ATen/ATen.h>
@@ -13,13 +14,6 @@
 namespace fme {
 namespace {
 
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 

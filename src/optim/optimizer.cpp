@@ -1,4 +1,5 @@
 // Shared machinery of the per-parameter optimizers: selection, the state arena, the chunked update walk.
+#include "util/shape.h"
 #include "optim/optimizer.h"
 
 #include <ATen/ATen.h>
@@ -13,11 +14,6 @@
 namespace fme {
 namespace {
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 }  // namespace
 

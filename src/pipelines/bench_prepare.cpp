@@ -1,3 +1,4 @@
+#include "dist/launch_env.h"
 #include "pipelines/bench_prepare.h"
 
 #include <sys/socket.h>
@@ -26,17 +27,6 @@ const std::map<std::string, double> kSeedSeconds{{"bert-4l-768h", 1.24},   {"ber
                                                  {"bert-24l-2048h", 10.28}, {"bert-36l-2048h", 17.74},
                                                  {"bert-48l-2048h", 23.44}, {"bert-60l-2048h", 32.38}};
 
-int free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  close(s);
-  return ntohs(a.sin_port);
-}
 
 int64_t bert_params(const BertConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size;
@@ -56,7 +46,7 @@ double first_touch_seconds(size_t bytes, int threads, bool huge) {
 Json run_prepare(const std::string& preset, int world, bool first_step) {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
   const std::string log = (fs::temp_directory_path() / ("fme-bench-prepare-" + std::to_string(getpid()))).string();
-  const int port = free_port();
+  const int port = dist::free_loopback_port();
   std::string cmd = "(";
   for (int r = 0; r < world; ++r) {
     std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +

@@ -1,3 +1,4 @@
+#include "util/shape.h"
 #include "pipelines/forward_file.h"
 
 #include <ATen/ATen.h>
@@ -10,11 +11,6 @@
 namespace fme {
 namespace {
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
 
 // An integer [B,T] tensor from the file, as int64.
 at::Tensor int_matrix(const std::map<std::string, at::Tensor>& t, const std::string& name, const std::string& path,

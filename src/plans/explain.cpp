@@ -1,4 +1,5 @@
 // Rendering of a PlanTable for `--explain`: aligned text and JSON. Pure formatting; no decisions here.
+#include "util/shape.h"
 #include "plans/explain.h"
 
 #include <algorithm>
@@ -8,11 +9,6 @@ namespace fme::plans {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 std::string match_str(const Match& m) {
   return m.plan + ":" + std::to_string(m.line) + " " + m.pattern + " -> " + m.transform.to_string();

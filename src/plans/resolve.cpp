@@ -2,6 +2,7 @@
 // first matching rule, then the plan's matches applied as one batch to plain parameter descriptions.
 // Checks every invariant the torch layer relies on (types, shapes, even splits) so applying the table
 // can never fail halfway through a model.
+#include "util/shape.h"
 #include "plans/resolve.h"
 
 #include <unordered_set>
@@ -13,11 +14,6 @@ namespace fme::plans {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // "plan 'tp' line 3: colwise(tp)": the prefix of every message about one rule.
 std::string rule_ctx(const Plan& plan, const Rule& rule) {

@@ -19,24 +19,12 @@
 #include <sstream>
 #include <thread>
 
+#include "dist/launch_env.h"
 #include "dist/process_group.h"
 
 namespace fme::dist {
 namespace {
 
-// A port that was free a moment ago: bind 127.0.0.1:0 and read what the kernel chose.
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 struct WorkerResult {
   int rank = 0;
@@ -54,7 +42,7 @@ struct RunResult {
 RunResult run_workers(const std::string& scenario, int world, const std::vector<int>& ranks, int timeout_ms,
                       const std::string& mesh = "", int deadline_s = 90) {
   RunResult res;
-  res.port = free_port();
+  res.port = free_loopback_port();
   auto start = std::chrono::steady_clock::now();
   std::vector<pid_t> pids;
   std::vector<std::string> logs;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dist/launch_env.h"
 #include "models/tensor_io.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -24,17 +25,6 @@ namespace {
 const std::string kFme = std::string(FME_BINARY_DIR) + "/bin/fme";
 std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
 
-int free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  close(s);
-  return ntohs(a.sin_port);
-}
 
 struct Out {
   int code;
@@ -46,7 +36,7 @@ struct Out {
 Out run_world(int world, const std::string& args) {
   static int n = 0;
   const std::string base = (fs::temp_directory_path() / ("fme-prep-" + std::to_string(getpid()) + "-" + std::to_string(n++))).string();
-  const int port = free_port();
+  const int port = dist::free_loopback_port();
   std::string cmd = "(";
   for (int r = 0; r < world; ++r) {
     std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
@@ -193,7 +183,7 @@ TEST_F(Prepare, BadInputIsAClearError) {
 
 TEST_F(Prepare, AMissingPeerTimesOutWithAClearError) {
   // Only rank 0 of 2 is started.
-  const int port = free_port();
+  const int port = dist::free_loopback_port();
   const std::string cmd = "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 60 " +
                           kFme + " prepare --model-preset bert-tiny --plan builtin:bert-tp --mesh tp=2 --timeout 2 2>" +
                           path("err");
