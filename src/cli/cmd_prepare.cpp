@@ -40,6 +40,7 @@ void add_prepare(CLI::App& app) {
   cmd->add_option("--dtype", o->p.dtype, "parameter dtype before plans: fp32 | bf16");
   cmd->add_option("--seed", o->p.seed, "initialisation seed");
   cmd->add_option("--optimizer", o->p.optimizer, "adamw | adam | sgd | none");
+  cmd->add_option("--wrt", o->p.wrt, "glob patterns of the parameters to optimize (default: all trainable)");
   cmd->add_option("--lr", o->p.optim.lr, "learning rate (peak of the schedule)");
   cmd->add_option("--weight-decay", o->p.optim.weight_decay, "weight decay (default: torch's for the optimizer)");
   cmd->add_option("--beta1", o->p.optim.beta1, "Adam beta1");

@@ -1,5 +1,6 @@
 // safetensors reader (validate the whole header first, then view tensor bytes in the mapping) and
 // writer (header padded to 8 bytes, data streamed from the caller's buffers into an AtomicFile).
+#include "util/sha256.h"
 #include "util/shape.h"
 #include "formats/safetensors.h"
 
@@ -216,10 +217,21 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<in
     throw ShapeError(at + "dtype " + std::string(dtype_name(dtype)) + " shape " + shape_str(shape) + " needs " +
                      std::to_string(need) + " bytes, got " + std::to_string(nbytes));
   if (nbytes > 0 && data == nullptr) throw ShapeError(at + "data is null");
-  entries_.push_back(Entry{name, dtype, std::move(shape), data, nbytes});
+  entries_.push_back(Entry{name, dtype, std::move(shape), {{data, nbytes}}, nbytes});
 }
 
-uint64_t SafetensorsWriter::write(const std::string& path) const {
+void SafetensorsWriter::add_chunks(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                                   std::vector<std::pair<const void*, size_t>> chunks) {
+  size_t total = 0;
+  for (const auto& c : chunks) {
+    if (c.second > 0 && c.first == nullptr) throw ShapeError("safetensors writer: tensor '" + name + "': a chunk is null");
+    total += c.second;
+  }
+  add(name, dtype, std::move(shape), chunks.empty() ? nullptr : chunks.front().first, total);  // validates
+  entries_.back().chunks = std::move(chunks);
+}
+
+uint64_t SafetensorsWriter::write(const std::string& path, std::string* sha256_hex) const {
   // ordered_json keeps the header in the order tensors were added, matching the data order.
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata_.empty()) h["__metadata__"] = metadata_;
@@ -248,11 +260,18 @@ uint64_t SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
   AtomicFile f(path);
-  f.write(len, sizeof len);
-  f.write(text);
+  Sha256 hash;
+  auto out = [&](const void* p, size_t n) {
+    f.write(p, n);
+    if (sha256_hex) hash.update(p, n);
+  };
+  out(len, sizeof len);
+  out(text.data(), text.size());
   for (const Entry& e : entries_)
-    if (e.nbytes) f.write(e.data, e.nbytes);  // straight from the caller's buffer: no concatenated copy
+    for (const auto& [p, n] : e.chunks)
+      if (n) out(p, n);  // straight from the caller's buffers: no concatenated copy
   f.commit();
+  if (sha256_hex) *sha256_hex = hash.hex_digest();
   return f.bytes_written();
 }
 

@@ -67,16 +67,20 @@ class SafetensorsFile {
 class SafetensorsWriter {
  public:
   void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
+  // A tensor whose bytes lie in several buffers, written one after another (e.g. the rows of many samples):
+  // no concatenated copy is ever made.
+  void add_chunks(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                  std::vector<std::pair<const void*, size_t>> chunks);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-  // Returns the number of bytes written.
-  uint64_t write(const std::string& path) const;
+  // Returns the number of bytes written; with `sha256_hex`, also the file's SHA-256, hashed as it is written.
+  uint64_t write(const std::string& path, std::string* sha256_hex = nullptr) const;
 
  private:
   struct Entry {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    const void* data;
+    std::vector<std::pair<const void*, size_t>> chunks;
     size_t nbytes;
   };
   std::vector<Entry> entries_;

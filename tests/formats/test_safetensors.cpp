@@ -309,3 +309,25 @@ TEST(SafetensorsWriter, KilledWriterNeverTearsTheTarget) {
 }
 
 }  // namespace
+
+// Chunked tensors are written back to back, and the hash computed while writing is the file's.
+TEST(SafetensorsWriter, ChunkedTensorsAndHashWhileWriting) {
+  const std::string path = ::testing::TempDir() + "/fme-chunks-" + std::to_string(getpid()) + ".safetensors";
+  std::vector<float> a{1, 2, 3, 4}, b{5, 6};
+  std::vector<int32_t> ids{7, 8, 9};
+  fme::SafetensorsWriter w;
+  w.add_chunks("rows", fme::DType::F32, {3, 2}, {{a.data(), a.size() * 4}, {b.data(), b.size() * 4}});
+  w.add("ids", fme::DType::I32, {3}, ids.data(), ids.size() * 4);
+  EXPECT_THROW(w.add_chunks("bad", fme::DType::F32, {2, 2}, {{a.data(), 12}}), fme::ShapeError);  // 12 != 16 bytes
+  std::string sha;
+  w.write(path, &sha);
+  auto f = fme::SafetensorsFile::open(path);
+  const auto* rows = reinterpret_cast<const float*>(f->data(f->get("rows")));
+  EXPECT_EQ(std::vector<float>(rows, rows + 6), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  FILE* p = popen(("sha256sum " + path).c_str(), "r");
+  char buf[65] = {0};
+  ASSERT_EQ(fread(buf, 1, 64, p), 64u);
+  pclose(p);
+  EXPECT_EQ(sha, std::string(buf));
+  std::remove(path.c_str());
+}

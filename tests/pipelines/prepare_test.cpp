@@ -139,6 +139,12 @@ TEST_F(Prepare, LoraAndFreezeDecideWhatTheOptimizerHolds) {
   Json s3 = Json::parse(r3.out.substr(r3.out.find('{')));
   EXPECT_EQ(s2["local_params"].get<int64_t>() - s3["local_params"].get<int64_t>(), 2 * (4 * 64 + 32 * 4))
       << "rank 0 holds lora_A [4, 64] whole and its half of lora_B [64, 4] in each of 2 layers";
+  // wrt narrows the optimizer to matching parameters: here only the pooler (64*64 + 64 params).
+  Out w = run_world(1, "prepare --model-preset bert-tiny --json --wrt pooler.*");
+  ASSERT_EQ(w.code, 0) << w.err;
+  Json sw = Json::parse(w.out.substr(w.out.find('{')));
+  EXPECT_GE(sw["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * (64 * 64 + 64));
+  EXPECT_LE(sw["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * (64 * 64 + 64) + 128);
   Out e = run_world(1, "prepare --model-preset bert-tiny --plan " + path("lora.plan") + " --explain --optimizer none");
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NE(e.out.find("lora_A"), std::string::npos) << e.out;

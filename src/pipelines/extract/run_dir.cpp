@@ -161,15 +161,17 @@ void RunDir::commit(bool final) {
       ids.insert(ids.end(), pending_[j].ids.begin(), pending_[j].ids.end());
     }
     const int64_t N = offsets[S];
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    // Each layer's [N, H] is the samples' rows one after another, written from the samples' own buffers.
+    SafetensorsWriter w;
     for (size_t l = 0; l < layers_.size(); ++l) {
-      std::vector<at::Tensor> rows;
-      for (auto& r : pending_) rows.push_back(r.layers[l]);
-      tensors.emplace_back("resid_post." + std::to_string(layers_[l]), at::cat(rows, 0));  // [N, H]
+      std::vector<std::pair<const void*, size_t>> rows;
+      for (auto& r : pending_) rows.emplace_back(r.layers[l].data_ptr(), r.layers[l].numel() * r.layers[l].element_size());
+      const at::Tensor& first = pending_.front().layers[l];
+      w.add_chunks("resid_post." + std::to_string(layers_[l]), to_dtype(first.scalar_type()), {N, first.size(1)}, std::move(rows));
     }
-    tensors.emplace_back("token_ids", at::from_blob(ids.data(), {N}, at::kInt));
-    tensors.emplace_back("sample_index", at::from_blob(index.data(), {S}, at::kLong));
-    tensors.emplace_back("sample_offsets", at::from_blob(offsets.data(), {S + 1}, at::kLong));
+    w.add("token_ids", DType::I32, {N}, ids.data(), ids.size() * sizeof(int32_t));
+    w.add("sample_index", DType::I64, {S}, index.data(), index.size() * sizeof(int64_t));
+    w.add("sample_offsets", DType::I64, {S + 1}, offsets.data(), offsets.size() * sizeof(int64_t));
     std::string layer_list;
     for (int64_t l : layers_) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
     std::map<std::string, std::string> meta{{"format", kFormat},
@@ -180,10 +182,12 @@ void RunDir::commit(bool final) {
                                             {"last_sample", std::to_string(index.back())}};
     const std::string name = shard_name(totals_.shards, zstd_);
     const std::string path = (fs::path(dir_) / name).string();
+    for (const auto& [k, v] : meta) w.set_metadata(k, v);
     uint64_t bytes;
+    std::string sha;
     if (zstd_) {
       const std::string raw = path + ".raw.tmp." + std::to_string(::getpid());
-      write_safetensors(raw, tensors, meta);
+      w.write(raw);
       try {
         bytes = zstd_compress_file(raw, path);
       } catch (...) {
@@ -191,8 +195,9 @@ void RunDir::commit(bool final) {
         throw;
       }
       fs::remove(raw);
+      sha = sha256_file(path);  // the file as stored: its compressed bytes
     } else {
-      bytes = write_safetensors(path, tensors, meta);
+      bytes = w.write(path, &sha);
     }
     shards_.push_back(Json{{"file", name},
                            {"first_sample", index.front()},
@@ -200,7 +205,7 @@ void RunDir::commit(bool final) {
                            {"samples", S},
                            {"tokens", N},
                            {"bytes", bytes},
-                           {"sha256", sha256_file(path)}});
+                           {"sha256", sha}});
     totals_.stored_samples += S;
     totals_.tokens += N;
     totals_.bytes += static_cast<int64_t>(bytes);

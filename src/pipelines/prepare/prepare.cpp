@@ -15,6 +15,7 @@
 #include "models/tensor_io.h"
 #include "util/file.h"
 #include "pipelines/prepare/plan_builder.h"
+#include "plans/glob.h"
 #include "plans/plan.h"
 #include "util/error.h"
 
@@ -138,7 +139,12 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     const plans::ParamRow* row = nullptr;
     const auto dot = item.key().rfind('.');
     if (const auto* m = out.table.find(item.key().substr(0, dot))) row = m->param(item.key().substr(dot + 1));
-    const bool trainable = row ? row->trainable : true;
+    bool trainable = row ? row->trainable : true;
+    if (trainable && !o.wrt.empty()) {  // wrt narrows the selection; it never unfreezes
+      bool selected = false;
+      for (const auto& pattern : o.wrt) selected = selected || plans::glob_match(pattern, item.key());
+      trainable = selected;
+    }
     item.value().set_requires_grad(trainable);
     out.local_params += item.value().numel();
     out.local_param_bytes += item.value().numel() * item.value().element_size();

@@ -28,6 +28,8 @@ struct PrepareOptions {
   std::string dtype = "fp32";        // parameter dtype before plans (cast transforms may change it)
   uint64_t seed = 0;
   std::string optimizer = "adamw";   // adamw | adam | sgd | none
+  std::vector<std::string> wrt;      // glob patterns over parameter names the optimizer updates; empty: all
+                                     // trainable floating parameters (with LoRA: the adapters)
   OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
 };
 
