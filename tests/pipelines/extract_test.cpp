@@ -184,6 +184,14 @@ TEST_F(Extract, RefusesUnsafeRestarts) {
   auto same = base;
   same.push_back("--resume");
   EXPECT_EQ(run(same, &err), 0) << err;  // a finished run resumes to nothing
+  // Killed before its first manifest landed: only a temp file is there, and --resume starts afresh.
+  const std::string early = path("early");
+  fs::create_directories(early);
+  write_file_atomic(early + "/manifest.json.tmp.12345", "{\"trunc");
+  auto resume_early = same;
+  resume_early[resume_early.size() - 2] = early;  // --out value
+  EXPECT_EQ(run(resume_early, &err), 0) << err;
+  EXPECT_EQ(read_json_file(early + "/manifest.json")["complete"], true);
 }
 
 TEST_F(Extract, TruncationAndSkippingAreCountedAndMarked) {

@@ -74,6 +74,13 @@ RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> l
       shard_size_(shard_size), zstd_(zstd) {
   std::error_code ec;
   const fs::path manifest = fs::path(dir_) / "manifest.json";
+  // A run killed before its first manifest landed leaves only temp files: that is an empty run.
+  if (resume && fs::is_directory(dir_, ec) && !fs::exists(manifest, ec)) {
+    bool only_temps = true;
+    for (const auto& e : fs::directory_iterator(dir_)) only_temps = only_temps && e.path().filename().string().find(".tmp.") != std::string::npos;
+    if (only_temps)
+      for (const auto& e : fs::directory_iterator(dir_)) fs::remove(e.path(), ec);
+  }
   const bool nonempty = fs::exists(dir_, ec) && !fs::is_empty(dir_, ec);
   if (!resume) {
     if (nonempty) throw ConfigError(dir_ + ": output directory is not empty; use --resume to continue the run there");
