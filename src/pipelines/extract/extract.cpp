@@ -254,10 +254,9 @@ ExtractSummary run_extract(const ExtractOptions& o) {
           fo.capture = [&](const std::string& name, const at::Tensor& x) {  // x [B,T,H]
             auto it = capture_slot.find(name);
             if (it == capture_slot.end()) return;
-            for (int64_t b = 0; b < B; ++b) {
-              const int64_t n = static_cast<int64_t>(w->batch[b].ids.size());
-              res[b].layers[it->second] = x[b].narrow(0, 0, n).to(store, false, /*copy=*/true);  // [n, H], no padding
-            }
+            // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
+            // model never writes into a tensor it has emitted (each block returns a new residual tensor).
+            for (int64_t b = 0; b < B; ++b) res[b].layers[it->second] = x[b].narrow(0, 0, static_cast<int64_t>(w->batch[b].ids.size()));
           };
           const double t0 = now();
           model->forward(batch, fo);
@@ -282,8 +281,11 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     std::map<int64_t, SampleResult> pending;
     int64_t next = resume_from;
     while (auto rs = to_write.pop()) {
-      for (auto& r : *rs)
-        if (r.rec.index >= resume_from) pending.emplace(r.rec.index, std::move(r));  // earlier ones are committed
+      for (auto& r : *rs) {
+        if (r.rec.index < resume_from) continue;  // committed before the crash
+        for (auto& t : r.layers) t = t.to(store, false, /*copy=*/true);  // [n, H]: own memory, storage dtype, no padding
+        pending.emplace(r.rec.index, std::move(r));
+      }
       for (auto it = pending.find(next); it != pending.end(); it = pending.find(++next)) {
         run.add(std::move(it->second));
         pending.erase(it);
