@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include <limits>
 
 namespace fme {
@@ -96,12 +99,17 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t nkv = k.size(1), g = nh / nkv;
   const double scale = 1.0 / std::sqrt(double(hd));
-  const float lowest = std::numeric_limits<float>::lowest();
-  // Scores of one query block: [B, nh, block, T] fp32 (plus the softmax's copy); sized to the budget.
-  const int64_t per_query = std::max<int64_t>(1, B * nh * T * 4);
+  // Scores stay in q's dtype: the masked value is that dtype's lowest finite number, and softmax
+  // accumulates reduced-precision inputs in fp32 inside its kernel (what HF's fp32 softmax + cast gives,
+  // without two extra passes over the largest tensor of the layer).
+  const double lowest = q.scalar_type() == at::kBFloat16 ? double(std::numeric_limits<c10::BFloat16>::lowest())
+                        : q.scalar_type() == at::kHalf   ? double(std::numeric_limits<c10::Half>::lowest())
+                                                         : double(std::numeric_limits<float>::lowest());
+  // Scores of one query block: [B, nh, block, T] (plus the softmax's output); sized to the budget.
+  const int64_t per_query = std::max<int64_t>(1, B * nh * T * q.element_size());
   const int64_t query_block = std::clamp<int64_t>(score_budget_bytes / per_query, 16, 1024);
 
-  at::Tensor qg = q.view({B, nkv, g, T, hd});                       // query heads grouped by their kv head
+  at::Tensor qg = (q * scale).view({B, nkv, g, T, hd});             // scaled once; grouped by kv head
   at::Tensor out = at::empty({B, nkv, g, T, hd}, q.options());
   at::Tensor keep_key = key_mask.to(at::kBool).view({B, 1, 1, 1, T});  // [B,1,1,1,T]
 
@@ -110,8 +118,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     const int64_t kn = causal ? t0 + tb : T;                        // keys this block can see
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, nkv, g * tb, hd});
     at::Tensor kb = k.narrow(2, 0, kn), vb = v.narrow(2, 0, kn);    // [B, nkv, kn, hd]
-    at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2));        // [B, nkv, g*tb, kn]
-    scores = scores.to(at::kFloat).mul_(scale).view({B, nkv, g, tb, kn});
+    at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).view({B, nkv, g, tb, kn});
     at::Tensor allowed = keep_key.narrow(4, 0, kn);                  // [B,1,1,1,kn]
     if (causal) {
       at::Tensor qpos = at::arange(t0, t0 + tb, at::kLong).view({tb, 1});
@@ -119,7 +126,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       allowed = allowed.logical_and(kpos.le(qpos).view({1, 1, 1, tb, kn}));
     }
     scores.masked_fill_(allowed.logical_not(), lowest);
-    at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type()).view({B, nkv, g * tb, kn});
+    at::Tensor probs = at::softmax(scores, -1).view({B, nkv, g * tb, kn});
     out.narrow(3, t0, tb).copy_(at::matmul(probs, vb).view({B, nkv, g, tb, hd}));
   }
   return out.permute({0, 3, 1, 2, 4}).reshape({B, T, nh * hd});     // [B, T, nh*hd]

@@ -62,7 +62,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // Scaled dot-product attention.
 //   q [B, nh, T, hd], k and v [B, nkv, T, hd] (nh % nkv == 0: query head h reads kv head h / (nh/nkv))
 //   key_mask [B, T] bool, true = real token; causal: query t sees keys <= t.
-// Returns [B, T, nh*hd]. Softmax in fp32; masked scores are set (not added) to the lowest float, so padding
+// Returns [B, T, nh*hd]. Softmax accumulates in fp32; masked scores are set (not added) to the lowest finite value, so padding
 // never injects NaN and a row with no visible key stays finite. Queries go in blocks sized so one block's
 // fp32 scores stay near `score_budget_bytes`.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
