@@ -96,25 +96,31 @@ int run_bench_extract(const BenchExtractOptions& o) {
     e.bucket_window = o.batch;  // batches of consecutive samples, as the seed
     e.quiet = true;
     fs::remove_all(e.out);
-    ExtractSummary s = run_extract(e);
-
-    // The same batches through the forward pass alone (stopping after the deepest requested block).
+    // The same batches through the forward pass alone (stopping after the deepest requested block), run
+    // before and after the pipeline: the machine drifts by several percent within minutes, so both are shown.
     auto model = load_model(e.model_dir, st);
     const int64_t last = parse_layers(o.layers, model->num_layers()).back();
-    std::mt19937_64 rng(1);
-    double forward_only = 0;
-    for (int64_t b = 0; b < o.batches; ++b) {
-      at::Tensor ids = at::empty({o.batch, o.seq}, at::kLong);
-      auto acc = ids.accessor<int64_t, 2>();
-      for (int64_t i = 0; i < o.batch; ++i)
-        for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % qcfg->vocab_size);
-      ForwardOptions fo;
-      fo.last_block = last;
-      fo.final_norm = false;
-      const double t0 = now();
-      model->forward(Batch{ids, at::ones_like(ids), {}}, fo);
-      forward_only += now() - t0;
-    }
+    auto forward_only_pass = [&] {
+      std::mt19937_64 rng(1);
+      double seconds = 0;
+      for (int64_t b = 0; b < o.batches; ++b) {
+        at::Tensor ids = at::empty({o.batch, o.seq}, at::kLong);
+        auto acc = ids.accessor<int64_t, 2>();
+        for (int64_t i = 0; i < o.batch; ++i)
+          for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % qcfg->vocab_size);
+        ForwardOptions fo;
+        fo.last_block = last;
+        fo.final_norm = false;
+        const double t0 = now();
+        model->forward(Batch{ids, at::ones_like(ids), {}}, fo);
+        seconds += now() - t0;
+      }
+      return seconds;
+    };
+    const double forward_before = forward_only_pass();
+    ExtractSummary s = run_extract(e);
+    const double forward_after = forward_only_pass();
+    const double forward_only = (forward_before + forward_after) / 2;
     const double flops = forward_flops(preset.config, o.batch, o.seq, last) * o.batches;
     const double peer_tps = peer_tokens_per_s(peer, e.model_dir, o, st == at::kBFloat16, threads);
     Json j{{"bench", "extract"},
@@ -129,7 +135,11 @@ int run_bench_extract(const BenchExtractOptions& o) {
            {"seconds_total_with_model_load", s.seconds},
            {"seconds_end_to_end", s.pipeline_seconds},
            {"seconds_forward_in_pipeline", s.forward_seconds},
+           {"seconds_forward_only_before", forward_before},
+           {"seconds_forward_only_after", forward_after},
            {"seconds_forward_only", forward_only},
+           // Does compute wait for the reader or writer? End to end over the forward time inside the same run.
+           {"end_to_end_over_forward_in_pipeline", s.pipeline_seconds / s.forward_seconds},
            {"end_to_end_over_forward_only", s.pipeline_seconds / forward_only},
            {"tokens_per_s", s.tokens / s.pipeline_seconds},
            {"samples_per_s", s.stored_samples / s.pipeline_seconds},
