@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "models/tensor_io.h"
 #include "models/loader.h"
 #include "dist/process_group.h"
 #include "pipelines/forward_file.h"
@@ -33,7 +34,7 @@ void add_forward(CLI::App& app) {
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] {
     apply_threads(o->threads);
-    auto dtype = static_cast<at::ScalarType>(parse_dtype_name(o->dtype));
+    auto dtype = parse_scalar_type(o->dtype, "--dtype", /*allow_fp16=*/false);
     std::unique_ptr<Model> model;
     std::shared_ptr<dist::Dist> dist;
     if (o->plans.empty() && o->mesh.empty()) {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "models/tensor_io.h"
 #include "models/init.h"
 #include "models/presets.h"
 #include "pipelines/model_dir.h"
@@ -34,7 +35,7 @@ void add_init(CLI::App& app) {
     if (o->preset.empty() || o->out.empty()) throw ConfigError("--preset and --out are required (or --list)");
     apply_threads(o->threads);
     const Preset& p = find_preset(o->preset);
-    auto dtype = static_cast<at::ScalarType>(parse_dtype_name(o->dtype));
+    auto dtype = parse_scalar_type(o->dtype, "--dtype", /*allow_fp16=*/false);
     auto model = create_model(p.config, at::TensorOptions().dtype(dtype));
     init_weights(*model, o->seed);
     uint64_t bytes = write_model_dir(*model, o->out, dtype, p.tokenizer);

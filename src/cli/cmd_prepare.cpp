@@ -14,14 +14,6 @@
 
 namespace fme::cli {
 
-// Starts the distributed runtime when the launcher says there are several processes (or a mesh is given).
-std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s) {
-  dist::LaunchEnv env = dist::launch_env_from_environment();
-  if (!env.is_distributed() && mesh.empty()) return nullptr;
-  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-  return dist::Dist::init(env, dist::Mesh::parse(mesh, env.world_size), timeout);
-}
-
 void add_prepare(CLI::App& app) {
   struct Opts {
     PrepareOptions p;

@@ -2,7 +2,12 @@
 // that runs it. Subcommands throw fme::Error; main() turns exceptions into a one-line error and exit code.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
+
+namespace fme::dist {
+class Dist;
+}
 
 namespace fme::cli {
 
@@ -15,19 +20,10 @@ void add_bench(CLI::App& app);
 void add_prepare(CLI::App& app);
 
 // The distributed runtime when launched as several processes (or given a mesh); null for one process.
-}  // namespace fme::cli
-#include <memory>
-namespace fme::dist {
-class Dist;
-}
-namespace fme::cli {
 std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s);
 
 // --threads N on `cmd` (default: all cores; Debian's libtorch would use half), applied by apply_threads().
 void add_threads_option(CLI::App* cmd, int* threads);
 void apply_threads(int threads);
-
-// "fp32" | "bf16" (also "float32", "bfloat16"); throws ConfigError otherwise.
-int parse_dtype_name(const std::string& name);  // returns an at::ScalarType as int (keeps ATen out of this header)
 
 }  // namespace fme::cli

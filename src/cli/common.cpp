@@ -2,9 +2,12 @@
 #include <ATen/Parallel.h>
 #include <c10/core/ScalarType.h>
 
+#include <chrono>
 #include <thread>
 
 #include "cli/command.h"
+#include "dist/launch_env.h"
+#include "dist/process_group.h"
 #include "util/error.h"
 
 namespace fme::cli {
@@ -23,10 +26,12 @@ void apply_threads(int threads) {
   }
 }
 
-int parse_dtype_name(const std::string& name) {
-  if (name == "fp32" || name == "float32" || name == "f32") return static_cast<int>(at::kFloat);
-  if (name == "bf16" || name == "bfloat16") return static_cast<int>(at::kBFloat16);
-  throw ConfigError("--dtype: expected fp32 or bf16, got '" + name + "'");
+
+std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s) {
+  dist::LaunchEnv env = dist::launch_env_from_environment();
+  if (!env.is_distributed() && mesh.empty()) return nullptr;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  return dist::Dist::init(env, dist::Mesh::parse(mesh, env.world_size), timeout);
 }
 
 }  // namespace fme::cli

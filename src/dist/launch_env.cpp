@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -154,6 +155,21 @@ int free_loopback_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+int run_local_world(int world, const std::string& command, const std::string& log_prefix, bool merge_stderr) {
+  const int port = free_loopback_port();
+  std::string script = "(";
+  for (int r = 0; r < world; ++r) {
+    const std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
+                                            " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " "
+                                      : "";
+    const std::string log = log_prefix + std::to_string(r);
+    script += env + command + " >" + log + (merge_stderr ? " 2>&1" : " 2>" + log + ".err") + " & ";
+  }
+  script += "worst=0; for j in $(jobs -p); do wait $j || worst=$?; done; exit $worst)";
+  const int status = std::system(("bash -c '" + script + "'").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 }  // namespace fme::dist

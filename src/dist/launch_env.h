@@ -49,4 +49,9 @@ std::string first_slurm_host(const std::string& nodelist);
 // launching a local job; -1 if none could be bound.
 int free_loopback_port();
 
+// Runs `command` as `world` local processes meeting on a free loopback port (torchrun-style env vars; world 1
+// runs it plainly). Rank r's stdout goes to `log_prefix` + r, stderr too when `merge_stderr`, else to
+// `log_prefix` + r + ".err". Returns the worst exit status (0 when all succeed).
+int run_local_world(int world, const std::string& command, const std::string& log_prefix, bool merge_stderr);
+
 }  // namespace fme::dist

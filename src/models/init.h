@@ -1,7 +1,7 @@
 // Random initialisation of a model's parameters, as HF's _init_weights: Linear and Embedding weights
 // N(0, initializer_range), the padding row of BERT's word embeddings zero, biases 0, norm weights 1 and
-// norm biases 0. Each parameter draws from its own generator seeded by (seed, parameter path), so the
-// result does not depend on construction order.
+// norm biases 0. Weights are drawn by global element index from a counter-based RNG keyed by (seed, path)
+// (util/counter_rng.h): independent of construction order, and a shard holds exactly its slice of the whole.
 #pragma once
 #include <cstdint>
 

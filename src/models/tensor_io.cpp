@@ -6,6 +6,13 @@
 
 namespace fme {
 
+at::ScalarType parse_scalar_type(const std::string& name, const std::string& what, bool allow_fp16) {
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (allow_fp16 && (name == "fp16" || name == "float16")) return at::kHalf;
+  throw ConfigError(what + ": expected fp32, bf16" + (allow_fp16 ? ", fp16" : "") + "; got '" + name + "'");
+}
+
 at::ScalarType to_scalar_type(DType t) {
   switch (t) {
     case DType::BOOL: return at::kBool;

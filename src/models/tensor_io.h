@@ -14,6 +14,10 @@
 
 namespace fme {
 
+// "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16" -> the ATen type; ConfigError naming `what` (the option
+// or field) otherwise. allow_fp16 = false where only fp32/bf16 compute is supported.
+at::ScalarType parse_scalar_type(const std::string& name, const std::string& what, bool allow_fp16 = true);
+
 at::ScalarType to_scalar_type(DType t);  // throws UnsupportedError for dtypes ATen lacks (F8 on 1.13)
 DType to_dtype(at::ScalarType t);
 

@@ -1,8 +1,6 @@
 #include "dist/launch_env.h"
 #include "pipelines/bench_prepare.h"
 
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -46,19 +44,11 @@ double first_touch_seconds(size_t bytes, int threads, bool huge) {
 Json run_prepare(const std::string& preset, int world, bool first_step) {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
   const std::string log = (fs::temp_directory_path() / ("fme-bench-prepare-" + std::to_string(getpid()))).string();
-  const int port = dist::free_loopback_port();
-  std::string cmd = "(";
-  for (int r = 0; r < world; ++r) {
-    std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
-                                      " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " "
-                                : "";
-    cmd += env + exe + " prepare --model-preset " + preset + " --plan builtin:bert-tp" +
-           (world > 1 ? " --mesh tp=" + std::to_string(world) : std::string()) + " --optimizer adamw --lr 1e-4 --json" +
-           (first_step ? " --first-step" : "") + " --threads " + std::to_string(world > 1 ? 1 : 2) + " >" + log +
-           std::to_string(r) + " 2>&1 & ";
-  }
-  cmd += "worst=0; for j in $(jobs -p); do wait $j || worst=$?; done; exit $worst)";
-  int status = std::system(("bash -c '" + cmd + "'").c_str());
+  const std::string command = exe + " prepare --model-preset " + preset + " --plan builtin:bert-tp" +
+                              (world > 1 ? " --mesh tp=" + std::to_string(world) : std::string()) +
+                              " --optimizer adamw --lr 1e-4 --json" + (first_step ? " --first-step" : "") +
+                              " --threads " + std::to_string(world > 1 ? 1 : 2);
+  const int status = dist::run_local_world(world, command, log, /*merge_stderr=*/true);
   std::string out = read_file(log + "0");
   for (int r = 0; r < world; ++r) fs::remove(log + std::to_string(r));
   if (status != 0 || out.find('{') == std::string::npos) return Json{{"error", out.empty() ? "failed" : out}};

@@ -2,9 +2,7 @@
 // loopback: a model gathered from tp=2 is bit-identical to tp=1, a TP forward equals the single-process one,
 // LoRA/freeze select what the optimizer holds, and bad input is a clear error.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <ATen/ATen.h>
@@ -36,21 +34,11 @@ struct Out {
 Out run_world(int world, const std::string& args) {
   static int n = 0;
   const std::string base = (fs::temp_directory_path() / ("fme-prep-" + std::to_string(getpid()) + "-" + std::to_string(n++))).string();
-  const int port = dist::free_loopback_port();
-  std::string cmd = "(";
-  for (int r = 0; r < world; ++r) {
-    std::string env = world > 1 ? "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
-                                      " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " "
-                                : "";
-    cmd += env + "timeout 120 " + kFme + " " + args + " --threads 1 >" + base + ".out" + std::to_string(r) + " 2>" + base +
-           ".err" + std::to_string(r) + " & ";
-  }
-  cmd += "worst=0; for j in $(jobs -p); do wait $j || worst=$?; done; exit $worst)";
-  int status = std::system(("bash -c '" + cmd + "'").c_str());
-  Out o{WIFEXITED(status) ? WEXITSTATUS(status) : 128, read_file(base + ".out0"), read_file(base + ".err0")};
+  const int code = dist::run_local_world(world, "timeout 120 " + kFme + " " + args + " --threads 1", base + ".out", false);
+  Out o{code, read_file(base + ".out0"), read_file(base + ".out0.err")};
   for (int r = 0; r < world; ++r) {
     fs::remove(base + ".out" + std::to_string(r));
-    fs::remove(base + ".err" + std::to_string(r));
+    fs::remove(base + ".out" + std::to_string(r) + ".err");
   }
   return o;
 }

@@ -9,6 +9,7 @@
 
 #include "data/arc_task.h"
 #include "models/loader.h"
+#include "models/tensor_io.h"
 #include "pipelines/extract/batcher.h"
 #include "pipelines/extract/run_dir.h"
 #include "pipelines/extract/sample_source.h"
@@ -24,13 +25,6 @@ namespace fme {
 namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-at::ScalarType storage_dtype(const std::string& name) {
-  if (name == "fp32" || name == "float32") return at::kFloat;
-  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
-  if (name == "fp16" || name == "float16") return at::kHalf;
-  throw ConfigError("--out-dtype: expected fp32, bf16 or fp16, got '" + name + "'");
-}
 
 // sha256 over config.json and every weight file's header: identifies the model without reading weights.
 std::string model_hash(const std::string& dir) {
@@ -128,9 +122,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   if (o.bucket_window <= 0) throw ConfigError("--bucket-window must be positive");
   if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
   if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
-  const at::ScalarType compute = o.dtype == "fp32" ? at::kFloat : o.dtype == "bf16" ? at::kBFloat16 : at::kByte;
-  if (compute == at::kByte) throw ConfigError("--dtype: expected fp32 or bf16, got '" + o.dtype + "'");
-  const at::ScalarType store = storage_dtype(o.out_dtype.empty() ? o.dtype : o.out_dtype);
+  const at::ScalarType compute = parse_scalar_type(o.dtype, "--dtype", /*allow_fp16=*/false);
+  const at::ScalarType store = parse_scalar_type(o.out_dtype.empty() ? o.dtype : o.out_dtype, "--out-dtype");
 
   auto model = load_model(o.model_dir, compute);
   const std::vector<int64_t> layers = parse_layers(o.layers, model->num_layers());

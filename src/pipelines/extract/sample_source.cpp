@@ -15,7 +15,7 @@ namespace fme {
 Json SampleRecord::to_json() const {
   Json j{{"sample_index", index}, {"source", source}, {"augmentation", augmentation}, {"tokens", tokens},
          {"truncated", truncated}};
-  if (truncated) j["original_tokens"] = original_tokens;
+  if (truncated || !skipped.empty()) j["original_tokens"] = original_tokens;
   if (!skipped.empty()) j["skipped"] = skipped;
   return j;
 }

@@ -4,16 +4,10 @@
 #include <torch/nn/module.h>
 
 #include "models/layers.h"
+#include "models/tensor_io.h"
 #include "util/error.h"
 
 namespace fme {
-
-at::ScalarType parse_param_dtype(const std::string& name) {
-  if (name == "fp32") return at::kFloat;
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "fp16") return at::kHalf;
-  throw ConfigError("unknown parameter dtype '" + name + "' (expected fp32, bf16 or fp16)");
-}
 
 namespace {
 std::string dtype_str(at::ScalarType t) {
@@ -53,7 +47,7 @@ std::vector<plans::ModuleDesc> describe_modules(Model& model) {
 namespace {
 // A parameter's bytes in the arena, rounded up to 64 for alignment.
 size_t slot_bytes(const plans::ParamRow& p) {
-  size_t n = at::elementSize(parse_param_dtype(p.dtype));
+  size_t n = at::elementSize(parse_scalar_type(p.dtype, p.name));
   for (int64_t d : p.local_shape) n *= static_cast<size_t>(d);
   return (n + 63) / 64 * 64;
 }
@@ -86,7 +80,7 @@ at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t
   arena_used_ += slot_bytes(row);
   std::shared_ptr<FreshBuffer> keep = arena_;
   at::Tensor t = at::from_blob(base, row.local_shape, [keep](void*) mutable { keep.reset(); },
-                               at::TensorOptions().dtype(parse_param_dtype(row.dtype)));
+                               at::TensorOptions().dtype(parse_scalar_type(row.dtype, path)));
   t.set_requires_grad(row.trainable);
   return t;
 }

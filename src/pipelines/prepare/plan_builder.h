@@ -18,8 +18,6 @@ namespace fme {
 // The modules of `model` (built on the meta device) in tree order, with global shapes: what plans match.
 std::vector<plans::ModuleDesc> describe_modules(Model& model);
 
-at::ScalarType parse_param_dtype(const std::string& name);  // "fp32" | "bf16" | "fp16"
-
 // A Collective over one mesh axis of the distributed runtime.
 class AxisCollective : public Collective {
  public:
