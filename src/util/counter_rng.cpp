@@ -11,6 +11,7 @@
 
 #include "util/counter_rng_kernel.h"
 #include "util/error.h"
+#include "util/fresh_memory.h"
 
 namespace fme {
 namespace {
@@ -28,7 +29,7 @@ constexpr int64_t kMinElementsPerThread = int64_t{1} << 16;
 
 template <typename T>
 void fill_2d(T* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
-             int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads,
+             int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, bool fresh_memory,
              void (*span)(T*, int64_t, uint64_t, uint64_t, float, float)) {
   if (n_rows < 0 || row_len < 0 || global_first_index < 0 || (n_rows > 1 && global_row_stride < row_len) ||
       (n_rows > 1 && out_row_stride < row_len)) {
@@ -43,13 +44,23 @@ void fill_2d(T* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, in
   threads = std::clamp<int64_t>(std::min(threads, total / kMinElementsPerThread), 1, 1024);
 
   // Local flat range [lo, hi) of the row-major n_rows x row_len block, walked row segment by row segment.
-  auto run = [&](int64_t lo, int64_t hi) {
+  auto fill = [&](int64_t lo, int64_t hi) {
     while (lo < hi) {
       const int64_t i = lo / row_len, j = lo % row_len;
       const int64_t len = std::min(row_len - j, hi - lo);
       const int64_t g = global_first_index + i * global_row_stride + j;
       span(out + i * out_row_stride + j, len, static_cast<uint64_t>(g), key, mean, std);
       lo += len;
+    }
+  };
+  // Fresh contiguous output: populate 1 MiB, then write it while its zeroed lines are still in cache.
+  const bool populate = fresh_memory && (n_rows == 1 || out_row_stride == row_len);
+  const int64_t step = populate ? int64_t{1 << 20} / static_cast<int64_t>(sizeof(T)) : total;
+  auto run = [&](int64_t lo, int64_t hi) {
+    for (int64_t a = lo; a < hi; a += step) {
+      const int64_t b = std::min(hi, a + step);
+      if (populate) populate_for_write(out + a, static_cast<size_t>(b - a) * sizeof(T));
+      fill(a, b);
     }
   };
   if (threads == 1) {
@@ -157,16 +168,17 @@ void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key
 }  // namespace rng_detail
 
 void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
-                 int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, RngKernel kernel) {
+                 int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, RngKernel kernel,
+                 bool fresh_memory) {
   fill_2d<float>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
-                 n_threads, use_avx512(kernel) ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable);
+                 n_threads, fresh_memory, use_avx512(kernel) ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable);
 }
 
 void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
                       int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
-                      int n_threads, RngKernel kernel) {
+                      int n_threads, RngKernel kernel, bool fresh_memory) {
   fill_2d<uint16_t>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
-                    n_threads,
+                    n_threads, fresh_memory,
                     use_avx512(kernel) ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable);
 }
 

@@ -10,18 +10,19 @@
 //     key = mix(mix(seed) ^ h), where mix(x) is SplitMix64's output function:
 //           z = x + 0x9e3779b97f4a7c15; z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
 //           z = (z ^ (z >> 27)) * 0x94d049bb133111eb; return z ^ (z >> 31)
-//   Element e (0-based index in the row-major global tensor), block b = e >> 2, lane = e & 3:
-//     (x0, x1, x2, x3) = Philox4x32-10(counter = {lo32(b), hi32(b), 0, 0}, key = {lo32(key), hi32(key)})
-//     pairs: (x0, x1) -> lanes 0 (cos) and 1 (sin); (x2, x3) -> lanes 2 (cos) and 3 (sin). For a pair (xu, xt):
-//       u     = (2 * (xu >> 9) + 1) * 2^-24                 (in (0,1); so |z| <= sqrt(48 ln 2) = 5.77)
-//       r     = sqrtf(-2 * log_cephes(u))                    (log: Cephes logf polynomial, float arithmetic)
-//       t     = xt >> 8; s = (t + 2^21) mod 2^24; k = s >> 22; m = s & (2^22 - 1)
-//       phi   = float(2*m + 1 - 2^22) * 1.8725351414619643e-7f   (= (pi/2)/2^23; phi in (-pi/4, pi/4))
+//   Element e (0-based index in the row-major global tensor) lies in group g = e >> 5, slot j = e & 31.
+//   The group's 16 Box-Muller pairs p = j & 15 take their words from Philox4x32-10 (counter
+//   {lo32(b), hi32(b), 0, 0}, key {lo32(key), hi32(key)}) of block b = 8g + (p & 7): words (x0, x1) if p < 8,
+//   (x2, x3) otherwise; slot j < 16 holds the pair's cosine normal, j >= 16 its sine normal. For (xu, xt):
+//       u     = ((xu >> 8) + 1) * 2^-24                     (in [2^-24, 1]; so |z| <= sqrt(48 ln 2) = 5.77)
+//       r     = sqrtf(-2 * log_cephes(u))                    (log: Cephes logf polynomial, with fma)
+//       t     = xt >> 8; s = (t + 2^21) mod 2^24; k = s >> 22
+//       phi   = float(2 * (s mod 2^22) + 1 - 2^22) * 1.8725351414619643e-7f   (= (pi/2)/2^23; |phi| < pi/4)
 //       (c, s') = Cephes cosf/sinf polynomials of phi; theta = k*pi/2 + phi = 2*pi*(t + 0.5)/2^24
 //       z_cos = r * cos(theta), z_sin = r * sin(theta), cos/sin(theta) from (c, s') by quadrant k
-//     value = z * std + mean   (float, no FMA: two roundings)
-//   Every step is float (binary32) arithmetic with no fused multiply-add; the polynomials and their exact
-//   evaluation order are in counter_rng_kernel.h. bf16 output = fp32 value rounded to nearest even.
+//     value = fma(z, std, mean)
+//   Every step is float (binary32) arithmetic; the fused multiply-adds and their exact order are in
+//   counter_rng_kernel.h (pair_normal, the scalar definition). bf16 output = fp32 value rounded to nearest even.
 #pragma once
 #include <cstdint>
 #include <string_view>
@@ -50,18 +51,20 @@ bool rng_avx512_available();
 // Dim-0 shard of [R, C]: n_rows = R/tp, row_len = C, global_row_stride = C, global_first_index = coord*(R/tp)*C.
 // Dim-1 shard of [R, C]: n_rows = R, row_len = C/tp, global_row_stride = C, global_first_index = coord*(C/tp).
 // The local elements are split into contiguous ranges over n_threads std::threads (0 = hardware
-// concurrency; small fills run inline), so each thread first-touches its own pages.
+// concurrency; small fills run inline), so each thread first-touches its own pages. With fresh_memory (the
+// output is never-touched anonymous memory, and rows are contiguous), each thread takes the page faults of
+// its next 1 MiB in one populate_for_write call just before writing it, while those pages are still in cache.
 // Throws fme::ShapeError on negative sizes or indices.
 void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
                  int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads = 0,
-                 RngKernel kernel = RngKernel::kAuto);
+                 RngKernel kernel = RngKernel::kAuto, bool fresh_memory = false);
 // Same, writing bf16 bits (round-to-nearest-even of the fp32 value).
 void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
                       int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
-                      int n_threads = 0, RngKernel kernel = RngKernel::kAuto);
+                      int n_threads = 0, RngKernel kernel = RngKernel::kAuto, bool fresh_memory = false);
 
 namespace rng_detail {
-// The Cephes-style float log used by the kernel, for x in [2^-24, 1); exposed so tests can bound its error.
+// The Cephes-style float log used by the kernel, for x in [2^-24, 1]; exposed so tests can bound its error.
 float log_unit(float x);
 // cos and sin of 2*pi*(t + 0.5)/2^24 for t in [0, 2^24) as the kernel computes them.
 void sincos_turn24(uint32_t t, float* c, float* s);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -67,6 +68,20 @@ void FreshBuffer::release() noexcept {
   if (data_ != nullptr) ::munmap(data_, (size_ + kPage - 1) / kPage * kPage);
   data_ = nullptr;
   size_ = 0;
+}
+
+bool populate_for_write(void* p, size_t bytes) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // linux/mman.h since 5.14; older libc headers lack the name
+#endif
+  static std::atomic<bool> unsupported{false};
+  if (unsupported.load(std::memory_order_relaxed)) return false;
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(uintptr_t{kPage} - 1);
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(uintptr_t{kPage} - 1);
+  if (hi <= lo) return true;
+  if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno == EINVAL) unsupported.store(true, std::memory_order_relaxed);  // kernel < 5.14
+  return false;  // ENOMEM and the like: the writes that follow fault the pages in (or fail) as usual
 }
 
 void first_touch(void* p, size_t bytes, int n_threads) {

@@ -31,6 +31,13 @@ class FreshBuffer {
   bool huge_ = false;
 };
 
+// Takes the page faults of the whole pages inside [p, p + bytes) in one system call
+// (madvise MADV_POPULATE_WRITE, Linux 5.14+): the kernel allocates and zeroes them without a trap per page,
+// about 15-25% cheaper than touching them (bench/memory). Returns false, doing nothing, where the kernel lacks
+// it. On pages already resident it still walks the page tables (~200 ns a page), so call it only on memory
+// known to be fresh.
+bool populate_for_write(void* p, size_t bytes);
+
 // Writes a zero byte to every 4 KiB page of [p, p + bytes) from n_threads threads (0 = hardware concurrency),
 // each taking one contiguous chunk, so the page faults of fresh memory are taken in parallel.
 void first_touch(void* p, size_t bytes, int n_threads = 0);

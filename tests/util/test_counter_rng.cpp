@@ -53,17 +53,23 @@ TEST(CounterRngKey, DefinitionAndSeparation) {
   EXPECT_EQ(fme::stream_key(7, "x.weight"), fme::stream_key(7, "x.weight"));
 }
 
-// The kernel's log is only ever called on u = (2k+1) * 2^-24; check every one of those 2^23 inputs.
+// The kernel's log is only ever called on u = k * 2^-24, k in [1, 2^24]; check every one of those inputs,
+// and that it never goes above 0 (the radius takes its square root).
 TEST(CounterRngMath, LogApproxMatchesStd) {
   double max_rel = 0, max_abs = 0;
-  for (uint32_t k = 0; k < (1u << 23); ++k) {
-    const float u = static_cast<float>(2 * k + 1) * 0x1p-24f;
+  for (uint32_t k = 1; k <= (1u << 24); ++k) {
+    const float u = static_cast<float>(k) * 0x1p-24f;
     const double ref = std::log(static_cast<double>(u));
-    const double got = fme::rng_detail::log_unit(u);
+    const float got = fme::rng_detail::log_unit(u);
+    ASSERT_LE(got, 0.0f) << k;
+    if (k == (1u << 24)) {
+      EXPECT_EQ(got, 0.0f);
+      continue;
+    }
     max_abs = std::max(max_abs, std::fabs(got - ref));
     max_rel = std::max(max_rel, std::fabs(got - ref) / std::fabs(ref));
   }
-  // Measured: max rel err 8.1e-8 (< 1 ulp), max abs 4.9e-7 (at u near 2^-24 where |log| ~ 16.6).
+  // Measured: max rel err 8.0e-8 (< 1 ulp), max abs 4.9e-7 (at u near 2^-24 where |log| ~ 16.6).
   std::printf("log_unit: max rel err %.3g, max abs err %.3g\n", max_rel, max_abs);
   EXPECT_LT(max_rel, 1.5e-7);
   EXPECT_LT(max_abs, 1.5e-6);
@@ -79,16 +85,21 @@ TEST(CounterRngMath, SinCosApproxMatchesStd) {
     max_err = std::max({max_err, std::fabs(c - std::cos(theta)), std::fabs(s - std::sin(theta))});
   }
   std::printf("sincos_turn24: max abs err %.3g\n", max_err);
-  EXPECT_LT(max_err, 1.5e-7);  // measured 9.1e-8
+  EXPECT_LT(max_err, 1.5e-7);  // measured 8.4e-8
 }
 
 TEST(CounterRngNormal, PinnedValuesFromReference) {
-  // Pinned from an independent numpy float32 implementation of the definition in counter_rng.h.
+  // Pinned from tests/util/counter_rng_reference.py, an independent implementation of the definition in
+  // counter_rng.h (Python integers, numpy float32, exactly rounded fma).
   const uint64_t key = fme::stream_key(42, "model.layers.0.mlp.up_proj.weight");
   const struct {
     uint64_t e;
     uint32_t bits;
-  } pins[] = {{0ULL, 0x3eb7b20au}, {1ULL, 0x3fb50ab3u}, {2ULL, 0xbf6df1feu}, {3ULL, 0xbf4ef0bau}, {4ULL, 0x3e7fd021u}, {5ULL, 0xbf0bb8bcu}, {6ULL, 0xbf0fd949u}, {7ULL, 0xbe288c94u}, {63ULL, 0xc00b9075u}, {64ULL, 0x3ec12dfdu}, {1000003ULL, 0xbf4b1d1au}, {8589934594ULL, 0xbf82025du}, {1099511627777ULL, 0x3fe64ffcu}, {2305843009213693951ULL, 0x3f2fddb9u}};
+  } pins[] = {{0ULL, 0x3eb7b20au}, {1ULL, 0x3e7fd01eu}, {2ULL, 0x3fbcefd6u}, {3ULL, 0x40135a56u}, {4ULL, 0x3ef2ae9du},
+              {5ULL, 0xbf115daeu}, {6ULL, 0x3f99316au}, {7ULL, 0x3ea3422eu}, {15ULL, 0xbe9a277bu}, {16ULL, 0x3fb50ab3u},
+              {31ULL, 0x3fcfc2e3u}, {32ULL, 0x3d9f3e17u}, {63ULL, 0xc00b9074u}, {64ULL, 0x3ec12dfdu},
+              {1000003ULL, 0xbe60f68au}, {8589934594ULL, 0x3f94cda9u}, {1099511627777ULL, 0x4040ddc1u},
+              {2305843009213693951ULL, 0x3f2fddb9u}};
   for (const auto& p : pins) {
     EXPECT_EQ(bits_of(fme::normal_at(key, p.e)), p.bits) << "element " << p.e;
     float v[3];  // through fill_normal (the AVX-512 path where available), as the middle of a 3-element span
@@ -113,7 +124,13 @@ TEST(CounterRngNormal, MeanAndStdApplied) {
   std::vector<float> z(256), y(256);
   fme::fill_normal(z.data(), 1, 256, 256, 0, 0, 5, 0.0f, 1.0f);
   fme::fill_normal(y.data(), 1, 256, 256, 0, 0, 5, 3.0f, 0.02f);
-  for (int i = 0; i < 256; ++i) EXPECT_EQ(bits_of(y[i]), bits_of(z[i] * 0.02f + 3.0f));
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(bits_of(y[i]), bits_of(std::fma(z[i], 0.02f, 3.0f)));
+  // The reference's values with mean 0.5, std 0.1 (one rounding: fma(z, std, mean)).
+  const uint32_t want[4] = {0x3f092f4du, 0x3f066534u, 0x3f25c991u, 0x3f3af0efu};
+  const uint64_t key = fme::stream_key(42, "model.layers.0.mlp.up_proj.weight");
+  float v[4];
+  fme::fill_normal(v, 1, 4, 4, 0, 0, key, 0.5f, 0.1f);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(bits_of(v[i]), want[i]) << i;
 }
 
 TEST(CounterRngNormal, ShardInvariance) {
@@ -242,6 +259,51 @@ TEST(CounterRngNormal, Statistics10M) {
   EXPECT_LE(mx, 5.77f);
   EXPECT_GE(mn, -5.77f);
   EXPECT_GT(mx, 4.5f);
+}
+
+// fresh_memory only changes how page faults are taken: the same values, whatever the alignment, thread
+// count or layout (a strided block skips the populate and must still be right).
+TEST(CounterRngNormal, FreshMemoryFillMatches) {
+  const int64_t n = (int64_t{5} << 20) / 4 + 77;
+  const uint64_t key = fme::stream_key(8, "fresh");
+  std::vector<float> ref(n + 64);
+  fme::fill_normal(ref.data(), 1, n + 64, n + 64, 0, 0, key, 0.0f, 0.02f, 1);
+  for (int threads : {1, 2, 3}) {
+    for (int64_t offset : {0, 3, 1024 + 5}) {  // 1024 floats = one page: an unaligned and a page-aligned start
+      fme::FreshBuffer buf(static_cast<size_t>(n + offset) * 4);
+      float* out = static_cast<float*>(buf.data()) + offset;
+      fme::fill_normal(out, 1, n, n, 17, 0, key, 0.0f, 0.02f, threads, fme::RngKernel::kAuto, /*fresh_memory=*/true);
+      ASSERT_EQ(0, std::memcmp(out, ref.data() + 17, n * 4)) << threads << " threads, offset " << offset;
+      const auto* bytes = static_cast<const unsigned char*>(buf.data());
+      for (int64_t i = 0; i < offset * 4; ++i) ASSERT_EQ(bytes[i], 0) << "wrote before the block";
+    }
+  }
+  // Strided rows (padding between them untouched) and bf16.
+  const int64_t R = 200, C = 5000, stride = 5003;  // R * C < n: within ref
+  fme::FreshBuffer strided(static_cast<size_t>(R * stride) * 4);
+  float* s = static_cast<float*>(strided.data());
+  fme::fill_normal(s, R, C, stride, 0, C, key, 0.0f, 0.02f, 2, fme::RngKernel::kAuto, true);
+  for (int64_t i = 0; i < R; ++i) {
+    ASSERT_EQ(0, std::memcmp(s + i * stride, ref.data() + i * C, C * 4)) << i;
+    for (int64_t j = C; j < stride && i + 1 < R; ++j) ASSERT_EQ(s[i * stride + j], 0.0f);
+  }
+  fme::FreshBuffer h(static_cast<size_t>(n) * 2);
+  std::vector<uint16_t> href(n);
+  fme::fill_normal_bf16(href.data(), 1, n, n, 0, 0, key, 0.0f, 0.02f, 2);
+  fme::fill_normal_bf16(static_cast<uint16_t*>(h.data()), 1, n, n, 0, 0, key, 0.0f, 0.02f, 2, fme::RngKernel::kAuto, true);
+  EXPECT_EQ(0, std::memcmp(h.data(), href.data(), n * 2));
+}
+
+TEST(CounterRngFreshMemory, PopulateForWriteGivesZeroedWritablePages) {
+  fme::FreshBuffer buf(size_t{3} << 20);
+  auto* p = static_cast<unsigned char*>(buf.data());
+  // Unaligned ends: only whole pages inside are populated; the call never writes.
+  const bool ok = fme::populate_for_write(p + 100, buf.size() - 200);
+  std::printf("MADV_POPULATE_WRITE %s\n", ok ? "supported" : "not supported (kernel < 5.14)");
+  for (size_t i = 0; i < buf.size(); i += 997) ASSERT_EQ(p[i], 0);
+  std::memset(p, 0xAB, buf.size());
+  EXPECT_EQ(p[buf.size() - 1], 0xAB);
+  EXPECT_TRUE(fme::populate_for_write(p, 0));  // empty range: nothing to do
 }
 
 TEST(CounterRngNormal, RejectsBadShapes) {
