@@ -31,6 +31,9 @@ void add_prepare(CLI::App& app) {
   cmd->add_option("--mesh", o->p.mesh, "mesh axes over the launched processes, e.g. tp=2 or dp=2,tp=2");
   cmd->add_option("--dtype", o->p.dtype, "parameter dtype before plans: fp32 | bf16");
   cmd->add_option("--seed", o->p.seed, "initialisation seed");
+  cmd->add_flag("--huge-pages", o->p.huge_pages,
+                "back the parameters with transparent huge pages (faster on bare metal; slower on VMs that hand "
+                "free memory back to the host)");
   cmd->add_option("--optimizer", o->p.optimizer, "adamw | adam | sgd | none");
   cmd->add_option("--wrt", o->p.wrt, "glob patterns of the parameters to optimize (default: all trainable)");
   cmd->add_option("--lr", o->p.optim.lr, "learning rate (peak of the schedule)");

@@ -13,7 +13,8 @@ namespace {
 
 // N(0, std) by global element index (util/counter_rng.h), so a shard holds exactly the values of the same
 // elements of the whole tensor: a model gathered from any mesh is bit-identical to the unsharded one.
-void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard, float std_dev) {
+void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard, float std_dev,
+                        bool fresh) {
   const uint64_t key = stream_key(seed, path);
   const auto& g = shard.global_shape;
   const int64_t dim = shard.dim < 0 ? 0 : shard.dim;
@@ -29,10 +30,11 @@ void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, c
   const int64_t first = shard.dim < 0 ? 0 : shard.offset * after;
   const int threads = at::get_num_threads();
   if (t.scalar_type() == at::kFloat) {
-    fill_normal(t.data_ptr<float>(), rows, local_inner, local_inner, first, global_inner, key, 0.f, std_dev, threads);
+    fill_normal(t.data_ptr<float>(), rows, local_inner, local_inner, first, global_inner, key, 0.f, std_dev, threads,
+                RngKernel::kAuto, fresh);
   } else if (t.scalar_type() == at::kBFloat16) {
     fill_normal_bf16(reinterpret_cast<uint16_t*>(t.data_ptr()), rows, local_inner, local_inner, first, global_inner, key,
-                     0.f, std_dev, threads);
+                     0.f, std_dev, threads, RngKernel::kAuto, fresh);
   } else {
     at::Tensor tmp = at::empty(t.sizes(), at::kFloat);
     fill_normal(tmp.data_ptr<float>(), rows, local_inner, local_inner, first, global_inner, key, 0.f, std_dev, threads);
@@ -43,7 +45,7 @@ void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, c
 }  // namespace
 
 namespace {
-void init_modules(Model& model, uint64_t seed, bool lora_only) {
+void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
   c10::InferenceMode guard;
   double std_dev = 0.02;
   int64_t pad_row = -1;
@@ -53,7 +55,10 @@ void init_modules(Model& model, uint64_t seed, bool lora_only) {
   auto normal = [&](at::Tensor& w, const std::string& path) {
     auto it = shards.find(path);
     ShardInfo whole{w.sizes().vec(), -1, 0};
-    fill_normal_global(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev));
+    fill_normal_global(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev), fresh);
+  };
+  auto zero = [&](at::Tensor& t) {
+    if (!fresh) t.zero_();  // fresh anonymous pages are zero already: touching them would only fault them in
   };
 
   for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
@@ -66,10 +71,10 @@ void init_modules(Model& model, uint64_t seed, bool lora_only) {
       }
     } else if (auto* lin = m.as<LinearImpl>()) {
       normal(lin->weight, join_path(path, "weight"));
-      if (lin->bias.defined()) lin->bias.zero_();
+      if (lin->bias.defined()) zero(lin->bias);
       if (lin->lora_A.defined()) {  // adapters start as a no-op: B = 0 (as PEFT)
         normal(lin->lora_A, join_path(path, "lora_A"));
-        lin->lora_B.zero_();
+        zero(lin->lora_B);
       }
     } else if (auto* emb = m.as<EmbeddingImpl>()) {
       normal(emb->weight, join_path(path, "weight"));
@@ -82,7 +87,7 @@ void init_modules(Model& model, uint64_t seed, bool lora_only) {
       }
     } else if (auto* ln = m.as<LayerNormImpl>()) {
       ln->weight.fill_(1.0);
-      ln->bias.zero_();
+      zero(ln->bias);
     } else if (auto* rms = m.as<RMSNormImpl>()) {
       rms->weight.fill_(1.0);
     }
@@ -91,7 +96,7 @@ void init_modules(Model& model, uint64_t seed, bool lora_only) {
 
 }  // namespace
 
-void init_weights(Model& model, uint64_t seed) { init_modules(model, seed, false); }
-void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true); }
+void init_weights(Model& model, uint64_t seed, bool fresh_memory) { init_modules(model, seed, false, fresh_memory); }
+void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true, false); }
 
 }  // namespace fme

@@ -9,7 +9,9 @@
 
 namespace fme {
 
-void init_weights(Model& model, uint64_t seed);
+// fresh_memory: the parameters sit in never-touched anonymous pages (prepare's arena), so they already read
+// as zero (biases are left alone) and the normal fills batch their page faults (util/counter_rng.h).
+void init_weights(Model& model, uint64_t seed, bool fresh_memory = false);
 // Only the LoRA adapters (A ~ N(0, initializer_range) by global index, B = 0), for a model loaded from a
 // checkpoint that has none.
 void init_lora(Model& model, uint64_t seed);

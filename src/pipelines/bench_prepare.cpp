@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -73,26 +74,42 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
         continue;
       }
       const bool first_step = params / tp <= o.first_step_max_params;
-      Json r = run_prepare(name, tp, first_step);
+      std::vector<double> prep_s, floor_s, floor_huge_s;
+      Json r;
+      for (int rep = 0; rep < std::max(1, o.repeats); ++rep) {
+        // The first optimizer step only once (it touches the state, which the floor does not cover).
+        Json rr = run_prepare(name, tp, first_step && rep == 0);
+        if (rr.contains("error")) {
+          r = rr;
+          break;
+        }
+        if (rep == 0) r = rr;
+        prep_s.push_back(rr["ms"]["total"].get<double>() / 1000);
+        // The floor: every process's bytes first-touched by the same 2 threads.
+        const size_t bytes = static_cast<size_t>(rr["local_param_bytes"].get<int64_t>()) * tp;
+        floor_s.push_back(first_touch_seconds(bytes, 2, false));
+        floor_huge_s.push_back(first_touch_seconds(bytes, 2, true));
+      }
       if (r.contains("error")) {
         row["error"] = r["error"];
         std::cout << row.dump() << std::endl;
         continue;
       }
-      // The floor: every process's bytes first-touched by the same 2 threads, in this run.
-      const size_t bytes = static_cast<size_t>(r["local_param_bytes"].get<int64_t>()) * tp;
-      const double floor_s = first_touch_seconds(bytes, 2, false);
-      const double floor_huge_s = first_touch_seconds(bytes, 2, true);
-      const double total_s = r["ms"]["total"].get<double>() / 1000;
+      auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+      const double total_s = best(prep_s);
       row["seconds"] = total_s;
-      row["ms"] = r["ms"];
-      row["bytes_written"] = bytes;
+      row["seconds_first"] = prep_s.front();
+      row["seconds_all"] = prep_s;
+      row["ms_first"] = r["ms"];
+      row["bytes_written"] = r["local_param_bytes"].get<int64_t>() * tp;
       row["optimizer_state_bytes_per_process"] = r["optimizer_state_bytes"];
       row["optimizer_state_on_untouched_zero_pages"] = r["optimizer_state_untouched"];
-      row["first_touch_floor_seconds"] = floor_s;
-      row["first_touch_floor_hugepage_seconds"] = floor_huge_s;
-      row["ratio_to_floor"] = total_s / floor_s;
-      row["ratio_to_hugepage_floor"] = total_s / floor_huge_s;
+      row["first_touch_floor_seconds"] = best(floor_s);
+      row["first_touch_floor_all"] = floor_s;
+      row["first_touch_floor_hugepage_seconds"] = best(floor_huge_s);
+      row["first_touch_floor_hugepage_all"] = floor_huge_s;
+      row["ratio_to_floor"] = total_s / best(floor_s);
+      row["ratio_to_hugepage_floor"] = total_s / best(floor_huge_s);
       row["speedup_vs_seed"] = row["seed_seconds"].get<double>() / total_s;
       if (r.contains("first_step_ms")) row["first_optimizer_step_seconds"] = r["first_step_ms"].get<double>() / 1000;
       else row["first_optimizer_step_seconds"] = "not run: gradients + state would not fit in memory";

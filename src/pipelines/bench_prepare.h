@@ -1,6 +1,9 @@
 // `fme bench prepare`: the seed's make_module_opt table — BERT presets with the seed's tensor-parallel plan
 // and AdamW — at tp=1 and tp=2 (2 processes on this machine), each next to the floor this VM sets: the
-// time to first-touch the same number of fresh bytes with the same threads, measured in the same run.
+// time to first-touch the same number of fresh bytes with the same threads (4 KiB pages and huge pages),
+// measured in the same run. Each row runs `repeats` rounds of (prepare, floor, huge-page floor) back to back,
+// so all three see memory in the same state, and reports the best of each plus every sample: on a VM that
+// hands freed memory back to the host, the first round faults in host memory too (reported as "first").
 #pragma once
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@ struct BenchPrepareOptions {
   std::vector<int> tp{1, 2};
   int64_t first_step_max_params = 400'000'000;  // the first AdamW step (grads + touched state) must fit in memory
   double memory_budget_gib = 20;                // skip (and say so) what would not fit
+  int repeats = 3;
 };
 
 int run_bench_prepare(const BenchPrepareOptions& o);

@@ -35,7 +35,8 @@ class AxisCollective : public Collective {
 class PlanBuilder : public Builder {
  public:
   // `dist` may be null for a single process (then every axis has size 1).
-  PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist);
+  // huge_pages: madvise the arena for transparent huge pages (see arena_ below).
+  PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist, bool huge_pages = false);
   at::Tensor param(const std::string& path, const std::vector<int64_t>& global_shape) override;
   ModuleParallel parallel(const std::string& module_path) override;
 
@@ -44,8 +45,11 @@ class PlanBuilder : public Builder {
   int64_t rank_;
   std::shared_ptr<dist::Dist> dist_;
   std::map<std::string, const plans::ParamRow*> params_;
-  // Every local parameter lives in one fresh mapping (transparent huge pages where the kernel allows):
-  // first-touching it costs a fraction of 4 KiB page faults, and init is then bound by generation alone.
+  // Every local parameter lives in one fresh anonymous mapping, so init knows its pages are untouched zeros.
+  // 4 KiB pages by default: on a VM with free page reporting (virtio-balloon, as here) the 2 MiB blocks a
+  // huge-page fault takes are the ones handed back to the host, and faulting them in again ran at ~1 GB/s
+  // against ~5 GB/s for 4 KiB pages (bench_memory_floor --cold); on bare metal huge pages are the faster
+  // choice, hence the option.
   std::shared_ptr<FreshBuffer> arena_;
   size_t arena_used_ = 0;
   std::map<std::string, std::shared_ptr<AxisCollective>> groups_;

@@ -117,7 +117,7 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     out.global_params += n;
     if (p->added_by_lora) lora_params.insert(p->name);
   }
-  PlanBuilder builder(out.table, rank, dist);
+  PlanBuilder builder(out.table, rank, dist, o.huge_pages);
   out.ms.specs = ms_since(t0);
 
   // shard: the real model, each parameter allocated once at its local shape (never whole).
@@ -128,7 +128,7 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
   // init (or load this process's slices of the checkpoint).
   t0 = Clock::now();
   if (o.model_dir.empty()) {
-    init_weights(*out.model, o.seed);
+    init_weights(*out.model, o.seed, /*fresh_memory=*/true);
   } else {
     load_checkpoint(*out.model, Checkpoint::open(o.model_dir), lora_params);
     if (!lora_params.empty()) init_lora(*out.model, o.seed);

@@ -31,6 +31,7 @@ struct PrepareOptions {
   std::vector<std::string> wrt;      // glob patterns over parameter names the optimizer updates; empty: all
                                      // trainable floating parameters (with LoRA: the adapters)
   OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
+  bool huge_pages = false;           // transparent huge pages for the parameter arena (PlanBuilder)
 };
 
 struct PrepareTimings {  // milliseconds
