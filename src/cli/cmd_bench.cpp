@@ -31,6 +31,18 @@ void add_bench(CLI::App& app) {
   prep->add_option("--memory-budget-gib", p->memory_budget_gib, "skip sizes whose parameters exceed this");
   prep->add_option("--repeats", p->repeats, "rounds of (prepare, floors) per row; the best of each is reported");
   prep->callback([p] { run_bench_prepare(*p); });
+
+  struct FloorOptions {
+    size_t bytes = size_t{1} << 30;
+    int threads = 2;
+    bool huge = false;
+  };
+  auto f = std::make_shared<FloorOptions>();
+  CLI::App* floor = bench->add_subcommand("floor", "Seconds to first-touch N bytes of fresh memory (the floor of prepare)");
+  floor->add_option("--bytes", f->bytes, "bytes to touch")->check(CLI::PositiveNumber);
+  floor->add_option("--threads", f->threads, "threads touching")->check(CLI::PositiveNumber);
+  floor->add_flag("--huge-pages", f->huge, "madvise the mapping for transparent huge pages");
+  floor->callback([f] { run_bench_floor(f->bytes, f->threads, f->huge); });
 }
 
 }  // namespace fme::cli

@@ -5,6 +5,10 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <functional>
+#include <optional>
+#include <vector>
+
 #include "models/layers.h"
 #include "util/counter_rng.h"
 
@@ -13,9 +17,9 @@ namespace {
 
 // N(0, std) by global element index (util/counter_rng.h), so a shard holds exactly the values of the same
 // elements of the whole tensor: a model gathered from any mesh is bit-identical to the unsharded one.
-void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard, float std_dev,
-                        bool fresh) {
-  const uint64_t key = stream_key(seed, path);
+// Returns the fill block for fp32/bf16 tensors (run later, batched); other dtypes are filled here via fp32.
+std::optional<NormalFill> normal_block(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard,
+                                       float std_dev) {
   const auto& g = shard.global_shape;
   const int64_t dim = shard.dim < 0 ? 0 : shard.dim;
   int64_t rows = 1, global_inner = 1, local_inner = 1, after = 1;
@@ -27,19 +31,23 @@ void fill_normal_global(at::Tensor& t, uint64_t seed, const std::string& path, c
       if (d > dim) after *= g[d];
     }
   }
-  const int64_t first = shard.dim < 0 ? 0 : shard.offset * after;
-  const int threads = at::get_num_threads();
-  if (t.scalar_type() == at::kFloat) {
-    fill_normal(t.data_ptr<float>(), rows, local_inner, local_inner, first, global_inner, key, 0.f, std_dev, threads,
-                RngKernel::kAuto, fresh);
-  } else if (t.scalar_type() == at::kBFloat16) {
-    fill_normal_bf16(reinterpret_cast<uint16_t*>(t.data_ptr()), rows, local_inner, local_inner, first, global_inner, key,
-                     0.f, std_dev, threads, RngKernel::kAuto, fresh);
-  } else {
-    at::Tensor tmp = at::empty(t.sizes(), at::kFloat);
-    fill_normal(tmp.data_ptr<float>(), rows, local_inner, local_inner, first, global_inner, key, 0.f, std_dev, threads);
-    t.copy_(tmp);
+  NormalFill f;
+  f.n_rows = rows;
+  f.row_len = f.out_row_stride = local_inner;
+  f.global_first_index = shard.dim < 0 ? 0 : shard.offset * after;
+  f.global_row_stride = global_inner;
+  f.key = stream_key(seed, path);
+  f.std = std_dev;
+  if (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16) {
+    f.out = t.data_ptr();
+    f.bf16 = t.scalar_type() == at::kBFloat16;
+    return f;
   }
+  at::Tensor tmp = at::empty(t.sizes(), at::kFloat);
+  f.out = tmp.data_ptr();
+  fill_normal_batch({f}, at::get_num_threads());
+  t.copy_(tmp);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -52,10 +60,14 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
   std::visit([&](const auto& c) { std_dev = c.initializer_range; }, model.config());
   if (auto* bert = std::get_if<BertConfig>(&model.config())) pad_row = bert->pad_token_id;
   const auto& shards = model.shards();
+  // All normal fills run as one batch at the end: the threads start once, not once per tensor.
+  std::vector<NormalFill> fills;
+  std::vector<std::function<void()>> after_fills;  // writes into filled tensors (BERT's padding row)
   auto normal = [&](at::Tensor& w, const std::string& path) {
     auto it = shards.find(path);
     ShardInfo whole{w.sizes().vec(), -1, 0};
-    fill_normal_global(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev), fresh);
+    if (auto f = normal_block(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev)))
+      fills.push_back(*f);
   };
   auto zero = [&](at::Tensor& t) {
     if (!fresh) t.zero_();  // fresh anonymous pages are zero already: touching them would only fault them in
@@ -83,7 +95,10 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
       if (word && pad_row >= 0) {
         auto it = shards.find(join_path(path, "weight"));
         const int64_t first = it != shards.end() && it->second.dim == 0 ? it->second.offset : 0;
-        if (pad_row >= first && pad_row < first + emb->weight.size(0)) emb->weight[pad_row - first].zero_();
+        if (pad_row >= first && pad_row < first + emb->weight.size(0)) {
+          at::Tensor row = emb->weight[pad_row - first];
+          after_fills.push_back([row]() mutable { row.zero_(); });
+        }
       }
     } else if (auto* ln = m.as<LayerNormImpl>()) {
       ln->weight.fill_(1.0);
@@ -92,6 +107,8 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
       rms->weight.fill_(1.0);
     }
   }
+  fill_normal_batch(fills, at::get_num_threads(), RngKernel::kAuto, fresh);
+  for (auto& f : after_fills) f();
 }
 
 }  // namespace

@@ -33,12 +33,31 @@ int64_t bert_params(const BertConfig& c) {
   return (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * H + 2 * H + c.num_hidden_layers * layer + H * H + H;
 }
 
-// Seconds to first-touch `bytes` of fresh anonymous memory with `threads` threads.
 double first_touch_seconds(size_t bytes, int threads, bool huge) {
   FreshBuffer b(bytes, huge);
   auto t0 = std::chrono::steady_clock::now();
   first_touch(b.data(), bytes, threads);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs `command` as one child process and returns its last JSON line.
+Json run_child(const std::string& command) {
+  const std::string log = (fs::temp_directory_path() / ("fme-bench-prepare-" + std::to_string(getpid()))).string();
+  const int status = dist::run_local_world(1, command, log, /*merge_stderr=*/true);
+  std::string out = read_file(log + "0");
+  fs::remove(log + "0");
+  const auto brace = out.rfind("\n{");
+  const size_t at = brace == std::string::npos ? out.find('{') : brace + 1;
+  if (status != 0 || at == std::string::npos) return Json{{"error", out.empty() ? "failed" : out}};
+  return Json::parse(out.substr(at));
+}
+
+// The floor in a new process (as prepare meets memory), 2 threads.
+double floor_seconds(size_t bytes, bool huge) {
+  const std::string exe = fs::read_symlink("/proc/self/exe").string();
+  Json r = run_child(exe + " bench floor --bytes " + std::to_string(bytes) + " --threads 2" + (huge ? " --huge-pages" : ""));
+  if (r.contains("error")) throw Error("bench prepare: the floor measurement failed: " + r["error"].get<std::string>());
+  return r["seconds"].get<double>();
 }
 
 // Runs `world` fme prepare processes; returns rank 0's JSON summary (or a JSON with "error").
@@ -85,10 +104,10 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
         }
         if (rep == 0) r = rr;
         prep_s.push_back(rr["ms"]["total"].get<double>() / 1000);
-        // The floor: every process's bytes first-touched by the same 2 threads.
+        // The floor: every process's bytes first-touched by 2 threads in one new process.
         const size_t bytes = static_cast<size_t>(rr["local_param_bytes"].get<int64_t>()) * tp;
-        floor_s.push_back(first_touch_seconds(bytes, 2, false));
-        floor_huge_s.push_back(first_touch_seconds(bytes, 2, true));
+        floor_s.push_back(floor_seconds(bytes, false));
+        floor_huge_s.push_back(floor_seconds(bytes, true));
       }
       if (r.contains("error")) {
         row["error"] = r["error"];
@@ -116,6 +135,14 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
       std::cout << row.dump() << std::endl;
     }
   }
+  return 0;
+}
+
+int run_bench_floor(size_t bytes, int threads, bool huge_pages) {
+  const double s = first_touch_seconds(bytes, threads, huge_pages);
+  std::cout << Json{{"bench", "floor"}, {"bytes", bytes}, {"threads", threads}, {"huge_pages", huge_pages}, {"seconds", s},
+                    {"GB_per_s", bytes / s / 1e9}}.dump()
+            << std::endl;
   return 0;
 }
 

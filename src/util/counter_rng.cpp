@@ -23,62 +23,41 @@ uint64_t splitmix64_mix(uint64_t x) {
   return z ^ (z >> 31);
 }
 
-// Below this many elements per fill, spawning threads costs more than it saves.
+// Below this many elements per thread, starting a thread costs more than it saves.
 constexpr int64_t kMinElementsPerThread = int64_t{1} << 16;
 
+using SpanF32 = void (*)(float*, int64_t, uint64_t, uint64_t, float, float);
+using SpanBf16 = void (*)(uint16_t*, int64_t, uint64_t, uint64_t, float, float);
 
+void check_block(const NormalFill& f) {
+  if (f.n_rows < 0 || f.row_len < 0 || f.global_first_index < 0 || (f.n_rows > 1 && f.global_row_stride < f.row_len) ||
+      (f.n_rows > 1 && f.out_row_stride < f.row_len) || (f.out == nullptr && f.n_rows * f.row_len > 0)) {
+    throw ShapeError("fill_normal: bad block (n_rows " + std::to_string(f.n_rows) + ", row_len " +
+                     std::to_string(f.row_len) + ", out_row_stride " + std::to_string(f.out_row_stride) +
+                     ", global_first_index " + std::to_string(f.global_first_index) + ", global_row_stride " +
+                     std::to_string(f.global_row_stride) + ")");
+  }
+}
+
+// Local flat range [lo, hi) of block f, walked row segment by row segment. Fresh contiguous output is
+// populated 1 MiB at a time just before it is written, while its zeroed lines are still in cache.
 template <typename T>
-void fill_2d(T* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
-             int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, bool fresh_memory,
-             void (*span)(T*, int64_t, uint64_t, uint64_t, float, float)) {
-  if (n_rows < 0 || row_len < 0 || global_first_index < 0 || (n_rows > 1 && global_row_stride < row_len) ||
-      (n_rows > 1 && out_row_stride < row_len)) {
-    throw ShapeError("fill_normal: bad block (n_rows " + std::to_string(n_rows) + ", row_len " +
-                     std::to_string(row_len) + ", out_row_stride " + std::to_string(out_row_stride) +
-                     ", global_first_index " + std::to_string(global_first_index) + ", global_row_stride " +
-                     std::to_string(global_row_stride) + ")");
-  }
-  const int64_t total = n_rows * row_len;
-  if (total == 0) return;
-  int64_t threads = n_threads > 0 ? n_threads : static_cast<int64_t>(std::thread::hardware_concurrency());
-  threads = std::clamp<int64_t>(std::min(threads, total / kMinElementsPerThread), 1, 1024);
-
-  // Local flat range [lo, hi) of the row-major n_rows x row_len block, walked row segment by row segment.
-  auto fill = [&](int64_t lo, int64_t hi) {
-    while (lo < hi) {
-      const int64_t i = lo / row_len, j = lo % row_len;
-      const int64_t len = std::min(row_len - j, hi - lo);
-      const int64_t g = global_first_index + i * global_row_stride + j;
-      span(out + i * out_row_stride + j, len, static_cast<uint64_t>(g), key, mean, std);
-      lo += len;
+void fill_range(const NormalFill& f, int64_t lo, int64_t hi, bool fresh_memory,
+                void (*span)(T*, int64_t, uint64_t, uint64_t, float, float)) {
+  T* out = static_cast<T*>(f.out);
+  const bool populate = fresh_memory && (f.n_rows == 1 || f.out_row_stride == f.row_len);
+  const int64_t step = populate ? int64_t{1 << 20} / static_cast<int64_t>(sizeof(T)) : hi - lo;
+  for (int64_t a = lo; a < hi; a += step) {
+    const int64_t b = std::min(hi, a + step);
+    if (populate) populate_for_write(out + a, static_cast<size_t>(b - a) * sizeof(T));
+    for (int64_t x = a; x < b;) {
+      const int64_t i = x / f.row_len, j = x % f.row_len;
+      const int64_t len = std::min(f.row_len - j, b - x);
+      const int64_t g = f.global_first_index + i * f.global_row_stride + j;
+      span(out + i * f.out_row_stride + j, len, static_cast<uint64_t>(g), f.key, f.mean, f.std);
+      x += len;
     }
-  };
-  // Fresh contiguous output: populate 1 MiB, then write it while its zeroed lines are still in cache.
-  const bool populate = fresh_memory && (n_rows == 1 || out_row_stride == row_len);
-  const int64_t step = populate ? int64_t{1 << 20} / static_cast<int64_t>(sizeof(T)) : total;
-  auto run = [&](int64_t lo, int64_t hi) {
-    for (int64_t a = lo; a < hi; a += step) {
-      const int64_t b = std::min(hi, a + step);
-      if (populate) populate_for_write(out + a, static_cast<size_t>(b - a) * sizeof(T));
-      fill(a, b);
-    }
-  };
-  if (threads == 1) {
-    run(0, total);
-    return;
   }
-  // Contiguous ranges, boundaries on 64-element multiples (a full cache line of fp32) so neighbouring threads
-  // rarely write the same line.
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(threads - 1));
-  auto bound = [&](int64_t t) {
-    if (t == threads) return total;
-    const int64_t b = static_cast<int64_t>((static_cast<__int128>(total) * t) / threads);
-    return std::min(total, b & ~int64_t{63});
-  };
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run, bound(t), bound(t + 1));
-  run(0, bound(1));
-  for (auto& th : pool) th.join();
 }
 
 bool use_avx512(RngKernel kernel) {
@@ -167,19 +146,62 @@ void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key
 
 }  // namespace rng_detail
 
+void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads, RngKernel kernel, bool fresh_memory) {
+  const bool avx512 = use_avx512(kernel);
+  const SpanF32 span_f32 = avx512 ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable;
+  const SpanBf16 span_bf16 = avx512 ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable;
+  // The blocks laid end to end: block k holds elements [first[k], first[k + 1]) of the batch.
+  std::vector<int64_t> first(fills.size() + 1, 0);
+  for (size_t k = 0; k < fills.size(); ++k) {
+    check_block(fills[k]);
+    first[k + 1] = first[k] + fills[k].n_rows * fills[k].row_len;
+  }
+  const int64_t total = first.back();
+  if (total == 0) return;
+  int64_t threads = n_threads > 0 ? n_threads : static_cast<int64_t>(std::thread::hardware_concurrency());
+  threads = std::clamp<int64_t>(std::min(threads, total / kMinElementsPerThread), 1, 1024);
+
+  // Batch range [lo, hi), block by block.
+  auto run = [&](int64_t lo, int64_t hi) {
+    size_t k = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), lo) - first.begin()) - 1;
+    for (; k < fills.size() && first[k] < hi; ++k) {
+      const int64_t a = std::max(lo, first[k]) - first[k], b = std::min(hi, first[k + 1]) - first[k];
+      if (a >= b) continue;
+      if (fills[k].bf16) fill_range<uint16_t>(fills[k], a, b, fresh_memory, span_bf16);
+      else fill_range<float>(fills[k], a, b, fresh_memory, span_f32);
+    }
+  };
+  if (threads == 1) {
+    run(0, total);
+    return;
+  }
+  // One contiguous share per thread, started once for the whole batch (on a VM, waking an idle vCPU for a
+  // new thread has cost milliseconds: per-tensor threads made a 4-layer BERT's init 2x slower). Shares end on
+  // 64-element multiples (a cache line of fp32) so neighbouring threads rarely write the same line.
+  auto bound = [&](int64_t t) {
+    if (t == threads) return total;
+    const int64_t b = static_cast<int64_t>((static_cast<__int128>(total) * t) / threads);
+    return std::min(total, b & ~int64_t{63});
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads - 1));
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run, bound(t), bound(t + 1));
+  run(0, bound(1));
+  for (auto& th : pool) th.join();
+}
+
 void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride, int64_t global_first_index,
                  int64_t global_row_stride, uint64_t key, float mean, float std, int n_threads, RngKernel kernel,
                  bool fresh_memory) {
-  fill_2d<float>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
-                 n_threads, fresh_memory, use_avx512(kernel) ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable);
+  fill_normal_batch({{out, false, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std}},
+                    n_threads, kernel, fresh_memory);
 }
 
 void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
                       int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
                       int n_threads, RngKernel kernel, bool fresh_memory) {
-  fill_2d<uint16_t>(out, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std,
-                    n_threads, fresh_memory,
-                    use_avx512(kernel) ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable);
+  fill_normal_batch({{out, true, n_rows, row_len, out_row_stride, global_first_index, global_row_stride, key, mean, std}},
+                    n_threads, kernel, fresh_memory);
 }
 
 }  // namespace fme

@@ -26,6 +26,7 @@
 #pragma once
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace fme {
 
@@ -62,6 +63,20 @@ void fill_normal(float* out, int64_t n_rows, int64_t row_len, int64_t out_row_st
 void fill_normal_bf16(uint16_t* out, int64_t n_rows, int64_t row_len, int64_t out_row_stride,
                       int64_t global_first_index, int64_t global_row_stride, uint64_t key, float mean, float std,
                       int n_threads = 0, RngKernel kernel = RngKernel::kAuto, bool fresh_memory = false);
+
+// One block for fill_normal_batch: the arguments of fill_normal (bf16: fill_normal_bf16) as a value.
+struct NormalFill {
+  void* out = nullptr;  // float*, or uint16_t* when bf16
+  bool bf16 = false;
+  int64_t n_rows = 0, row_len = 0, out_row_stride = 0, global_first_index = 0, global_row_stride = 0;
+  uint64_t key = 0;
+  float mean = 0.0f, std = 1.0f;
+};
+// Fills every block, as fill_normal would one by one, but splits the batch's elements (laid end to end)
+// into one contiguous share per thread, with the threads started once for the whole batch: a model's many
+// small tensors do not each pay a thread start. Throws fme::ShapeError on a bad block before writing any.
+void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads = 0, RngKernel kernel = RngKernel::kAuto,
+                       bool fresh_memory = false);
 
 namespace rng_detail {
 // The Cephes-style float log used by the kernel, for x in [2^-24, 1]; exposed so tests can bound its error.

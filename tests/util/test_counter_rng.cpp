@@ -294,6 +294,37 @@ TEST(CounterRngNormal, FreshMemoryFillMatches) {
   EXPECT_EQ(0, std::memcmp(h.data(), href.data(), n * 2));
 }
 
+// A batch equals its blocks filled one by one, whatever the thread count: shares cut across blocks of both
+// dtypes, dim-0 and dim-1 shards, empty blocks. A bad block is refused before anything is written.
+TEST(CounterRngNormal, BatchEqualsBlockByBlock) {
+  const uint64_t k1 = fme::stream_key(1, "a"), k2 = fme::stream_key(1, "b"), k3 = fme::stream_key(1, "c");
+  std::vector<float> a(70001), c(40 * 300), want_a(a.size()), want_c(c.size());
+  std::vector<uint16_t> b(3 * 50000), want_b(b.size());
+  std::vector<float> empty(1, -1.0f);
+  fme::fill_normal(want_a.data(), 1, 70001, 70001, 5, 0, k1, 0.0f, 0.02f, 1);
+  fme::fill_normal_bf16(want_b.data(), 3, 50000, 50000, 100000, 50000, k2, 1.0f, 0.5f, 1);  // rows 2-4 of a [R, 50000]
+  fme::fill_normal(want_c.data(), 40, 300, 300, 300, 600, k3, 0.0f, 1.0f, 1);               // columns 300-599 of [40, 600]
+  for (int threads : {1, 2, 3, 7}) {
+    std::fill(a.begin(), a.end(), 0.0f);
+    std::fill(b.begin(), b.end(), 0);
+    std::fill(c.begin(), c.end(), 0.0f);
+    fme::NormalFill fa{a.data(), false, 1, 70001, 70001, 5, 0, k1, 0.0f, 0.02f};
+    fme::NormalFill fe{empty.data(), false, 0, 10, 10, 0, 10, k1, 0.0f, 1.0f};
+    fme::NormalFill fb{b.data(), true, 3, 50000, 50000, 100000, 50000, k2, 1.0f, 0.5f};
+    fme::NormalFill fc{c.data(), false, 40, 300, 300, 300, 600, k3, 0.0f, 1.0f};
+    fme::fill_normal_batch({fa, fe, fb, fc}, threads);
+    EXPECT_EQ(0, std::memcmp(a.data(), want_a.data(), a.size() * 4)) << threads;
+    EXPECT_EQ(0, std::memcmp(b.data(), want_b.data(), b.size() * 2)) << threads;
+    EXPECT_EQ(0, std::memcmp(c.data(), want_c.data(), c.size() * 4)) << threads;
+    EXPECT_EQ(empty[0], -1.0f);
+  }
+  std::fill(a.begin(), a.end(), 0.0f);
+  fme::NormalFill good{a.data(), false, 1, 70001, 70001, 0, 0, k1, 0.0f, 1.0f};
+  fme::NormalFill bad{c.data(), false, 40, 300, 200, 0, 600, k3, 0.0f, 1.0f};  // out stride < row length
+  EXPECT_THROW(fme::fill_normal_batch({good, bad}, 2), fme::ShapeError);
+  EXPECT_EQ(a[0], 0.0f);
+}
+
 TEST(CounterRngFreshMemory, PopulateForWriteGivesZeroedWritablePages) {
   fme::FreshBuffer buf(size_t{3} << 20);
   auto* p = static_cast<unsigned char*>(buf.data());
