@@ -3,7 +3,10 @@
 // fresh and into warm memory, and fill_normal (fp32 and bf16) into fresh and warm memory; prints one JSON
 // line per measurement, with the fresh fills' ratio to first-touch of the same size (the budget is <= 1.25).
 // Leaves out NUMA effects and file-backed memory.
-// Usage: bench_memory_floor [bytes=2GiB] [threads=all] [repeats=3]
+// Usage: bench_memory_floor [bytes=2GiB] [threads=all] [repeats=3] [--cold]
+// --cold sleeps 3 s before each fresh repeat: on a VM with free page reporting (virtio-balloon) freed memory
+// goes back to the host within ~2 s, and the next first touch faults in host memory as well. It prints only
+// the first-touch floors (4 KiB and huge pages) and the fp32 fill, the numbers that decide prepare's arena.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +35,8 @@ void par_memset(void* p, size_t bytes, int threads) {
   for (auto& th : pool) th.join();
 }
 
-enum class Op { kFirstTouch, kMemset, kFillF32, kFillBf16 };
+enum class Op { kFirstTouch, kMemset, kFillF32, kFillF32Fresh, kFillBf16 };
+bool g_cold = false;
 
 void run_op(Op op, void* p, size_t bytes, int threads, fme::RngKernel kernel) {
   switch (op) {
@@ -46,6 +50,10 @@ void run_op(Op op, void* p, size_t bytes, int threads, fme::RngKernel kernel) {
       fme::fill_normal(static_cast<float*>(p), 1, int64_t(bytes / 4), int64_t(bytes / 4), 0, 0, 1234, 0.0f, 0.02f,
                        threads, kernel);
       break;
+    case Op::kFillF32Fresh:  // as prepare: faults taken in batches just ahead of the writes
+      fme::fill_normal(static_cast<float*>(p), 1, int64_t(bytes / 4), int64_t(bytes / 4), 0, 0, 1234, 0.0f, 0.02f,
+                       threads, kernel, /*fresh_memory=*/true);
+      break;
     case Op::kFillBf16:
       fme::fill_normal_bf16(static_cast<uint16_t*>(p), 1, int64_t(bytes / 2), int64_t(bytes / 2), 0, 0, 1234, 0.0f,
                             0.02f, threads, kernel);
@@ -58,6 +66,7 @@ const char* op_name(Op op) {
     case Op::kFirstTouch: return "first_touch";
     case Op::kMemset: return "memset";
     case Op::kFillF32: return "fill_normal_f32";
+    case Op::kFillF32Fresh: return "fill_normal_f32_populate";
     case Op::kFillBf16: return "fill_normal_bf16";
   }
   return "?";
@@ -73,6 +82,7 @@ double time_op(Op op, size_t bytes, int threads, bool fresh, bool huge, int repe
     par_memset(warm.data(), bytes, threads);
   }
   for (int r = 0; r < repeats; ++r) {
+    if (fresh && g_cold) std::this_thread::sleep_for(std::chrono::seconds(3));
     fme::FreshBuffer buf;
     if (fresh) buf = fme::FreshBuffer(bytes, huge);
     void* p = fresh ? buf.data() : warm.data();
@@ -89,8 +99,8 @@ void emit(const char* what, Op op, bool fresh, bool huge, size_t bytes, int thre
   std::printf("{\"op\":\"%s\",\"memory\":\"%s\",\"hugepages\":%s,\"kernel\":\"%s\",\"bytes\":%zu,\"threads\":%d,"
               "\"seconds\":%.4f,\"GB_per_s\":%.3f",
               op_name(op), fresh ? "fresh" : "warm", huge ? "true" : "false", kernel, bytes, threads, s, gbs);
-  if (op == Op::kFillF32 || op == Op::kFillBf16) {
-    const double elems = double(bytes) / (op == Op::kFillF32 ? 4 : 2);
+  if (op == Op::kFillF32 || op == Op::kFillF32Fresh || op == Op::kFillBf16) {
+    const double elems = double(bytes) / (op == Op::kFillBf16 ? 2 : 4);
     std::printf(",\"Gelem_per_s\":%.3f,\"Gelem_per_s_per_thread\":%.3f", elems / s / 1e9, elems / s / 1e9 / threads);
   }
   if (floor_s > 0) std::printf(",\"ratio_vs_first_touch\":%.3f", s / floor_s);
@@ -101,12 +111,28 @@ void emit(const char* what, Op op, bool fresh, bool huge, size_t bytes, int thre
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--cold") g_cold = true;
+    else args.push_back(argv[i]);
+  }
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   const size_t bytes = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (size_t{2} << 30);
   const int hw = static_cast<int>(std::thread::hardware_concurrency());
   const int threads = argc > 2 && std::atoi(argv[2]) > 0 ? std::atoi(argv[2]) : hw;
   const int repeats = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
-  std::printf("{\"info\":\"bench_memory_floor\",\"bytes\":%zu,\"threads\":%d,\"repeats\":%d,\"avx512\":%s}\n", bytes,
-              threads, repeats, fme::rng_avx512_available() ? "true" : "false");
+  std::printf("{\"info\":\"bench_memory_floor\",\"bytes\":%zu,\"threads\":%d,\"repeats\":%d,\"avx512\":%s,\"cold\":%s}\n",
+              bytes, threads, repeats, fme::rng_avx512_available() ? "true" : "false", g_cold ? "true" : "false");
+  if (g_cold) {
+    for (bool huge : {false, true}) {
+      const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
+      emit("cold floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
+      emit("cold: create fp32 params as prepare does", Op::kFillF32Fresh, true, huge, bytes, threads,
+           time_op(Op::kFillF32Fresh, bytes, threads, true, huge, repeats), ft);
+    }
+    return 0;
+  }
 
   for (bool huge : {false, true}) {
     const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
@@ -115,6 +141,8 @@ int main(int argc, char** argv) {
          time_op(Op::kMemset, bytes, threads, true, huge, repeats), ft);
     emit("create fp32 params", Op::kFillF32, true, huge, bytes, threads,
          time_op(Op::kFillF32, bytes, threads, true, huge, repeats), ft);
+    emit("create fp32 params as prepare does (populate 1 MiB ahead)", Op::kFillF32Fresh, true, huge, bytes, threads,
+         time_op(Op::kFillF32Fresh, bytes, threads, true, huge, repeats), ft);
     emit("create bf16 params", Op::kFillBf16, true, huge, bytes, threads,
          time_op(Op::kFillBf16, bytes, threads, true, huge, repeats), ft);
   }

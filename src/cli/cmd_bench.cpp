@@ -36,13 +36,15 @@ void add_bench(CLI::App& app) {
     size_t bytes = size_t{1} << 30;
     int threads = 2;
     bool huge = false;
+    bool fill = false;
   };
   auto f = std::make_shared<FloorOptions>();
   CLI::App* floor = bench->add_subcommand("floor", "Seconds to first-touch N bytes of fresh memory (the floor of prepare)");
   floor->add_option("--bytes", f->bytes, "bytes to touch")->check(CLI::PositiveNumber);
   floor->add_option("--threads", f->threads, "threads touching")->check(CLI::PositiveNumber);
   floor->add_flag("--huge-pages", f->huge, "madvise the mapping for transparent huge pages");
-  floor->callback([f] { run_bench_floor(f->bytes, f->threads, f->huge); });
+  floor->add_flag("--fill", f->fill, "write N(0, 0.02) fp32 values as prepare does, instead of one byte a page");
+  floor->callback([f] { run_bench_floor(f->bytes, f->threads, f->huge, f->fill); });
 }
 
 }  // namespace fme::cli

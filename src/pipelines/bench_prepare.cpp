@@ -13,6 +13,7 @@
 #include "models/presets.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/counter_rng.h"
 #include "util/fresh_memory.h"
 #include "util/json.h"
 
@@ -138,9 +139,18 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
   return 0;
 }
 
-int run_bench_floor(size_t bytes, int threads, bool huge_pages) {
-  const double s = first_touch_seconds(bytes, threads, huge_pages);
-  std::cout << Json{{"bench", "floor"}, {"bytes", bytes}, {"threads", threads}, {"huge_pages", huge_pages}, {"seconds", s},
+int run_bench_floor(size_t bytes, int threads, bool huge_pages, bool fill) {
+  double s = 0;
+  if (fill) {
+    FreshBuffer b(bytes, huge_pages);
+    const int64_t n = static_cast<int64_t>(bytes / 4);
+    auto t0 = std::chrono::steady_clock::now();
+    fill_normal(static_cast<float*>(b.data()), 1, n, n, 0, 0, 1234, 0.0f, 0.02f, threads, RngKernel::kAuto, true);
+    s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } else {
+    s = first_touch_seconds(bytes, threads, huge_pages);
+  }
+  std::cout << Json{{"bench", "floor"}, {"bytes", bytes}, {"threads", threads}, {"huge_pages", huge_pages}, {"fill", fill}, {"seconds", s},
                     {"GB_per_s", bytes / s / 1e9}}.dump()
             << std::endl;
   return 0;

@@ -24,6 +24,7 @@ int run_bench_prepare(const BenchPrepareOptions& o);
 // `fme bench floor`: seconds to first-touch `bytes` of fresh anonymous memory with `threads` threads, in
 // this (new) process, as one JSON line. bench prepare runs it as a child so the floor and prepare both meet
 // memory as a new process does.
-int run_bench_floor(size_t bytes, int threads, bool huge_pages);
+// With fill, the same bytes are written as prepare's init writes them (fill_normal, fresh_memory) instead.
+int run_bench_floor(size_t bytes, int threads, bool huge_pages, bool fill = false);
 
 }  // namespace fme

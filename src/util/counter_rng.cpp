@@ -5,6 +5,7 @@
 #include "util/counter_rng.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -150,43 +151,40 @@ void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads, RngK
   const bool avx512 = use_avx512(kernel);
   const SpanF32 span_f32 = avx512 ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable;
   const SpanBf16 span_bf16 = avx512 ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable;
-  // The blocks laid end to end: block k holds elements [first[k], first[k + 1]) of the batch.
-  std::vector<int64_t> first(fills.size() + 1, 0);
+  // Work items: each block cut into pieces of at most kPiece elements (1 MiB of fp32), handed out one at a
+  // time from a shared counter. Dynamic, not one fixed share per thread: on a VM one vCPU may start the work
+  // milliseconds late (waking it) or run slower (its host neighbours), and a fixed split waits for it.
+  constexpr int64_t kPiece = int64_t{1} << 18;
+  struct Piece {
+    size_t block;
+    int64_t lo, hi;
+  };
+  std::vector<Piece> pieces;
+  int64_t total = 0;
   for (size_t k = 0; k < fills.size(); ++k) {
     check_block(fills[k]);
-    first[k + 1] = first[k] + fills[k].n_rows * fills[k].row_len;
+    const int64_t n = fills[k].n_rows * fills[k].row_len;
+    for (int64_t lo = 0; lo < n; lo += kPiece) pieces.push_back({k, lo, std::min(n, lo + kPiece)});
+    total += n;
   }
-  const int64_t total = first.back();
   if (total == 0) return;
   int64_t threads = n_threads > 0 ? n_threads : static_cast<int64_t>(std::thread::hardware_concurrency());
   threads = std::clamp<int64_t>(std::min(threads, total / kMinElementsPerThread), 1, 1024);
 
-  // Batch range [lo, hi), block by block.
-  auto run = [&](int64_t lo, int64_t hi) {
-    size_t k = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), lo) - first.begin()) - 1;
-    for (; k < fills.size() && first[k] < hi; ++k) {
-      const int64_t a = std::max(lo, first[k]) - first[k], b = std::min(hi, first[k + 1]) - first[k];
-      if (a >= b) continue;
-      if (fills[k].bf16) fill_range<uint16_t>(fills[k], a, b, fresh_memory, span_bf16);
-      else fill_range<float>(fills[k], a, b, fresh_memory, span_f32);
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t i = next.fetch_add(1, std::memory_order_relaxed); i < pieces.size();
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      const Piece& p = pieces[i];
+      const NormalFill& f = fills[p.block];
+      if (f.bf16) fill_range<uint16_t>(f, p.lo, p.hi, fresh_memory, span_bf16);
+      else fill_range<float>(f, p.lo, p.hi, fresh_memory, span_f32);
     }
-  };
-  if (threads == 1) {
-    run(0, total);
-    return;
-  }
-  // One contiguous share per thread, started once for the whole batch (on a VM, waking an idle vCPU for a
-  // new thread has cost milliseconds: per-tensor threads made a 4-layer BERT's init 2x slower). Shares end on
-  // 64-element multiples (a cache line of fp32) so neighbouring threads rarely write the same line.
-  auto bound = [&](int64_t t) {
-    if (t == threads) return total;
-    const int64_t b = static_cast<int64_t>((static_cast<__int128>(total) * t) / threads);
-    return std::min(total, b & ~int64_t{63});
   };
   std::vector<std::thread> pool;
   pool.reserve(static_cast<size_t>(threads - 1));
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run, bound(t), bound(t + 1));
-  run(0, bound(1));
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run);
+  run();
   for (auto& th : pool) th.join();
 }
 
