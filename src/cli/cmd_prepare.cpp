@@ -53,10 +53,14 @@ void add_prepare(CLI::App& app) {
   cmd->add_option("--timeout", o->timeout_s, "seconds to wait for peers");
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] {
-    apply_threads(o->threads);
+    // libtorch's thread setting is applied after make_module_opt, whose init runs its own o->threads threads:
+    // at::set_num_threads starts libtorch's pthreadpool workers, which busy-wait for ~25 ms before they sleep,
+    // and on 2 cores that took one from init (a 4-layer BERT's init ran ~1.3x slower).
+    o->p.threads = o->threads;
     o->p.optim.schedule.kind = o->schedule;
     auto dist = start_dist(o->p.mesh, o->timeout_s);
     Prepared prep = make_module_opt(o->p, dist);
+    apply_threads(o->threads);
     const bool lead = !dist || dist->rank() == 0;
     Json summary = prep.summary();
     if (!o->save.empty()) save_gathered(prep, o->save);  // before any step: the model as prepared

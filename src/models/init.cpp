@@ -53,7 +53,7 @@ std::optional<NormalFill> normal_block(at::Tensor& t, uint64_t seed, const std::
 }  // namespace
 
 namespace {
-void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
+void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int threads) {
   c10::InferenceMode guard;
   double std_dev = 0.02;
   int64_t pad_row = -1;
@@ -107,13 +107,15 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh) {
       rms->weight.fill_(1.0);
     }
   }
-  fill_normal_batch(fills, at::get_num_threads(), RngKernel::kAuto, fresh);
+  fill_normal_batch(fills, threads > 0 ? threads : at::get_num_threads(), RngKernel::kAuto, fresh);
   for (auto& f : after_fills) f();
 }
 
 }  // namespace
 
-void init_weights(Model& model, uint64_t seed, bool fresh_memory) { init_modules(model, seed, false, fresh_memory); }
-void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true, false); }
+void init_weights(Model& model, uint64_t seed, bool fresh_memory, int threads) {
+  init_modules(model, seed, false, fresh_memory, threads);
+}
+void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true, false, 0); }
 
 }  // namespace fme

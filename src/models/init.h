@@ -11,7 +11,8 @@ namespace fme {
 
 // fresh_memory: the parameters sit in never-touched anonymous pages (prepare's arena), so they already read
 // as zero (biases are left alone) and the normal fills batch their page faults (util/counter_rng.h).
-void init_weights(Model& model, uint64_t seed, bool fresh_memory = false);
+// threads: for the normal fills (0: at::get_num_threads()).
+void init_weights(Model& model, uint64_t seed, bool fresh_memory = false, int threads = 0);
 // Only the LoRA adapters (A ~ N(0, initializer_range) by global index, B = 0), for a model loaded from a
 // checkpoint that has none.
 void init_lora(Model& model, uint64_t seed);

@@ -128,7 +128,7 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
   // init (or load this process's slices of the checkpoint).
   t0 = Clock::now();
   if (o.model_dir.empty()) {
-    init_weights(*out.model, o.seed, /*fresh_memory=*/true);
+    init_weights(*out.model, o.seed, /*fresh_memory=*/true, o.threads);
   } else {
     load_checkpoint(*out.model, Checkpoint::open(o.model_dir), lora_params);
     if (!lora_params.empty()) init_lora(*out.model, o.seed);

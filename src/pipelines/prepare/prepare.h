@@ -32,6 +32,7 @@ struct PrepareOptions {
                                      // trainable floating parameters (with LoRA: the adapters)
   OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
   bool huge_pages = false;           // transparent huge pages for the parameter arena (PlanBuilder)
+  int threads = 0;                   // for init's fills (0: at::get_num_threads())
 };
 
 struct PrepareTimings {  // milliseconds
