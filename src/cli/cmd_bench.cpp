@@ -28,7 +28,7 @@ void add_bench(CLI::App& app) {
   CLI::App* prep = bench->add_subcommand("prepare", "The seed's make_module_opt table: BERT presets, TP plan, AdamW, tp=1 and 2");
   prep->add_option("--presets", p->presets, "BERT presets to run");
   prep->add_option("--tp", p->tp, "tensor-parallel sizes (processes on this machine)");
-  prep->add_option("--memory-budget-gib", p->memory_budget_gib, "skip sizes whose parameters exceed this");
+  prep->add_option("--memory-budget-gib", p->memory_budget_gib, "skip sizes whose parameters (and first steps whose params, grads and moments) exceed this");
   prep->add_option("--repeats", p->repeats, "rounds of (prepare, floors) per row; the best of each is reported");
   prep->callback([p] { run_bench_prepare(*p); });
 

@@ -120,7 +120,7 @@ class ParamOptimizer : public Optimizer {
   at::Tensor steps_;                             // [n_selected] int64, in the arena
   std::vector<std::vector<at::Tensor>> state_;   // [k][j]: shaped like param k
   std::vector<std::vector<at::Tensor>> flat_state_;  // [k][j]: [numel] views of state_
-  std::vector<at::Tensor> scratch_;              // kScratch x [kChunk] fp32, CPU
+  std::vector<at::Tensor> scratch_;              // (threads x kScratch) x [kChunk] fp32, CPU
   c10::Device chunk_device_ = c10::Device(c10::kCPU);  // device of the param being walked
 };
 

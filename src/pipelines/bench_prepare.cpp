@@ -93,7 +93,8 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
         std::cout << row.dump() << std::endl;
         continue;
       }
-      const bool first_step = params / tp <= o.first_step_max_params;
+      const double step_gib = params * 16.0 / (1ull << 30);
+      const bool first_step = step_gib <= o.memory_budget_gib;
       std::vector<double> prep_s, floor_s, floor_huge_s;
       Json r;
       for (int rep = 0; rep < std::max(1, o.repeats); ++rep) {
@@ -132,7 +133,9 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
       row["ratio_to_hugepage_floor"] = total_s / best(floor_huge_s);
       row["speedup_vs_seed"] = row["seed_seconds"].get<double>() / total_s;
       if (r.contains("first_step_ms")) row["first_optimizer_step_seconds"] = r["first_step_ms"].get<double>() / 1000;
-      else row["first_optimizer_step_seconds"] = "not run: gradients + state would not fit in memory";
+      else
+        row["first_optimizer_step_seconds"] = "not run: parameters, gradients and AdamW moments need " +
+                                              std::to_string(step_gib) + " GiB, more than the budget";
       std::cout << row.dump() << std::endl;
     }
   }
