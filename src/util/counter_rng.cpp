@@ -1,5 +1,5 @@
-// counter_rng: stream keys, Philox4x32-10, the portable build of the normal kernel, the runtime choice of the
-// AVX-512 build, and the threaded 2-D fill. Compiled with -ffp-contract=off -fno-math-errno (see
+// counter_rng: stream keys, the portable build of the normal kernel (AES-128 written out), the runtime choice
+// of the AVX-512 + VAES build, and the threaded fills. Compiled with -ffp-contract=off -fno-math-errno (see
 // src/util/CMakeLists.txt) so the portable kernel matches the AVX-512 one bit for bit. Leaves out the kernel
 // source (counter_rng_kernel.h) and the AVX-512 translation unit (counter_rng_avx512.cpp).
 #include "util/counter_rng.h"
@@ -17,12 +17,6 @@
 namespace fme {
 namespace {
 
-uint64_t splitmix64_mix(uint64_t x) {
-  uint64_t z = x + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // Below this many elements per thread, starting a thread costs more than it saves.
 constexpr int64_t kMinElementsPerThread = int64_t{1} << 16;
@@ -79,7 +73,8 @@ bool use_avx512(RngKernel kernel) {
 bool rng_avx512_available() {
 #if defined(FME_RNG_HAVE_AVX512)
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("aes") && __builtin_cpu_supports("vaes");
   return ok;
 #else
   return false;
@@ -92,30 +87,7 @@ uint64_t stream_key(uint64_t seed, std::string_view path) {
     h ^= c;
     h *= 0x100000001b3ULL;
   }
-  return splitmix64_mix(splitmix64_mix(seed) ^ h);
-}
-
-void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
-  uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; ++r) {
-    if (r > 0) {
-      k0 += rng_kernel::kPhiloxW0;
-      k1 += rng_kernel::kPhiloxW1;
-    }
-    const uint64_t p0 = uint64_t{rng_kernel::kPhiloxM0} * c0;
-    const uint64_t p1 = uint64_t{rng_kernel::kPhiloxM1} * c2;
-    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    c1 = static_cast<uint32_t>(p1);
-    c3 = static_cast<uint32_t>(p0);
-    c0 = n0;
-    c2 = n2;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
+  return rng_kernel::mix64(rng_kernel::mix64(seed) ^ h);
 }
 
 float normal_at(uint64_t key, uint64_t e, float mean, float std) {
@@ -127,6 +99,12 @@ float normal_at(uint64_t key, uint64_t e, float mean, float std) {
 namespace rng_detail {
 
 float log_unit(float x) { return rng_kernel::log_unit(x); }
+void aes128_encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]) {
+  rng_kernel::aes128_encrypt(rng_kernel::aes128_expand(key), in, out);
+}
+void stream_block(uint64_t key, uint64_t b, uint32_t out[4]) {
+  rng_kernel::aes_ctr_block(rng_kernel::stream_aes_key(key), b, out);
+}
 void sincos_turn24(uint32_t t, float* c, float* s) { rng_kernel::sincos_turn24(t, *c, *s); }
 
 void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {

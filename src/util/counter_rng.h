@@ -10,10 +10,11 @@
 //     key = mix(mix(seed) ^ h), where mix(x) is SplitMix64's output function:
 //           z = x + 0x9e3779b97f4a7c15; z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
 //           z = (z ^ (z >> 27)) * 0x94d049bb133111eb; return z ^ (z >> 31)
+//   Block b (a uint64) of the stream: (x0, x1, x2, x3) = AES-128 (FIPS-197) of the 16 bytes LE64(b) || 0^64
+//     under the key LE64(key) || LE64(mix(key)), read as four little-endian uint32 (AES in counter mode).
 //   Element e (0-based index in the row-major global tensor) lies in group g = e >> 5, slot j = e & 31.
-//   The group's 16 Box-Muller pairs p = j & 15 take their words from Philox4x32-10 (counter
-//   {lo32(b), hi32(b), 0, 0}, key {lo32(key), hi32(key)}) of block b = 8g + (p & 7): words (x0, x1) if p < 8,
-//   (x2, x3) otherwise; slot j < 16 holds the pair's cosine normal, j >= 16 its sine normal. For (xu, xt):
+//   The group's 16 Box-Muller pairs p = j & 15 take their words from block b = 8g + (p & 7): (x0, x1) if
+//   p < 8, (x2, x3) otherwise; slot j < 16 holds the pair's cosine normal, j >= 16 its sine normal. For (xu, xt):
 //       u     = ((xu >> 8) + 1) * 2^-24                     (in [2^-24, 1]; so |z| <= sqrt(48 ln 2) = 5.77)
 //       r     = sqrtf(-2 * log_cephes(u))                    (log: Cephes logf polynomial, with fma)
 //       t     = xt >> 8; s = (t + 2^21) mod 2^24; k = s >> 22
@@ -33,14 +34,11 @@ namespace fme {
 // FNV-1a of `path` mixed with `seed` by SplitMix64 (definition above). Distinct paths give independent streams.
 uint64_t stream_key(uint64_t seed, std::string_view path);
 
-// Philox4x32-10 (Salmon et al. 2011), the Random123 reference: 10 rounds, key bumped by (0x9E3779B9, 0xBB67AE85).
-void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
-
 // The fp32 value of global element `e` of the stream `key` (unit normal before mean/std). Scalar; for tests
 // and reimplementers. Equals what fill_normal writes.
 float normal_at(uint64_t key, uint64_t e, float mean = 0.0f, float std = 1.0f);
 
-// Which code path runs the kernel. kAuto picks AVX-512 when the CPU has it. Both give bit-identical output;
+// Which code path runs the kernel. kAuto picks AVX-512 (with VAES) when the CPU has it. Both give bit-identical output;
 // forcing one is for tests and benchmarks (kAvx512 on a CPU without it throws fme::UnsupportedError).
 enum class RngKernel { kAuto, kPortable, kAvx512 };
 bool rng_avx512_available();
@@ -81,6 +79,9 @@ void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads = 0, 
 namespace rng_detail {
 // The Cephes-style float log used by the kernel, for x in [2^-24, 1]; exposed so tests can bound its error.
 float log_unit(float x);
+// The kernel's scalar AES-128 on one block, and block b of a stream (definition above); for tests.
+void aes128_encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]);
+void stream_block(uint64_t key, uint64_t b, uint32_t out[4]);
 // cos and sin of 2*pi*(t + 0.5)/2^24 for t in [0, 2^24) as the kernel computes them.
 void sincos_turn24(uint32_t t, float* c, float* s);
 // Single-threaded spans: out[i] = element e0 + i, i in [0, n). Defined per kernel TU.

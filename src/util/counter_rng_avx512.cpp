@@ -1,4 +1,4 @@
-// The AVX-512 build of the counter_rng kernel (compiled with -mavx512f/dq/vl/bw -ffp-contract=off). Only
+// The AVX-512 build of the counter_rng kernel (compiled with -mavx512f/dq/vl/bw -maes -mvaes -ffp-contract=off). Only
 // called after a runtime CPU check in counter_rng.cpp. Leaves out everything but the span entry points: the
 // kernel itself is in counter_rng_kernel.h, shared verbatim with the portable build so both are bit-identical.
 #include "util/counter_rng.h"

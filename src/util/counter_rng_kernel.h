@@ -1,5 +1,5 @@
-// Internal to util/counter_rng: the Philox4x32-10 + Box-Muller kernel, written once and compiled twice
-// (counter_rng.cpp portably, counter_rng_avx512.cpp with AVX-512 flags). Not a public header.
+// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled twice
+// (counter_rng.cpp portably, counter_rng_avx512.cpp with AVX-512 + VAES flags). Not a public header.
 // Everything here has internal linkage (anonymous namespace) on purpose: the two translation units are built
 // with different -m flags, and an inline function with external linkage would let the linker keep the AVX-512
 // copy for the portable caller. Both TUs are compiled with -ffp-contract=off -fno-math-errno and no fast-math;
@@ -18,16 +18,18 @@ namespace fme {
 namespace {
 namespace rng_kernel {
 
-// Philox4x32 constants (Salmon et al. 2011; Random123 philox.h).
-constexpr uint32_t kPhiloxM0 = 0xD2511F53u;
-constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;
-constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;
-constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;
+// SplitMix64's output function (Steele et al. 2014), used to derive keys.
+inline uint64_t mix64(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
 
-// A group is 32 elements: 16 Box-Muller pairs from 8 Philox blocks (definition in counter_rng.h).
+// A group is 32 elements: 16 Box-Muller pairs from 8 AES blocks (definition in counter_rng.h).
 constexpr int kGroup = 32;
-// The vector kernel works on 4 groups at once (16 independent Philox chains in flight hide the multiply
-// latency); spans are cut at multiples of kChunk elements of the global index.
+// The vector kernel works on 4 groups at once (8 independent AES chains in flight hide the aesenc latency);
+// spans are cut at multiples of kChunk elements of the global index.
 constexpr int kChunk = 4 * kGroup;
 
 // Polynomial coefficients (float). log: Cephes logf, degree 9 in t = m - 1, m in [sqrt(1/2), sqrt(2)).
@@ -51,25 +53,102 @@ inline float u2f(uint32_t u) {
   return f;
 }
 
-inline void philox4x32_10_block(uint64_t b, uint64_t key, uint32_t x[4]) {
-  uint32_t c0 = static_cast<uint32_t>(b), c1 = static_cast<uint32_t>(b >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    const uint64_t p0 = uint64_t{kPhiloxM0} * c0;
-    const uint64_t p1 = uint64_t{kPhiloxM1} * c2;
-    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    c1 = static_cast<uint32_t>(p1);
-    c3 = static_cast<uint32_t>(p0);
-    c0 = n0;
-    c2 = n2;
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
+// ---- AES-128 (FIPS-197), written out for the portable build and as the key schedule of the VAES one ----
+// Hand-written rather than OpenSSL's because the vector kernel needs the round keys themselves and the
+// scalar path runs one block at a time; tests check both against FIPS-197 and against OpenSSL.
+constexpr uint8_t kAesSbox[256] = {
+    0x63, 0x7c, 0x77, 0x7b, 0xf2, 0x6b, 0x6f, 0xc5, 0x30, 0x01, 0x67, 0x2b, 0xfe, 0xd7, 0xab, 0x76, 0xca, 0x82, 0xc9,
+    0x7d, 0xfa, 0x59, 0x47, 0xf0, 0xad, 0xd4, 0xa2, 0xaf, 0x9c, 0xa4, 0x72, 0xc0, 0xb7, 0xfd, 0x93, 0x26, 0x36, 0x3f,
+    0xf7, 0xcc, 0x34, 0xa5, 0xe5, 0xf1, 0x71, 0xd8, 0x31, 0x15, 0x04, 0xc7, 0x23, 0xc3, 0x18, 0x96, 0x05, 0x9a, 0x07,
+    0x12, 0x80, 0xe2, 0xeb, 0x27, 0xb2, 0x75, 0x09, 0x83, 0x2c, 0x1a, 0x1b, 0x6e, 0x5a, 0xa0, 0x52, 0x3b, 0xd6, 0xb3,
+    0x29, 0xe3, 0x2f, 0x84, 0x53, 0xd1, 0x00, 0xed, 0x20, 0xfc, 0xb1, 0x5b, 0x6a, 0xcb, 0xbe, 0x39, 0x4a, 0x4c, 0x58,
+    0xcf, 0xd0, 0xef, 0xaa, 0xfb, 0x43, 0x4d, 0x33, 0x85, 0x45, 0xf9, 0x02, 0x7f, 0x50, 0x3c, 0x9f, 0xa8, 0x51, 0xa3,
+    0x40, 0x8f, 0x92, 0x9d, 0x38, 0xf5, 0xbc, 0xb6, 0xda, 0x21, 0x10, 0xff, 0xf3, 0xd2, 0xcd, 0x0c, 0x13, 0xec, 0x5f,
+    0x97, 0x44, 0x17, 0xc4, 0xa7, 0x7e, 0x3d, 0x64, 0x5d, 0x19, 0x73, 0x60, 0x81, 0x4f, 0xdc, 0x22, 0x2a, 0x90, 0x88,
+    0x46, 0xee, 0xb8, 0x14, 0xde, 0x5e, 0x0b, 0xdb, 0xe0, 0x32, 0x3a, 0x0a, 0x49, 0x06, 0x24, 0x5c, 0xc2, 0xd3, 0xac,
+    0x62, 0x91, 0x95, 0xe4, 0x79, 0xe7, 0xc8, 0x37, 0x6d, 0x8d, 0xd5, 0x4e, 0xa9, 0x6c, 0x56, 0xf4, 0xea, 0x65, 0x7a,
+    0xae, 0x08, 0xba, 0x78, 0x25, 0x2e, 0x1c, 0xa6, 0xb4, 0xc6, 0xe8, 0xdd, 0x74, 0x1f, 0x4b, 0xbd, 0x8b, 0x8a, 0x70,
+    0x3e, 0xb5, 0x66, 0x48, 0x03, 0xf6, 0x0e, 0x61, 0x35, 0x57, 0xb9, 0x86, 0xc1, 0x1d, 0x9e, 0xe1, 0xf8, 0x98, 0x11,
+    0x69, 0xd9, 0x8e, 0x94, 0x9b, 0x1e, 0x87, 0xe9, 0xce, 0x55, 0x28, 0xdf, 0x8c, 0xa1, 0x89, 0x0d, 0xbf, 0xe6, 0x42,
+    0x68, 0x41, 0x99, 0x2d, 0x0f, 0xb0, 0x54, 0xbb, 0x16};
+
+struct AesKey {
+  uint8_t rk[11][16];  // round keys, bytes in FIPS-197 order
+};
+
+inline AesKey aes128_expand(const uint8_t key[16]) {
+  AesKey k;
+  std::memcpy(k.rk[0], key, 16);
+  uint8_t rcon = 0x01;
+  for (int r = 1; r <= 10; ++r) {
+    const uint8_t* p = k.rk[r - 1];
+    uint8_t* q = k.rk[r];
+    // temp = SubWord(RotWord(last word of the previous round key)) ^ Rcon
+    const uint8_t t[4] = {static_cast<uint8_t>(kAesSbox[p[13]] ^ rcon), kAesSbox[p[14]], kAesSbox[p[15]], kAesSbox[p[12]]};
+    for (int i = 0; i < 4; ++i) q[i] = p[i] ^ t[i];
+    for (int i = 4; i < 16; ++i) q[i] = p[i] ^ q[i - 4];
+    rcon = static_cast<uint8_t>((rcon << 1) ^ ((rcon & 0x80) ? 0x1b : 0x00));
   }
-  x[0] = c0;
-  x[1] = c1;
-  x[2] = c2;
-  x[3] = c3;
+  return k;
+}
+
+inline uint8_t xtime(uint8_t a) { return static_cast<uint8_t>((a << 1) ^ ((a & 0x80) ? 0x1b : 0x00)); }
+
+// One block: state byte i is row i % 4, column i / 4 (FIPS-197 section 3.4).
+inline void aes128_encrypt(const AesKey& k, const uint8_t in[16], uint8_t out[16]) {
+  uint8_t s[16];
+  for (int i = 0; i < 16; ++i) s[i] = in[i] ^ k.rk[0][i];
+  for (int r = 1; r <= 10; ++r) {
+    uint8_t t[16];
+    for (int c = 0; c < 4; ++c)  // SubBytes and ShiftRows: row i moves left by i columns
+      for (int i = 0; i < 4; ++i) t[4 * c + i] = kAesSbox[s[4 * ((c + i) % 4) + i]];
+    if (r < 10) {  // MixColumns
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t a0 = t[4 * c], a1 = t[4 * c + 1], a2 = t[4 * c + 2], a3 = t[4 * c + 3];
+        const uint8_t all = a0 ^ a1 ^ a2 ^ a3;
+        t[4 * c] = a0 ^ all ^ xtime(a0 ^ a1);
+        t[4 * c + 1] = a1 ^ all ^ xtime(a1 ^ a2);
+        t[4 * c + 2] = a2 ^ all ^ xtime(a2 ^ a3);
+        t[4 * c + 3] = a3 ^ all ^ xtime(a3 ^ a0);
+      }
+    }
+    for (int i = 0; i < 16; ++i) s[i] = t[i] ^ k.rk[r][i];
+  }
+  std::memcpy(out, s, 16);
+}
+
+// The stream's AES key: the little-endian bytes of key, then of mix64(key).
+inline AesKey stream_aes_key(uint64_t key) {
+  uint8_t bytes[16];
+  const uint64_t hi = mix64(key);
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<uint8_t>(key >> (8 * i));
+    bytes[8 + i] = static_cast<uint8_t>(hi >> (8 * i));
+  }
+  return aes128_expand(bytes);
+}
+
+// The round keys of the last stream key this thread used: spans come one row segment at a time.
+inline const AesKey& cached_aes_key(uint64_t key) {
+  thread_local uint64_t last = 0;
+  thread_local bool valid = false;
+  thread_local AesKey k;
+  if (!valid || last != key) {
+    k = stream_aes_key(key);
+    last = key;
+    valid = true;
+  }
+  return k;
+}
+
+// Block b: AES-128 of the 16 bytes LE64(b) || 0^64, read as 4 little-endian uint32 words.
+inline void aes_ctr_block(const AesKey& k, uint64_t b, uint32_t x[4]) {
+  uint8_t in[16] = {}, out[16];
+  for (int i = 0; i < 8; ++i) in[i] = static_cast<uint8_t>(b >> (8 * i));
+  aes128_encrypt(k, in, out);
+  for (int w = 0; w < 4; ++w)
+    x[w] = uint32_t{out[4 * w]} | uint32_t{out[4 * w + 1]} << 8 | uint32_t{out[4 * w + 2]} << 16 |
+           uint32_t{out[4 * w + 3]} << 24;
 }
 
 // ---- scalar reference of the transform (the definition; the vector code below mirrors it op for op) ----
@@ -133,12 +212,12 @@ inline void pair_normal(uint32_t xu, uint32_t xt, float mean, float std, float& 
   zs = std::fma(r * s, std, mean);
 }
 
-// The 32 elements of group g: pair p in [0, 16) takes words (0, 1) of Philox block 8g + p for p < 8 and
+// The 32 elements of group g: pair p in [0, 16) takes words (0, 1) of AES block 8g + p for p < 8 and
 // words (2, 3) of block 8g + p - 8 otherwise; out[p] = its cosine normal, out[16 + p] its sine normal.
-inline void normal_group_scalar(uint64_t g, uint64_t key, float mean, float std, float* __restrict out) {
+inline void normal_group_scalar(uint64_t g, const AesKey& key, float mean, float std, float* __restrict out) {
   for (int j = 0; j < 8; ++j) {
     uint32_t x[4];
-    philox4x32_10_block(8 * g + static_cast<uint64_t>(j), key, x);
+    aes_ctr_block(key, 8 * g + static_cast<uint64_t>(j), x);
     pair_normal(x[0], x[1], mean, std, out[j], out[16 + j]);
     pair_normal(x[2], x[3], mean, std, out[8 + j], out[24 + j]);
   }
@@ -147,46 +226,32 @@ inline void normal_group_scalar(uint64_t g, uint64_t key, float mean, float std,
 #if defined(__AVX512F__)
 // ---- the AVX-512 kernel: 4 groups (128 elements) per call ----
 
-// Groups g .. g+3 into out[0, 128).
-// Philox runs on 8 blocks per zmm, one block per 64-bit lane holding its 32-bit word in the low half.
-// vpmuludq reads only the low 32 bits of each lane, so the high halves may carry garbage between rounds and
-// the 32x32->64 product needs no masking or shuffles: hi = p >> 32, lo = low half of p. Integer-exact.
-// The transform then mirrors pair_normal op for op; getmant/getexp give exactly the scalar m and e - 1.
-inline void normal_chunk_avx512(uint64_t g, uint64_t key, float mean, float std, float* __restrict out) {
+// Groups g .. g+3 into out[0, 128), with the stream's round keys broadcast to every 128-bit lane.
+// AES runs on 4 blocks per zmm (one per 128-bit lane); the transform then mirrors pair_normal op for op,
+// getmant/getexp giving exactly the scalar m and e - 1.
+inline void normal_chunk_avx512(uint64_t g, const __m512i rk[11], float mean, float std, float* __restrict out) {
   constexpr int kV = kChunk / kGroup;
-  __m512i c0[kV], c1[kV], c2[kV], c3[kV];
-  const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-  for (int v = 0; v < kV; ++v) {
-    const __m512i bl = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(8 * (g + v))), lane);
-    c0[v] = bl;
-    c1[v] = _mm512_srli_epi64(bl, 32);
-    c2[v] = _mm512_setzero_si512();
-    c3[v] = c2[v];
+  __m512i st[2 * kV];  // group v: blocks 8(g+v) .. +3 in st[2v], +4 .. +7 in st[2v + 1]
+  const __m512i offs = _mm512_set_epi64(0, 3, 0, 2, 0, 1, 0, 0);
+  for (int j = 0; j < 2 * kV; ++j) {
+    // Lane i: the plaintext LE64(b + i) || 0^64 (mask 0x55: low quadwords get the counter, high stay 0).
+    const __m512i ctr = _mm512_maskz_add_epi64(0x55, _mm512_set1_epi64(static_cast<long long>(8 * g + 4 * j)), offs);
+    st[j] = _mm512_xor_si512(ctr, rk[0]);
   }
-  const __m512i m0 = _mm512_set1_epi64(kPhiloxM0), m1 = _mm512_set1_epi64(kPhiloxM1);
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    const __m512i vk0 = _mm512_set1_epi64(k0), vk1 = _mm512_set1_epi64(k1);
-    for (int v = 0; v < kV; ++v) {
-      const __m512i p0 = _mm512_mul_epu32(c0[v], m0), p1 = _mm512_mul_epu32(c2[v], m1);
-      // 0x96 = a ^ b ^ c
-      c0[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), c1[v], vk0, 0x96);
-      c2[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), c3[v], vk1, 0x96);
-      c1[v] = p1;
-      c3[v] = p0;
-    }
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
-  }
-  // Low halves: lanes 0-7 = word 0 (or 1) of blocks 0-7, lanes 8-15 = word 2 (or 3): pairs p = 0..15.
-  // Each step below runs over the kV groups before the next, so kV independent chains are in flight.
-  const __m512i lo_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (int r = 1; r < 10; ++r)
+    for (int j = 0; j < 2 * kV; ++j) st[j] = _mm512_aesenc_epi128(st[j], rk[r]);
+  for (int j = 0; j < 2 * kV; ++j) st[j] = _mm512_aesenclast_epi128(st[j], rk[10]);
+  // Pairs p = 0..15: lanes 0-7 take word 0 (u) / 1 (t) of blocks 0-7, lanes 8-15 word 2 / 3; block j's word
+  // w is dword 4j + w of the two registers of its group. Each step below runs over the kV groups before the
+  // next, so kV independent chains are in flight.
+  const __m512i idx_u = _mm512_set_epi32(30, 26, 22, 18, 14, 10, 6, 2, 28, 24, 20, 16, 12, 8, 4, 0);
+  const __m512i idx_t = _mm512_set_epi32(31, 27, 23, 19, 15, 11, 7, 3, 29, 25, 21, 17, 13, 9, 5, 1);
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 m[kV], e[kV], t[kV], z[kV], y[kV], r[kV], phi[kV], w[kV], sp[kV], cp[kV];
   __m512i s[kV];
   for (int v = 0; v < kV; ++v) {
-    const __m512i xu = _mm512_permutex2var_epi32(c0[v], lo_idx, c2[v]);
-    s[v] = _mm512_permutex2var_epi32(c1[v], lo_idx, c3[v]);
+    const __m512i xu = _mm512_permutex2var_epi32(st[2 * v], idx_u, st[2 * v + 1]);
+    s[v] = _mm512_permutex2var_epi32(st[2 * v], idx_t, st[2 * v + 1]);
     const __m512 u = _mm512_mul_ps(
         _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(xu, 8), _mm512_set1_epi32(1))), _mm512_set1_ps(0x1p-24f));
     m[v] = _mm512_getmant_ps(u, _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_src);
@@ -250,13 +315,24 @@ inline __m256i to_bf16_avx512(__m512 f) {
 }
 
 constexpr int kSpanChunk = kChunk;
-inline void normal_chunk(uint64_t g, uint64_t key, float mean, float std, float* __restrict out) {
-  normal_chunk_avx512(g, key, mean, std, out);
+struct ChunkKey {  // the round keys, broadcast once per span
+  __m512i rk[11];
+  explicit ChunkKey(const AesKey& k) {
+    for (int r = 0; r < 11; ++r)
+      rk[r] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k.rk[r])));
+  }
+};
+inline void normal_chunk(uint64_t g, const ChunkKey& key, float mean, float std, float* __restrict out) {
+  normal_chunk_avx512(g, key.rk, mean, std, out);
 }
 #else
 constexpr int kSpanChunk = kGroup;
-inline void normal_chunk(uint64_t g, uint64_t key, float mean, float std, float* __restrict out) {
-  normal_group_scalar(g, key, mean, std, out);
+struct ChunkKey {
+  const AesKey& k;
+  explicit ChunkKey(const AesKey& key) : k(key) {}
+};
+inline void normal_chunk(uint64_t g, const ChunkKey& key, float mean, float std, float* __restrict out) {
+  normal_group_scalar(g, key.k, mean, std, out);
 }
 #endif
 
@@ -270,8 +346,9 @@ inline uint16_t to_bf16(float f) {
 // index, so every element is computed by the same group whatever e0 and n are (the value depends only on
 // (key, e)); whole chunks are written in place, partial ones through a buffer.
 template <typename T>
-inline void normal_span(T* __restrict out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+inline void normal_span(T* __restrict out, int64_t n, uint64_t e0, uint64_t stream, float mean, float std) {
   alignas(64) float buf[kSpanChunk];
+  const ChunkKey key(cached_aes_key(stream));
   uint64_t e = e0;
   const uint64_t end = e0 + static_cast<uint64_t>(n);
   while (e < end) {

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Independent reference of the counter RNG defined in src/util/counter_rng.h, written from that comment alone
-(plain Python integers and numpy float32; every fused multiply-add rounded once, exactly, through fractions).
+(plain Python integers and numpy float32; every fused multiply-add rounded once, exactly, through fractions;
+AES-128 from the openssl command line tool).
 Prints the pins used by tests/util/test_counter_rng.cpp (PinnedValuesFromReference):
     /usr/bin/python3 tests/util/counter_rng_reference.py
 """
+import subprocess
 from fractions import Fraction
 
 import numpy as np
@@ -26,16 +28,12 @@ def stream_key(seed, path):
     return splitmix_mix(splitmix_mix(seed) ^ h)
 
 
-def philox4x32_10(ctr, key):
-    c = list(ctr)
-    k0, k1 = key
-    for _ in range(10):
-        p0 = 0xD2511F53 * c[0]
-        p1 = 0xCD9E8D57 * c[2]
-        c = [((p1 >> 32) ^ c[1] ^ k0) & 0xFFFFFFFF, p1 & 0xFFFFFFFF, ((p0 >> 32) ^ c[3] ^ k1) & 0xFFFFFFFF, p0 & 0xFFFFFFFF]
-        k0 = (k0 + 0x9E3779B9) & 0xFFFFFFFF
-        k1 = (k1 + 0xBB67AE85) & 0xFFFFFFFF
-    return c
+def aes_ctr_block(key, b):
+    """Block b of the stream: AES-128 of LE64(b) || 0^64 under LE64(key) || LE64(mix(key)), as 4 LE uint32."""
+    k = key.to_bytes(8, "little") + splitmix_mix(key).to_bytes(8, "little")
+    out = subprocess.run(["openssl", "enc", "-aes-128-ecb", "-nopad", "-K", k.hex()],
+                         input=b.to_bytes(8, "little") + bytes(8), capture_output=True, check=True).stdout
+    return [int.from_bytes(out[4 * w:4 * w + 4], "little") for w in range(4)]
 
 
 def round_f32(x):
@@ -106,7 +104,7 @@ def normal_at(key, e, mean=0.0, std=1.0):
     g, j = e >> 5, e & 31
     p = j & 15
     b = 8 * g + (p & 7)
-    x = philox4x32_10([b & 0xFFFFFFFF, b >> 32, 0, 0], [key & 0xFFFFFFFF, key >> 32])
+    x = aes_ctr_block(key, b)
     xu, xt = (x[0], x[1]) if p < 8 else (x[2], x[3])
     u = f32(f32((xu >> 8) + 1) * f32(2.0**-24))
     r = np.sqrt(f32(f32(-2.0) * log_cephes(u)), dtype=np.float32)
