@@ -16,7 +16,7 @@
 //   The group's 16 Box-Muller pairs p = j & 15 take their words from block b = 8g + (p & 7): (x0, x1) if
 //   p < 8, (x2, x3) otherwise; slot j < 16 holds the pair's cosine normal, j >= 16 its sine normal. For (xu, xt):
 //       u     = ((xu >> 8) + 1) * 2^-24                     (in [2^-24, 1]; so |z| <= sqrt(48 ln 2) = 5.77)
-//       r     = sqrtf(-2 * log_cephes(u))                    (log: Cephes logf polynomial, with fma)
+//       r     = sqrtf(-2 * log_unit(u))                      (log: 32-entry table + log1p polynomial, with fma)
 //       t     = xt >> 8; s = (t + 2^21) mod 2^24; k = s >> 22
 //       phi   = float(2 * (s mod 2^22) + 1 - 2^22) * 1.8725351414619643e-7f   (= (pi/2)/2^23; |phi| < pi/4)
 //       (c, s') = Cephes cosf/sinf polynomials of phi; theta = k*pi/2 + phi = 2*pi*(t + 0.5)/2^24
@@ -77,7 +77,7 @@ void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads = 0, 
                        bool fresh_memory = false);
 
 namespace rng_detail {
-// The Cephes-style float log used by the kernel, for x in [2^-24, 1]; exposed so tests can bound its error.
+// The table-driven float log used by the kernel, for x in [2^-24, 1]; exposed so tests can bound its error.
 float log_unit(float x);
 // The kernel's scalar AES-128 on one block, and block b of a stream (definition above); for tests.
 void aes128_encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]);

@@ -32,11 +32,24 @@ constexpr int kGroup = 32;
 // spans are cut at multiples of kChunk elements of the global index.
 constexpr int kChunk = 4 * kGroup;
 
-// Polynomial coefficients (float). log: Cephes logf, degree 9 in t = m - 1, m in [sqrt(1/2), sqrt(2)).
-constexpr float kLogP[9] = {7.0376836292e-2f,  -1.1514610310e-1f, 1.1676998740e-1f,
-                            -1.2420140846e-1f, 1.4249322787e-1f,  -1.6668057665e-1f,
-                            2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f};
-constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f, kSqrtHalf = 0.70710678118654752440f;
+// log: a 32-entry table (the scheme of ARM's optimized-routines logf, in float). z in [0.6992, 1.3984) falls in
+// one of 32 intervals (the top 5 bits of its offset mantissa); kLogInvC[i] = float(1/c) for the interval's
+// centre c (exactly 1 for the interval holding 1, so log stays relatively exact near u = 1) and
+// kLogC[i] = float(-ln(kLogInvC[i])), so log z = kLogC[i] + log1p(r) with r = z * kLogInvC[i] - 1, |r| < 0.0235.
+// Made by tests/util/counter_rng_reference.py (log_table).
+constexpr float kLogInvC[32] = {
+    1.4143647f,   1.38378382f,  1.35449731f,  1.32642484f,  1.29949236f,  1.27363181f,  1.24878049f,  1.22488034f,
+    1.20187795f,  1.1797235f,   1.15837109f,  1.13777781f,  1.11790395f,  1.09871244f,  1.08016872f,  1.06224072f,
+    1.04489791f,  1.02811241f,  1.01185775f,  1.0f,         0.962406039f, 0.934306562f, 0.90780139f,  0.882758617f,
+    0.859060407f, 0.836601317f, 0.815286636f, 0.795031071f, 0.775757551f, 0.75739646f,  0.739884377f, 0.723163843f};
+constexpr float kLogC[32] = {
+    -0.346680462f,  -0.324821651f,  -0.303430408f, -0.282487243f, -0.261973709f, -0.241872519f, -0.222167462f,
+    -0.202843159f,  -0.183885291f,  -0.165280089f, -0.147014782f, -0.129077062f, -0.111455455f, -0.0941389874f,
+    -0.0771172568f, -0.0603805631f, -0.0439191908f, -0.0277245101f, -0.0117879957f, 0.0f,         0.0383188389f,
+    0.0679506734f,  0.0967296585f,  0.124703482f,  0.151916042f,  0.178407639f,  0.204215527f,  0.229374081f,
+    0.25391525f,    0.27786845f,    0.301261365f,  0.324119478f};
+constexpr uint32_t kLogOff = 0x3f330000u;  // bits of 0.69921875: z = u / 2^k lands in [0.6992, 1.3984)
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
 // sin/cos: Cephes sinf/cosf on (-pi/4, pi/4).
 constexpr float kSin[3] = {-1.9515295891e-4f, 8.3321608736e-3f, -1.6666654611e-1f};
 constexpr float kCos[3] = {2.443315711809948e-5f, -1.388731625493765e-3f, 4.166664568298827e-2f};
@@ -158,26 +171,22 @@ inline float radius_uniform(uint32_t xu) {
   return static_cast<float>(static_cast<int32_t>((xu >> 8) + 1u)) * 0x1p-24f;
 }
 
-// Natural log for u in [2^-24, 1], the Cephes logf scheme with fused multiply-adds: u = m * 2^e with
-// m in [sqrt(1/2), sqrt(2)), log(1 + t) for t = m - 1 (exact by Sterbenz) by a degree-9 polynomial,
-// e * log(2) split in two parts. Error bounds: tests/util/test_counter_rng.cpp (LogApproxMatchesStd).
+// Natural log for u in [2^-24, 1]: u = z * 2^k exactly (integer ops), log z from the table and a degree-4
+// Taylor polynomial of log1p(r) (|r| < 0.0235: the r^5 term is < 1.5e-9), k * log(2) split in two parts.
+// Error bounds: tests/util/test_counter_rng.cpp (LogApproxMatchesStd).
 inline float log_unit(float u) {
-  const uint32_t bits = f2u(u);
-  float e = static_cast<float>(static_cast<int32_t>(bits >> 23) - 126);  // u = m * 2^e, m in [0.5, 1)
-  float m = u2f((bits & 0x007FFFFFu) | 0x3F000000u);
-  if (m < kSqrtHalf) {
-    m = m + m;
-    e = e - 1.0f;
-  }
-  const float t = m - 1.0f;
-  const float z = t * t;
-  float y = kLogP[0];
-  for (int i = 1; i < 9; ++i) y = std::fma(y, t, kLogP[i]);
-  y = (y * t) * z;
-  y = std::fma(e, kLn2Lo, y);
-  y = std::fma(-0.5f, z, y);
-  const float l = t + y;
-  return std::fma(e, kLn2Hi, l);
+  const uint32_t ix = f2u(u);
+  const uint32_t tmp = ix - kLogOff;
+  const uint32_t i = (tmp >> 18) & 31u;
+  const float k = static_cast<float>(static_cast<int32_t>(tmp) >> 23);
+  const float z = u2f(ix - (tmp & 0xff800000u));
+  const float r = std::fma(z, kLogInvC[i], -1.0f);
+  const float r2 = r * r;
+  float p = std::fma(-0.25f, r, 0.333333343f);
+  p = std::fma(p, r, -0.5f);
+  p = p * r2;
+  const float t = (kLogC[i] + r) + p;
+  return std::fma(k, kLn2Hi, std::fma(k, kLn2Lo, t));
 }
 
 // cos and sin of theta = 2*pi*(t + 0.5)/2^24, t in [0, 2^24): the quadrant k and the remainder
@@ -228,7 +237,6 @@ inline void normal_group_scalar(uint64_t g, const AesKey& key, float mean, float
 
 // Groups g .. g+3 into out[0, 128), with the stream's round keys broadcast to every 128-bit lane.
 // AES runs on 4 blocks per zmm (one per 128-bit lane); the transform then mirrors pair_normal op for op,
-// getmant/getexp giving exactly the scalar m and e - 1.
 inline void normal_chunk_avx512(uint64_t g, const __m512i rk[11], float mean, float std, float* __restrict out) {
   constexpr int kV = kChunk / kGroup;
   __m512i st[2 * kV];  // group v: blocks 8(g+v) .. +3 in st[2v], +4 .. +7 in st[2v + 1]
@@ -247,32 +255,37 @@ inline void normal_chunk_avx512(uint64_t g, const __m512i rk[11], float mean, fl
   const __m512i idx_u = _mm512_set_epi32(30, 26, 22, 18, 14, 10, 6, 2, 28, 24, 20, 16, 12, 8, 4, 0);
   const __m512i idx_t = _mm512_set_epi32(31, 27, 23, 19, 15, 11, 7, 3, 29, 25, 21, 17, 13, 9, 5, 1);
   const __m512 one = _mm512_set1_ps(1.0f);
-  __m512 m[kV], e[kV], t[kV], z[kV], y[kV], r[kV], phi[kV], w[kV], sp[kV], cp[kV];
+  __m512i ix[kV];
+  __m512 k[kV], logc[kV], r[kV], rad[kV], phi[kV], w[kV], sp[kV], cp[kV];
   __m512i s[kV];
   for (int v = 0; v < kV; ++v) {
     const __m512i xu = _mm512_permutex2var_epi32(st[2 * v], idx_u, st[2 * v + 1]);
     s[v] = _mm512_permutex2var_epi32(st[2 * v], idx_t, st[2 * v + 1]);
     const __m512 u = _mm512_mul_ps(
         _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(xu, 8), _mm512_set1_epi32(1))), _mm512_set1_ps(0x1p-24f));
-    m[v] = _mm512_getmant_ps(u, _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_src);
-    e[v] = _mm512_add_ps(_mm512_getexp_ps(u), one);
+    ix[v] = _mm512_castps_si512(u);
+  }
+  // log u as log_unit: the table lookups are one vpermt2ps each (32 floats in two registers, index = low 5
+  // bits of tmp >> 18).
+  const __m512 inv_lo = _mm512_loadu_ps(kLogInvC), inv_hi = _mm512_loadu_ps(kLogInvC + 16);
+  const __m512 lc_lo = _mm512_loadu_ps(kLogC), lc_hi = _mm512_loadu_ps(kLogC + 16);
+  for (int v = 0; v < kV; ++v) {
+    const __m512i tmp = _mm512_sub_epi32(ix[v], _mm512_set1_epi32(static_cast<int>(kLogOff)));
+    const __m512i idx = _mm512_srli_epi32(tmp, 18);
+    k[v] = _mm512_cvtepi32_ps(_mm512_srai_epi32(tmp, 23));
+    const __m512 z = _mm512_castsi512_ps(
+        _mm512_sub_epi32(ix[v], _mm512_and_si512(tmp, _mm512_set1_epi32(static_cast<int>(0xff800000u)))));
+    logc[v] = _mm512_permutex2var_ps(lc_lo, idx, lc_hi);
+    r[v] = _mm512_fmadd_ps(z, _mm512_permutex2var_ps(inv_lo, idx, inv_hi), _mm512_set1_ps(-1.0f));
   }
   for (int v = 0; v < kV; ++v) {
-    const __mmask16 small = _mm512_cmp_ps_mask(m[v], _mm512_set1_ps(kSqrtHalf), _CMP_LT_OQ);
-    m[v] = _mm512_mask_add_ps(m[v], small, m[v], m[v]);
-    e[v] = _mm512_mask_sub_ps(e[v], small, e[v], one);
-    t[v] = _mm512_sub_ps(m[v], one);
-    z[v] = _mm512_mul_ps(t[v], t[v]);
-    y[v] = _mm512_set1_ps(kLogP[0]);
-  }
-  for (int i = 1; i < 9; ++i)
-    for (int v = 0; v < kV; ++v) y[v] = _mm512_fmadd_ps(y[v], t[v], _mm512_set1_ps(kLogP[i]));
-  for (int v = 0; v < kV; ++v) {
-    y[v] = _mm512_mul_ps(_mm512_mul_ps(y[v], t[v]), z[v]);
-    y[v] = _mm512_fmadd_ps(e[v], _mm512_set1_ps(kLn2Lo), y[v]);
-    y[v] = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z[v], y[v]);
-    const __m512 l = _mm512_fmadd_ps(e[v], _mm512_set1_ps(kLn2Hi), _mm512_add_ps(t[v], y[v]));
-    r[v] = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), l));
+    const __m512 r2 = _mm512_mul_ps(r[v], r[v]);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(-0.25f), r[v], _mm512_set1_ps(0.333333343f));
+    p = _mm512_fmadd_ps(p, r[v], _mm512_set1_ps(-0.5f));
+    p = _mm512_mul_ps(p, r2);
+    const __m512 t = _mm512_add_ps(_mm512_add_ps(logc[v], r[v]), p);
+    const __m512 l = _mm512_fmadd_ps(k[v], _mm512_set1_ps(kLn2Hi), _mm512_fmadd_ps(k[v], _mm512_set1_ps(kLn2Lo), t));
+    rad[v] = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), l));
   }
   for (int v = 0; v < kV; ++v) {
     s[v] = _mm512_and_si512(_mm512_add_epi32(_mm512_srli_epi32(s[v], 8), _mm512_set1_epi32(1 << 21)), _mm512_set1_epi32(0x00FFFFFF));
@@ -301,8 +314,8 @@ inline void normal_chunk_avx512(uint64_t g, const __m512i rk[11], float mean, fl
         _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_mask_blend_ps(swap, cp[v], sp[v])), csign, sign, 0x78));
     const __m512 sn = _mm512_castsi512_ps(
         _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_mask_blend_ps(swap, sp[v], cp[v])), ssign, sign, 0x78));
-    _mm512_storeu_ps(out + kGroup * v, _mm512_fmadd_ps(_mm512_mul_ps(r[v], c), vstd, vmean));
-    _mm512_storeu_ps(out + kGroup * v + 16, _mm512_fmadd_ps(_mm512_mul_ps(r[v], sn), vstd, vmean));
+    _mm512_storeu_ps(out + kGroup * v, _mm512_fmadd_ps(_mm512_mul_ps(rad[v], c), vstd, vmean));
+    _mm512_storeu_ps(out + kGroup * v + 16, _mm512_fmadd_ps(_mm512_mul_ps(rad[v], sn), vstd, vmean));
   }
 }
 

@@ -57,27 +57,42 @@ def fma(a, b, c):
     return round_f32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
 
 
-LOG_P = [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-         -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1]
+LOG_OFF = 0x3F330000
 
 
-def log_cephes(u):
-    bits = int(f32(u).view(np.uint32))
-    e = f32((bits >> 23) - 126)
-    m = np.array([(bits & 0x7FFFFF) | 0x3F000000], dtype=np.uint32).view(np.float32)[0]
-    if m < f32(0.70710678118654752440):
-        m = f32(m + m)
-        e = f32(e - f32(1))
-    t = f32(m - f32(1))
-    z = f32(t * t)
-    y = f32(LOG_P[0])
-    for p in LOG_P[1:]:
-        y = fma(y, t, f32(p))
-    y = f32(f32(y * t) * z)
-    y = fma(e, f32(-2.12194440e-4), y)
-    y = fma(f32(-0.5), z, y)
-    l = f32(t + y)
-    return fma(e, f32(0.693359375), l)
+def bits_f32(b):
+    return np.array([b], dtype=np.uint32).view(np.float32)[0]
+
+
+def log_table():
+    """The kernel's 32-entry table: for each interval of z, float(1/c) at its centre c (c = 1 for the interval
+    holding 1) and float(-ln(that inverse))."""
+    inv, logc = [], []
+    for i in range(32):
+        lo, hi = float(bits_f32(LOG_OFF + i * 2**18)), float(bits_f32(LOG_OFF + (i + 1) * 2**18))
+        c = 1.0 if lo <= 1.0 < hi else (lo + hi) / 2
+        ic = f32(1.0 / c)
+        inv.append(ic)
+        logc.append(f32(-np.log(np.float64(ic))) + f32(0))  # + 0: -0.0 becomes 0.0
+    return inv, logc
+
+
+LOG_INV, LOG_C = log_table()
+
+
+def log_unit(u):
+    ix = int(f32(u).view(np.uint32))
+    tmp = (ix - LOG_OFF) & 0xFFFFFFFF
+    i = (tmp >> 18) & 31
+    k = f32((tmp - (1 << 32) if tmp >> 31 else tmp) >> 23)  # arithmetic shift of the int32
+    z = bits_f32((ix - (tmp & 0xFF800000)) & 0xFFFFFFFF)
+    r = fma(z, LOG_INV[i], f32(-1.0))
+    r2 = f32(r * r)
+    p = fma(f32(-0.25), r, f32(0.333333343))
+    p = fma(p, r, f32(-0.5))
+    p = f32(p * r2)
+    t = f32(f32(LOG_C[i] + r) + p)
+    return fma(k, f32(0.693359375), fma(k, f32(-2.12194440e-4), t))
 
 
 def sincos_turn24(t):
@@ -107,14 +122,17 @@ def normal_at(key, e, mean=0.0, std=1.0):
     x = aes_ctr_block(key, b)
     xu, xt = (x[0], x[1]) if p < 8 else (x[2], x[3])
     u = f32(f32((xu >> 8) + 1) * f32(2.0**-24))
-    r = np.sqrt(f32(f32(-2.0) * log_cephes(u)), dtype=np.float32)
+    r = np.sqrt(f32(f32(-2.0) * log_unit(u)), dtype=np.float32)
     c, s = sincos_turn24(xt >> 8)
     z = f32(r * (c if j < 16 else s))
     return fma(z, f32(std), f32(mean))
 
 
 if __name__ == "__main__":
+    print("table:", ", ".join("%.9g" % x for x in LOG_INV), "|", ", ".join("%.9g" % x for x in LOG_C))
     key = stream_key(42, "model.layers.0.mlp.up_proj.weight")
     es = [0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 31, 32, 63, 64, 1000003, 8589934594, 1099511627777, 2305843009213693951]
     print(", ".join("{%dULL, 0x%08xu}" % (e, int(normal_at(key, e).view(np.uint32))) for e in es))
+    ks = [1, 2, 3, 1000, 12345678, 1 << 23, (1 << 23) + 1, 16318464, (1 << 24) - 1]
+    print("log_unit(k * 2^-24):", ", ".join("{%du, 0x%08xu}" % (k, int(log_unit(f32(k * 2.0**-24)).view(np.uint32))) for k in ks))
     print("with mean 0.5, std 0.1:", ", ".join("{%dULL, 0x%08xu}" % (e, int(normal_at(key, e, 0.5, 0.1).view(np.uint32))) for e in es[:4]))
