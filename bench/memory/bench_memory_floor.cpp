@@ -35,13 +35,16 @@ void par_memset(void* p, size_t bytes, int threads) {
   for (auto& th : pool) th.join();
 }
 
-enum class Op { kFirstTouch, kMemset, kFillF32, kFillF32Fresh, kFillBf16 };
+enum class Op { kFirstTouch, kPopulate, kMemset, kFillF32, kFillF32Fresh, kFillBf16 };
 bool g_cold = false;
 
 void run_op(Op op, void* p, size_t bytes, int threads, fme::RngKernel kernel) {
   switch (op) {
     case Op::kFirstTouch:
       fme::first_touch(p, bytes, threads);
+      break;
+    case Op::kPopulate:
+      fme::first_touch(p, bytes, threads, fme::TouchMethod::kPopulate);
       break;
     case Op::kMemset:
       par_memset(p, bytes, threads);
@@ -64,6 +67,7 @@ void run_op(Op op, void* p, size_t bytes, int threads, fme::RngKernel kernel) {
 const char* op_name(Op op) {
   switch (op) {
     case Op::kFirstTouch: return "first_touch";
+    case Op::kPopulate: return "first_touch_populate";
     case Op::kMemset: return "memset";
     case Op::kFillF32: return "fill_normal_f32";
     case Op::kFillF32Fresh: return "fill_normal_f32_populate";
@@ -128,6 +132,8 @@ int main(int argc, char** argv) {
     for (bool huge : {false, true}) {
       const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
       emit("cold floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
+      emit("cold floor: MADV_POPULATE_WRITE of each thread's chunk", Op::kPopulate, true, huge, bytes, threads,
+           time_op(Op::kPopulate, bytes, threads, true, huge, repeats), ft);
       emit("cold: create fp32 params as prepare does", Op::kFillF32Fresh, true, huge, bytes, threads,
            time_op(Op::kFillF32Fresh, bytes, threads, true, huge, repeats), ft);
     }
@@ -137,6 +143,8 @@ int main(int argc, char** argv) {
   for (bool huge : {false, true}) {
     const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
     emit("floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
+    emit("floor: MADV_POPULATE_WRITE of each thread's chunk", Op::kPopulate, true, huge, bytes, threads,
+         time_op(Op::kPopulate, bytes, threads, true, huge, repeats), ft);
     emit("every byte of fresh memory", Op::kMemset, true, huge, bytes, threads,
          time_op(Op::kMemset, bytes, threads, true, huge, repeats), ft);
     emit("create fp32 params", Op::kFillF32, true, huge, bytes, threads,

@@ -32,19 +32,14 @@ void add_bench(CLI::App& app) {
   prep->add_option("--repeats", p->repeats, "rounds of (prepare, floors) per row; the best of each is reported");
   prep->callback([p] { run_bench_prepare(*p); });
 
-  struct FloorOptions {
-    size_t bytes = size_t{1} << 30;
-    int threads = 2;
-    bool huge = false;
-    bool fill = false;
-  };
-  auto f = std::make_shared<FloorOptions>();
+  auto f = std::make_shared<BenchFloorOptions>();
   CLI::App* floor = bench->add_subcommand("floor", "Seconds to first-touch N bytes of fresh memory (the floor of prepare)");
   floor->add_option("--bytes", f->bytes, "bytes to touch")->check(CLI::PositiveNumber);
   floor->add_option("--threads", f->threads, "threads touching")->check(CLI::PositiveNumber);
-  floor->add_flag("--huge-pages", f->huge, "madvise the mapping for transparent huge pages");
+  floor->add_flag("--huge-pages", f->huge_pages, "madvise the mapping for transparent huge pages");
   floor->add_flag("--fill", f->fill, "write N(0, 0.02) fp32 values as prepare does, instead of one byte a page");
-  floor->callback([f] { run_bench_floor(f->bytes, f->threads, f->huge, f->fill); });
+  floor->add_flag("--populate", f->populate, "take the faults with MADV_POPULATE_WRITE, a thread's chunk at a time");
+  floor->callback([f] { run_bench_floor(*f); });
 }
 
 }  // namespace fme::cli

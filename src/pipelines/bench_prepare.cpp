@@ -34,13 +34,6 @@ int64_t bert_params(const BertConfig& c) {
   return (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * H + 2 * H + c.num_hidden_layers * layer + H * H + H;
 }
 
-double first_touch_seconds(size_t bytes, int threads, bool huge) {
-  FreshBuffer b(bytes, huge);
-  auto t0 = std::chrono::steady_clock::now();
-  first_touch(b.data(), bytes, threads);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // Runs `command` as one child process and returns its last JSON line.
 Json run_child(const std::string& command) {
   const std::string log = (fs::temp_directory_path() / ("fme-bench-prepare-" + std::to_string(getpid()))).string();
@@ -53,10 +46,10 @@ Json run_child(const std::string& command) {
   return Json::parse(out.substr(at));
 }
 
-// The floor in a new process (as prepare meets memory), 2 threads.
-double floor_seconds(size_t bytes, bool huge) {
+// The floor in a new process (as prepare meets memory), 2 threads; `flags` picks the kind (--huge-pages, --populate).
+double floor_seconds(size_t bytes, const std::string& flags) {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
-  Json r = run_child(exe + " bench floor --bytes " + std::to_string(bytes) + " --threads 2" + (huge ? " --huge-pages" : ""));
+  Json r = run_child(exe + " bench floor --bytes " + std::to_string(bytes) + " --threads 2" + flags);
   if (r.contains("error")) throw Error("bench prepare: the floor measurement failed: " + r["error"].get<std::string>());
   return r["seconds"].get<double>();
 }
@@ -95,7 +88,7 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
       }
       const double step_gib = params * 16.0 / (1ull << 30);
       const bool first_step = step_gib <= o.memory_budget_gib;
-      std::vector<double> prep_s, floor_s, floor_huge_s;
+      std::vector<double> prep_s, floor_s, floor_huge_s, floor_populate_s;
       Json r;
       for (int rep = 0; rep < std::max(1, o.repeats); ++rep) {
         // The first optimizer step only once (it touches the state, which the floor does not cover).
@@ -108,8 +101,9 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
         prep_s.push_back(rr["ms"]["total"].get<double>() / 1000);
         // The floor: every process's bytes first-touched by 2 threads in one new process.
         const size_t bytes = static_cast<size_t>(rr["local_param_bytes"].get<int64_t>()) * tp;
-        floor_s.push_back(floor_seconds(bytes, false));
-        floor_huge_s.push_back(floor_seconds(bytes, true));
+        floor_s.push_back(floor_seconds(bytes, ""));
+        floor_huge_s.push_back(floor_seconds(bytes, " --huge-pages"));
+        floor_populate_s.push_back(floor_seconds(bytes, " --populate"));
       }
       if (r.contains("error")) {
         row["error"] = r["error"];
@@ -129,8 +123,11 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
       row["first_touch_floor_all"] = floor_s;
       row["first_touch_floor_hugepage_seconds"] = best(floor_huge_s);
       row["first_touch_floor_hugepage_all"] = floor_huge_s;
+      row["first_touch_floor_populate_seconds"] = best(floor_populate_s);
+      row["first_touch_floor_populate_all"] = floor_populate_s;
       row["ratio_to_floor"] = total_s / best(floor_s);
       row["ratio_to_hugepage_floor"] = total_s / best(floor_huge_s);
+      row["ratio_to_populate_floor"] = total_s / best(floor_populate_s);
       row["speedup_vs_seed"] = row["seed_seconds"].get<double>() / total_s;
       if (r.contains("first_step_ms")) row["first_optimizer_step_seconds"] = r["first_step_ms"].get<double>() / 1000;
       else
@@ -142,19 +139,19 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
   return 0;
 }
 
-int run_bench_floor(size_t bytes, int threads, bool huge_pages, bool fill) {
-  double s = 0;
-  if (fill) {
-    FreshBuffer b(bytes, huge_pages);
-    const int64_t n = static_cast<int64_t>(bytes / 4);
-    auto t0 = std::chrono::steady_clock::now();
-    fill_normal(static_cast<float*>(b.data()), 1, n, n, 0, 0, 1234, 0.0f, 0.02f, threads, RngKernel::kAuto, true);
-    s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+int run_bench_floor(const BenchFloorOptions& o) {
+  FreshBuffer b(o.bytes, o.huge_pages);
+  auto t0 = std::chrono::steady_clock::now();
+  if (o.fill) {
+    const int64_t n = static_cast<int64_t>(o.bytes / 4);
+    fill_normal(static_cast<float*>(b.data()), 1, n, n, 0, 0, 1234, 0.0f, 0.02f, o.threads, RngKernel::kAuto, true);
   } else {
-    s = first_touch_seconds(bytes, threads, huge_pages);
+    first_touch(b.data(), o.bytes, o.threads, o.populate ? TouchMethod::kPopulate : TouchMethod::kWrite);
   }
-  std::cout << Json{{"bench", "floor"}, {"bytes", bytes}, {"threads", threads}, {"huge_pages", huge_pages}, {"fill", fill}, {"seconds", s},
-                    {"GB_per_s", bytes / s / 1e9}}.dump()
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << Json{{"bench", "floor"}, {"bytes", o.bytes},     {"threads", o.threads}, {"huge_pages", o.huge_pages},
+                    {"populate", o.populate}, {"fill", o.fill}, {"seconds", s},        {"GB_per_s", o.bytes / s / 1e9}}
+                   .dump()
             << std::endl;
   return 0;
 }

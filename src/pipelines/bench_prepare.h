@@ -1,9 +1,13 @@
 // `fme bench prepare`: the seed's make_module_opt table — BERT presets with the seed's tensor-parallel plan
 // and AdamW — at tp=1 and tp=2 (2 processes on this machine), each next to the floor this VM sets: the
-// time to first-touch the same number of fresh bytes with the same threads (4 KiB pages and huge pages),
-// measured in the same run, each in its own new process. Each row runs `repeats` rounds of (prepare, floor, huge-page floor) back to back,
-// so all three see memory in the same state, and reports the best of each plus every sample: on a VM that
-// hands freed memory back to the host, the first round faults in host memory too (reported as "first").
+// time to first-touch the same number of fresh bytes with 2 threads, measured in the same run, each in its
+// own new process: one write a 4 KiB page (the floor), the same on huge pages, and MADV_POPULATE_WRITE
+// a MiB at a time then one write a 4 KiB page (the cheapest fault path, the one prepare's fills take: the
+// stricter floor; on a VM whose host backs a page only at the guest's first access it is that host's fault
+// rate). Each row
+// runs `repeats` rounds of (prepare, floors) back to back, so all see memory in the same state, and reports
+// the best of each plus every sample: on a VM that hands freed memory back to the host, a round can fault in
+// host memory too.
 #pragma once
 #include <string>
 #include <vector>
@@ -26,7 +30,13 @@ int run_bench_prepare(const BenchPrepareOptions& o);
 // `fme bench floor`: seconds to first-touch `bytes` of fresh anonymous memory with `threads` threads, in
 // this (new) process, as one JSON line. bench prepare runs it as a child so the floor and prepare both meet
 // memory as a new process does.
-// With fill, the same bytes are written as prepare's init writes them (fill_normal, fresh_memory) instead.
-int run_bench_floor(size_t bytes, int threads, bool huge_pages, bool fill = false);
+struct BenchFloorOptions {
+  size_t bytes = size_t{1} << 30;
+  int threads = 2;
+  bool huge_pages = false;
+  bool populate = false;  // take the faults with MADV_POPULATE_WRITE (TouchMethod::kPopulate), not one write a page
+  bool fill = false;      // write the bytes as prepare's init does (fill_normal, fresh_memory) instead
+};
+int run_bench_floor(const BenchFloorOptions& o);
 
 }  // namespace fme

@@ -84,7 +84,7 @@ bool populate_for_write(void* p, size_t bytes) {
   return false;  // ENOMEM and the like: the writes that follow fault the pages in (or fail) as usual
 }
 
-void first_touch(void* p, size_t bytes, int n_threads) {
+void first_touch(void* p, size_t bytes, int n_threads, TouchMethod method) {
   if (bytes == 0) return;
   auto* base = static_cast<volatile char*>(p);
   size_t threads = n_threads > 0 ? static_cast<size_t>(n_threads) : std::thread::hardware_concurrency();
@@ -93,7 +93,17 @@ void first_touch(void* p, size_t bytes, int n_threads) {
   // One byte per page is enough: the fault allocates and zeroes the whole page. The last byte of the range
   // is touched too in case p is not page aligned.
   auto run = [&](size_t first_page, size_t end_page) {
-    for (size_t pg = first_page; pg < end_page; ++pg) base[std::min(pg * kPage, bytes - 1)] = 0;
+    // kPopulate: 1 MiB (256 pages) at a time, as prepare's fills do, then the writes. The writes are still
+    // needed: on a VM the guest kernel may map a known-zero page without touching it, and the host's own fault
+    // on that page comes with the first access.
+    const size_t step = method == TouchMethod::kPopulate ? 256 : end_page - first_page;
+    for (size_t a = first_page; a < end_page; a += step) {
+      const size_t b = std::min(end_page, a + step);
+      if (method == TouchMethod::kPopulate) {
+        populate_for_write(const_cast<char*>(base) + a * kPage, std::min(b * kPage, bytes) - a * kPage);
+      }
+      for (size_t pg = a; pg < b; ++pg) base[std::min(pg * kPage, bytes - 1)] = 0;
+    }
   };
   std::vector<std::thread> pool;
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(run, pages * t / threads, pages * (t + 1) / threads);

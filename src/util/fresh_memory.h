@@ -38,8 +38,14 @@ class FreshBuffer {
 // known to be fresh.
 bool populate_for_write(void* p, size_t bytes);
 
-// Writes a zero byte to every 4 KiB page of [p, p + bytes) from n_threads threads (0 = hardware concurrency),
-// each taking one contiguous chunk, so the page faults of fresh memory are taken in parallel.
-void first_touch(void* p, size_t bytes, int n_threads = 0);
+// How first_touch takes the faults: kWrite writes one byte a page (a trap per page, what any plain first
+// write pays); kPopulate first asks the kernel for each 1 MiB at once (populate_for_write), then writes one
+// byte a page — the fault path prepare's fills take, and the cheapest this machine has. Both end with every
+// page written once: on a VM the host backs a page only when the guest first accesses it.
+enum class TouchMethod { kWrite, kPopulate };
+
+// Makes every 4 KiB page of [p, p + bytes) resident (zero-filled) from n_threads threads (0 = hardware
+// concurrency), each taking one contiguous chunk, so the page faults of fresh memory are taken in parallel.
+void first_touch(void* p, size_t bytes, int n_threads = 0, TouchMethod method = TouchMethod::kWrite);
 
 }  // namespace fme

@@ -4,6 +4,7 @@
 // code path (AVX-512 vs portable), the bf16 rounding, and the distribution's statistics.
 // Leaves out speed (bench/memory/bench_memory_floor.cpp measures it).
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -390,6 +391,28 @@ TEST(CounterRngFreshMemory, PopulateForWriteGivesZeroedWritablePages) {
   std::memset(p, 0xAB, buf.size());
   EXPECT_EQ(p[buf.size() - 1], 0xAB);
   EXPECT_TRUE(fme::populate_for_write(p, 0));  // empty range: nothing to do
+}
+
+// Every page of [p, p + bytes) is resident (mincore), the proof that a first-touch method took the faults.
+bool all_resident(const void* p, size_t bytes) {
+  const size_t page = 4096;
+  std::vector<unsigned char> vec((bytes + page - 1) / page);
+  if (::mincore(const_cast<void*>(p), bytes, vec.data()) != 0) return false;
+  return std::all_of(vec.begin(), vec.end(), [](unsigned char v) { return (v & 1) != 0; });
+}
+
+TEST(CounterRngFreshMemory, FirstTouchMethodsMakeEveryPageResidentAndZero) {
+  for (auto method : {fme::TouchMethod::kWrite, fme::TouchMethod::kPopulate}) {
+    // A ragged size (not a whole number of pages) split over 3 threads.
+    const size_t bytes = (size_t{5} << 20) + 12345;
+    fme::FreshBuffer buf(bytes);
+    EXPECT_FALSE(all_resident(buf.data(), bytes));  // fresh: nothing faulted in yet
+    fme::first_touch(buf.data(), bytes, 3, method);
+    EXPECT_TRUE(all_resident(buf.data(), bytes)) << static_cast<int>(method);
+    const auto* c = static_cast<const unsigned char*>(buf.data());
+    for (size_t i = 0; i < bytes; i += 4093) ASSERT_EQ(c[i], 0);
+    EXPECT_EQ(c[bytes - 1], 0);
+  }
 }
 
 TEST(CounterRngNormal, RejectsBadShapes) {
