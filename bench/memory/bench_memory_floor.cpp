@@ -159,7 +159,8 @@ int main(int argc, char** argv) {
   emit("warm memset bandwidth", Op::kMemset, false, false, bytes, threads,
        time_op(Op::kMemset, bytes, threads, false, false, repeats), 0);
   for (int t : {1, threads}) {
-    for (auto [kernel, name] : {std::pair{fme::RngKernel::kAuto, "auto"}, std::pair{fme::RngKernel::kPortable, "portable"}}) {
+    for (auto [kernel, name] : {std::pair{fme::RngKernel::kAuto, "auto"}, std::pair{fme::RngKernel::kAesNi, "aesni"},
+                                 std::pair{fme::RngKernel::kPortable, "portable"}}) {
       emit("generator speed", Op::kFillF32, false, false, warm_bytes, t,
            time_op(Op::kFillF32, warm_bytes, t, false, false, repeats, kernel), 0, name);
       emit("generator speed", Op::kFillBf16, false, false, warm_bytes, t,

@@ -1,7 +1,7 @@
 // counter_rng: stream keys, the portable build of the normal kernel (AES-128 written out), the runtime choice
-// of the AVX-512 + VAES build, and the threaded fills. Compiled with -ffp-contract=off -fno-math-errno (see
+// of the AES-NI or AVX-512 + VAES build, and the threaded fills. Compiled with -ffp-contract=off -fno-math-errno (see
 // src/util/CMakeLists.txt) so the portable kernel matches the AVX-512 one bit for bit. Leaves out the kernel
-// source (counter_rng_kernel.h) and the AVX-512 translation unit (counter_rng_avx512.cpp).
+// source (counter_rng_kernel.h) and the x86 translation units (counter_rng_aesni.cpp, counter_rng_avx512.cpp).
 #include "util/counter_rng.h"
 
 #include <algorithm>
@@ -55,23 +55,43 @@ void fill_range(const NormalFill& f, int64_t lo, int64_t hi, bool fresh_memory,
   }
 }
 
-bool use_avx512(RngKernel kernel) {
+// The kernel `kernel` names (kAuto: the fastest this CPU has), as its two span functions.
+struct Spans {
+  SpanF32 f32;
+  SpanBf16 bf16;
+};
+Spans pick_kernel(RngKernel kernel) {
+  const Spans portable{rng_detail::normal_span_portable, rng_detail::normal_span_bf16_portable};
+  const Spans aesni{rng_detail::normal_span_aesni, rng_detail::normal_span_bf16_aesni};
+  const Spans avx512{rng_detail::normal_span_avx512, rng_detail::normal_span_bf16_avx512};
   switch (kernel) {
     case RngKernel::kPortable:
-      return false;
+      return portable;
+    case RngKernel::kAesNi:
+      if (!rng_aesni_available()) throw UnsupportedError("fill_normal: AES-NI kernel requested, CPU lacks AVX2/FMA/AES");
+      return aesni;
     case RngKernel::kAvx512:
       if (!rng_avx512_available()) throw UnsupportedError("fill_normal: AVX-512 kernel requested, CPU lacks it");
-      return true;
+      return avx512;
     case RngKernel::kAuto:
       break;
   }
-  return rng_avx512_available();
+  return rng_avx512_available() ? avx512 : rng_aesni_available() ? aesni : portable;
 }
 
 }  // namespace
 
+bool rng_aesni_available() {
+#if defined(FME_RNG_HAVE_X86_KERNELS)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("aes");
+  return ok;
+#else
+  return false;
+#endif
+}
+
 bool rng_avx512_available() {
-#if defined(FME_RNG_HAVE_AVX512)
+#if defined(FME_RNG_HAVE_X86_KERNELS)
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("aes") && __builtin_cpu_supports("vaes");
@@ -113,12 +133,18 @@ void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, floa
 void normal_span_bf16_portable(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
   rng_kernel::normal_span(out, n, e0, key, mean, std);
 }
-#if !defined(FME_RNG_HAVE_AVX512)
-// No AVX-512 translation unit on this target; never called (rng_avx512_available() is false).
+#if !defined(FME_RNG_HAVE_X86_KERNELS)
+// No x86 kernel translation units on this target; never called (rng_*_available() are false).
 void normal_span_avx512(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
   normal_span_portable(out, n, e0, key, mean, std);
 }
 void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  normal_span_bf16_portable(out, n, e0, key, mean, std);
+}
+void normal_span_aesni(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  normal_span_portable(out, n, e0, key, mean, std);
+}
+void normal_span_bf16_aesni(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
   normal_span_bf16_portable(out, n, e0, key, mean, std);
 }
 #endif
@@ -126,9 +152,9 @@ void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key
 }  // namespace rng_detail
 
 void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads, RngKernel kernel, bool fresh_memory) {
-  const bool avx512 = use_avx512(kernel);
-  const SpanF32 span_f32 = avx512 ? rng_detail::normal_span_avx512 : rng_detail::normal_span_portable;
-  const SpanBf16 span_bf16 = avx512 ? rng_detail::normal_span_bf16_avx512 : rng_detail::normal_span_bf16_portable;
+  const Spans spans = pick_kernel(kernel);
+  const SpanF32 span_f32 = spans.f32;
+  const SpanBf16 span_bf16 = spans.bf16;
   // Work items: each block cut into pieces of at most kPiece elements (1 MiB of fp32), handed out one at a
   // time from a shared counter. Dynamic, not one fixed share per thread: on a VM one vCPU may start the work
   // milliseconds late (waking it) or run slower (its host neighbours), and a fixed split waits for it.

@@ -1,16 +1,17 @@
-// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled twice
-// (counter_rng.cpp portably, counter_rng_avx512.cpp with AVX-512 + VAES flags). Not a public header.
-// Everything here has internal linkage (anonymous namespace) on purpose: the two translation units are built
+// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled three times
+// (counter_rng.cpp portably, counter_rng_aesni.cpp with AVX2 + FMA + AES-NI, counter_rng_avx512.cpp with
+// AVX-512 + VAES). Not a public header.
+// Everything here has internal linkage (anonymous namespace) on purpose: the translation units are built
 // with different -m flags, and an inline function with external linkage would let the linker keep the AVX-512
 // copy for the portable caller. Both TUs are compiled with -ffp-contract=off -fno-math-errno and no fast-math;
 // every fused multiply-add is written out (std::fma in the scalar code, _mm512_fmadd_ps in the vector code), so
-// the two perform the same IEEE-754 float operations in the same order and give bit-identical results.
+// all perform the same IEEE-754 float operations in the same order and give bit-identical results.
 // Leaves out threading and the 2-D addressing (counter_rng.cpp does those).
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AES__)
 #include <immintrin.h>
 #endif
 
@@ -164,6 +165,21 @@ inline void aes_ctr_block(const AesKey& k, uint64_t b, uint32_t x[4]) {
            uint32_t{out[4 * w + 3]} << 24;
 }
 
+// Blocks b0 .. b0+7 into x[8][4]. With AES-NI (the -maes build) the 8 blocks run as 8 interleaved aesenc
+// chains, hiding its latency; x86 is little-endian, so the stored bytes are already the four LE words.
+inline void aes_ctr_blocks8(const AesKey& k, uint64_t b0, uint32_t x[8][4]) {
+#if defined(__AES__)
+  __m128i rk[11], st[8];
+  for (int r = 0; r < 11; ++r) rk[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.rk[r]));
+  for (int j = 0; j < 8; ++j) st[j] = _mm_xor_si128(_mm_set_epi64x(0, static_cast<long long>(b0 + j)), rk[0]);
+  for (int r = 1; r < 10; ++r)
+    for (int j = 0; j < 8; ++j) st[j] = _mm_aesenc_si128(st[j], rk[r]);
+  for (int j = 0; j < 8; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(x[j]), _mm_aesenclast_si128(st[j], rk[10]));
+#else
+  for (int j = 0; j < 8; ++j) aes_ctr_block(k, b0 + static_cast<uint64_t>(j), x[j]);
+#endif
+}
+
 // ---- scalar reference of the transform (the definition; the vector code below mirrors it op for op) ----
 
 // u = ((xu >> 8) + 1) * 2^-24, exact, in [2^-24, 1].
@@ -224,11 +240,11 @@ inline void pair_normal(uint32_t xu, uint32_t xt, float mean, float std, float& 
 // The 32 elements of group g: pair p in [0, 16) takes words (0, 1) of AES block 8g + p for p < 8 and
 // words (2, 3) of block 8g + p - 8 otherwise; out[p] = its cosine normal, out[16 + p] its sine normal.
 inline void normal_group_scalar(uint64_t g, const AesKey& key, float mean, float std, float* __restrict out) {
+  uint32_t x[8][4];
+  aes_ctr_blocks8(key, 8 * g, x);
   for (int j = 0; j < 8; ++j) {
-    uint32_t x[4];
-    aes_ctr_block(key, 8 * g + static_cast<uint64_t>(j), x);
-    pair_normal(x[0], x[1], mean, std, out[j], out[16 + j]);
-    pair_normal(x[2], x[3], mean, std, out[8 + j], out[24 + j]);
+    pair_normal(x[j][0], x[j][1], mean, std, out[j], out[16 + j]);
+    pair_normal(x[j][2], x[j][3], mean, std, out[8 + j], out[24 + j]);
   }
 }
 

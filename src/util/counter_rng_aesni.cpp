@@ -1,0 +1,17 @@
+// The AES-NI build of the counter_rng kernel (compiled with -mavx2 -mfma -maes -ffp-contract=off): the scalar
+// kernel of counter_rng_kernel.h with hardware AES (8 blocks interleaved) and inline FMA instead of libm's
+// fma. For x86-64 CPUs without AVX-512 + VAES (Haswell to Ice Lake client, Zen 1-3); only called after a
+// runtime CPU check in counter_rng.cpp. Bit-identical to the other builds (same IEEE operations in the same order).
+#include "util/counter_rng.h"
+#include "util/counter_rng_kernel.h"
+
+namespace fme::rng_detail {
+
+void normal_span_aesni(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  rng_kernel::normal_span(out, n, e0, key, mean, std);
+}
+void normal_span_bf16_aesni(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
+  rng_kernel::normal_span(out, n, e0, key, mean, std);
+}
+
+}  // namespace fme::rng_detail
