@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <map>
 #include <iostream>
 
 #include "cli/command.h"
@@ -31,9 +32,11 @@ void add_prepare(CLI::App& app) {
   cmd->add_option("--mesh", o->p.mesh, "mesh axes over the launched processes, e.g. tp=2 or dp=2,tp=2");
   cmd->add_option("--dtype", o->p.dtype, "parameter dtype before plans: fp32 | bf16");
   cmd->add_option("--seed", o->p.seed, "initialisation seed");
-  cmd->add_flag("--huge-pages", o->p.huge_pages,
-                "back the parameters with transparent huge pages (faster on bare metal; slower on VMs that hand "
-                "free memory back to the host)");
+  cmd->add_option("--pages", o->p.pages,
+                  "page size of the parameters: auto (measure on the first 64 MiB; over 1 GiB), 4k or huge")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, PageSize>{{"auto", PageSize::kProbe}, {"4k", PageSize::kSmall}, {"huge", PageSize::kHuge}}));
+  cmd->add_flag_callback("--huge-pages", [o] { o->p.pages = PageSize::kHuge; }, "same as --pages huge");
   cmd->add_option("--optimizer", o->p.optimizer, "adamw | adam | sgd | none");
   cmd->add_option("--wrt", o->p.wrt, "glob patterns of the parameters to optimize (default: all trainable)");
   cmd->add_option("--lr", o->p.optim.lr, "learning rate (peak of the schedule)");

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -22,18 +23,47 @@ constexpr size_t kHugePage = size_t{2} << 20;
 }  // namespace
 
 FreshBuffer::FreshBuffer(size_t bytes, bool huge_pages) : size_(bytes), huge_(huge_pages) {
+  map(bytes, huge_pages);
+  // A hint only: THP may be disabled ("never"); the buffer still works with 4 KiB pages.
+  if (huge_pages && data_ != nullptr) (void)::madvise(data_, (bytes + kPage - 1) / kPage * kPage, MADV_HUGEPAGE);
+}
+
+FreshBuffer::FreshBuffer(size_t bytes, PageSize pages) : size_(bytes) {
+  if (pages != PageSize::kProbe) {
+    *this = FreshBuffer(bytes, pages == PageSize::kHuge);
+    return;
+  }
+  const bool probe = bytes >= kProbeMinBytes;
+  map(bytes, probe);
+  if (!probe) return;
+  auto* base = static_cast<char*>(data_);
+  auto timed_touch = [](char* p, size_t n) {
+    const auto t0 = std::chrono::steady_clock::now();
+    first_touch(p, n, 1, TouchMethod::kPopulate);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  probe_small_s_ = timed_touch(base, kProbeBytes);
+  const bool advised = ::madvise(base + kProbeBytes, kProbeBytes, MADV_HUGEPAGE) == 0;
+  probe_huge_s_ = timed_touch(base + kProbeBytes, kProbeBytes);
+  if (advised && probe_huge_s_ * 1.25 <= probe_small_s_) {
+    const size_t rest = (bytes + kPage - 1) / kPage * kPage - 2 * kProbeBytes;
+    huge_ = ::madvise(base + 2 * kProbeBytes, rest, MADV_HUGEPAGE) == 0;
+  }
+}
+
+// Maps `bytes` (rounded up to whole pages) of fresh anonymous memory into data_; with aligned_2m the
+// mapping starts on a 2 MiB boundary (over-map by 2 MiB and trim), so huge pages can back all of it.
+void FreshBuffer::map(size_t bytes, bool aligned_2m) {
   if (bytes == 0) return;
   const size_t mapped = (bytes + kPage - 1) / kPage * kPage;
-  // For huge pages, over-map by 2 MiB and trim so the region starts on a huge-page boundary; otherwise the
-  // kernel can only back the aligned interior with huge pages.
-  const size_t extra = huge_pages ? kHugePage : 0;
+  const size_t extra = aligned_2m ? kHugePage : 0;
   void* p = ::mmap(nullptr, mapped + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
   if (p == MAP_FAILED) {
     throw IoError("FreshBuffer: mmap of " + std::to_string(bytes) + " bytes failed: " + std::strerror(errno));
   }
   auto* base = static_cast<char*>(p);
-  if (huge_pages) {
+  if (aligned_2m) {
     const uintptr_t a = (reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
     char* aligned = reinterpret_cast<char*>(a);
     const size_t head = static_cast<size_t>(aligned - base);
@@ -41,8 +71,6 @@ FreshBuffer::FreshBuffer(size_t bytes, bool huge_pages) : size_(bytes), huge_(hu
     const size_t tail = extra - head;
     if (tail > 0) ::munmap(aligned + mapped, tail);
     base = aligned;
-    // A hint only: THP may be disabled ("never"); the buffer still works with 4 KiB pages.
-    (void)::madvise(base, mapped, MADV_HUGEPAGE);
   }
   data_ = base;
 }
@@ -52,7 +80,9 @@ FreshBuffer::~FreshBuffer() { release(); }
 FreshBuffer::FreshBuffer(FreshBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
-      huge_(std::exchange(other.huge_, false)) {}
+      huge_(std::exchange(other.huge_, false)),
+      probe_small_s_(std::exchange(other.probe_small_s_, 0)),
+      probe_huge_s_(std::exchange(other.probe_huge_s_, 0)) {}
 
 FreshBuffer& FreshBuffer::operator=(FreshBuffer&& other) noexcept {
   if (this != &other) {
@@ -60,6 +90,8 @@ FreshBuffer& FreshBuffer::operator=(FreshBuffer&& other) noexcept {
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     huge_ = std::exchange(other.huge_, false);
+    probe_small_s_ = std::exchange(other.probe_small_s_, 0);
+    probe_huge_s_ = std::exchange(other.probe_huge_s_, 0);
   }
   return *this;
 }

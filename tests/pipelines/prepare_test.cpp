@@ -128,9 +128,11 @@ TEST_F(Prepare, LoraAndFreezeDecideWhatTheOptimizerHolds) {
   EXPECT_EQ(s2["local_params"].get<int64_t>() - s3["local_params"].get<int64_t>(), 2 * (4 * 64 + 32 * 4))
       << "rank 0 holds lora_A [4, 64] whole and its half of lora_B [64, 4] in each of 2 layers";
   // wrt narrows the optimizer to matching parameters: here only the pooler (64*64 + 64 params).
-  Out w = run_world(1, "prepare --model-preset bert-tiny --json --wrt pooler.*");
+  Out w = run_world(1, "prepare --model-preset bert-tiny --json --wrt pooler.* --pages huge");
   ASSERT_EQ(w.code, 0) << w.err;
   Json sw = Json::parse(w.out.substr(w.out.find('{')));
+  EXPECT_TRUE(sw["param_pages"]["huge"].get<bool>());  // forced; a tiny model is never probed
+  EXPECT_EQ(sw["param_pages"]["probe_ms_4k"].get<double>(), 0.0);
   EXPECT_GE(sw["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * (64 * 64 + 64));
   EXPECT_LE(sw["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * (64 * 64 + 64) + 128);
   Out e = run_world(1, "prepare --model-preset bert-tiny --plan " + path("lora.plan") + " --explain --optimizer none");
@@ -154,6 +156,10 @@ TEST_F(Prepare, BadInputIsAClearError) {
   r = run_world(1, "prepare --model-preset bert-tiny --optimizer adamw --lr -1");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("lr"), std::string::npos) << r.err;
+
+  r = run_world(1, "prepare --model-preset bert-tiny --pages 3k");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--pages"), std::string::npos) << r.err;
 
   r = run_world(1, "prepare --model-preset bert-tiny --optimizer lion");
   EXPECT_EQ(r.code, 1);

@@ -426,6 +426,36 @@ TEST(CounterRngFreshMemory, FirstTouchMethodsMakeEveryPageResidentAndZero) {
   }
 }
 
+TEST(CounterRngFreshMemory, PageProbeFaultsInOnlyItsRegionsAndChoosesByItsTimings) {
+  // Large enough to probe: the first 2 x kProbeBytes are made resident (4 KiB, then huge pages), nothing else.
+  const size_t bytes = fme::FreshBuffer::kProbeMinBytes + 12345;
+  fme::FreshBuffer buf(bytes, fme::PageSize::kProbe);
+  ASSERT_TRUE(buf.probe_ran());
+  EXPECT_GT(buf.probe_small_seconds(), 0.0);
+  EXPECT_GT(buf.probe_huge_seconds(), 0.0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.data()) % (2u << 20), 0u);
+  const auto* c = static_cast<const unsigned char*>(buf.data());
+  const size_t probed = 2 * fme::FreshBuffer::kProbeBytes;
+  EXPECT_TRUE(all_resident(c, probed));
+  EXPECT_FALSE(all_resident(c + probed, 1 << 20));
+  // The rest gets huge pages only when they were at least 1.25x faster (THP may also be off: then never).
+  if (buf.huge_pages()) {
+    EXPECT_LE(buf.probe_huge_seconds() * 1.25, buf.probe_small_seconds());
+  }
+  std::printf("page probe: 4 KiB %.1f ms, huge %.1f ms -> %s\n", buf.probe_small_seconds() * 1e3,
+              buf.probe_huge_seconds() * 1e3, buf.huge_pages() ? "huge" : "4 KiB");
+  for (size_t i = 0; i < probed; i += 4093) ASSERT_EQ(c[i], 0);
+  std::memset(static_cast<char*>(buf.data()) + bytes - 4096, 7, 4096);  // the whole mapping is writable
+  EXPECT_EQ(c[bytes - 1], 7);
+
+  fme::FreshBuffer small(size_t{64} << 20, fme::PageSize::kProbe);  // below kProbeMinBytes: 4 KiB, no probe
+  EXPECT_FALSE(small.probe_ran());
+  EXPECT_FALSE(small.huge_pages());
+  EXPECT_FALSE(all_resident(small.data(), small.size()));
+  fme::FreshBuffer huge(size_t{8} << 20, fme::PageSize::kHuge);
+  EXPECT_TRUE(huge.huge_pages());
+}
+
 TEST(CounterRngNormal, RejectsBadShapes) {
   float x[4];
   EXPECT_THROW(fme::fill_normal(x, -1, 4, 4, 0, 4, 1, 0, 1), fme::ShapeError);

@@ -54,14 +54,14 @@ size_t slot_bytes(const plans::ParamRow& p) {
 }  // namespace
 
 PlanBuilder::PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist,
-                         bool huge_pages)
+                         PageSize pages)
     : table_(table), rank_(rank), dist_(std::move(dist)) {
   size_t bytes = 0;
   for (const plans::ParamRow* p : table_.all_params()) {
     params_[p->name] = p;
     bytes += slot_bytes(*p);
   }
-  if (bytes > 0) arena_ = std::make_shared<FreshBuffer>(bytes, huge_pages);
+  if (bytes > 0) arena_ = std::make_shared<FreshBuffer>(bytes, pages);
 }
 
 at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t>& global_shape) {

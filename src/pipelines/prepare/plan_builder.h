@@ -35,8 +35,10 @@ class AxisCollective : public Collective {
 class PlanBuilder : public Builder {
  public:
   // `dist` may be null for a single process (then every axis has size 1).
-  // huge_pages: madvise the arena for transparent huge pages (see arena_ below).
-  PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist, bool huge_pages = false);
+  // pages: the arena's page size (see arena_ below).
+  PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist,
+              PageSize pages = PageSize::kSmall);
+  const FreshBuffer* arena() const { return arena_.get(); }  // null when there are no parameters
   at::Tensor param(const std::string& path, const std::vector<int64_t>& global_shape) override;
   ModuleParallel parallel(const std::string& module_path) override;
 
@@ -46,10 +48,9 @@ class PlanBuilder : public Builder {
   std::shared_ptr<dist::Dist> dist_;
   std::map<std::string, const plans::ParamRow*> params_;
   // Every local parameter lives in one fresh anonymous mapping, so init knows its pages are untouched zeros.
-  // 4 KiB pages by default: on a VM with free page reporting (virtio-balloon, as here) the 2 MiB blocks a
-  // huge-page fault takes are the ones handed back to the host, and faulting them in again ran at ~1 GB/s
-  // against ~5 GB/s for 4 KiB pages (bench_memory_floor --cold); on bare metal huge pages are the faster
-  // choice, hence the option.
+  // prepare asks for PageSize::kProbe: the faster page size differs by host (on one VM here 4 KiB pages
+  // first-touched at ~5 GB/s and huge pages at ~1 GB/s, on another huge pages were ~1.5x faster), so the
+  // arena measures it on its first 64 MiB (FreshBuffer).
   std::shared_ptr<FreshBuffer> arena_;
   size_t arena_used_ = 0;
   std::map<std::string, std::shared_ptr<AxisCollective>> groups_;

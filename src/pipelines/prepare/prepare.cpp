@@ -60,6 +60,9 @@ Json Prepared::summary() const {
               {"local_param_bytes", local_param_bytes},
               {"optimizer_state_bytes", state_bytes},
               {"optimizer_state_untouched", optimizer ? optimizer->state_untouched() : true},
+              {"param_pages", {{"huge", arena_huge_pages},
+                               {"probe_ms_4k", page_probe_small_ms},
+                               {"probe_ms_huge", page_probe_huge_ms}}},
               {"ms", {{"build", ms.build},
                       {"plans", ms.plans},
                       {"specs", ms.specs},
@@ -108,7 +111,8 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
   out.table = plans::resolve(modules, all_plans, mesh);
   out.ms.plans = ms_since(t0);
 
-  // partition specs: each parameter's placement (sharded dim, offset for this rank) and local shape.
+  // partition specs: each parameter's placement (sharded dim, offset for this rank) and local shape; the
+  // arena that will hold them (with PageSize::kProbe, its first 64 MiB are faulted in here, measuring).
   t0 = Clock::now();
   std::set<std::string> lora_params;
   for (const plans::ParamRow* p : out.table.all_params()) {
@@ -117,7 +121,12 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     out.global_params += n;
     if (p->added_by_lora) lora_params.insert(p->name);
   }
-  PlanBuilder builder(out.table, rank, dist, o.huge_pages);
+  PlanBuilder builder(out.table, rank, dist, o.pages);
+  if (const FreshBuffer* arena = builder.arena()) {
+    out.arena_huge_pages = arena->huge_pages();
+    out.page_probe_small_ms = arena->probe_small_seconds() * 1000;
+    out.page_probe_huge_ms = arena->probe_huge_seconds() * 1000;
+  }
   out.ms.specs = ms_since(t0);
 
   // shard: the real model, each parameter allocated once at its local shape (never whole).

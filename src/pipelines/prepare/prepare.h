@@ -16,6 +16,7 @@
 #include "models/model.h"
 #include "optim/factory.h"
 #include "plans/resolve.h"
+#include "util/fresh_memory.h"
 #include "util/json.h"
 
 namespace fme {
@@ -31,7 +32,7 @@ struct PrepareOptions {
   std::vector<std::string> wrt;      // glob patterns over parameter names the optimizer updates; empty: all
                                      // trainable floating parameters (with LoRA: the adapters)
   OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
-  bool huge_pages = false;           // transparent huge pages for the parameter arena (PlanBuilder)
+  PageSize pages = PageSize::kProbe;  // the parameter arena's pages: measured (kProbe), 4 KiB or huge
   int threads = 0;                   // for init's fills (0: at::get_num_threads())
 };
 
@@ -46,6 +47,8 @@ struct Prepared {
   std::unique_ptr<Optimizer> optimizer;  // null with optimizer "none"
   PrepareTimings ms;
   int64_t global_params = 0, local_params = 0, local_param_bytes = 0, state_bytes = 0;
+  bool arena_huge_pages = false;                   // what the arena ended up advised with
+  double page_probe_small_ms = 0, page_probe_huge_ms = 0;  // PageSize::kProbe's measurement (0: not run)
   Json summary() const;  // counts, bytes, timings
 };
 
