@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     for (bool huge : {false, true}) {
       const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
       emit("cold floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
-      emit("cold floor: MADV_POPULATE_WRITE of each thread's chunk", Op::kPopulate, true, huge, bytes, threads,
+      emit("cold floor: MADV_POPULATE_WRITE a MiB at a time, then a write a page", Op::kPopulate, true, huge, bytes, threads,
            time_op(Op::kPopulate, bytes, threads, true, huge, repeats), ft);
       emit("cold: create fp32 params as prepare does", Op::kFillF32Fresh, true, huge, bytes, threads,
            time_op(Op::kFillF32Fresh, bytes, threads, true, huge, repeats), ft);
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   for (bool huge : {false, true}) {
     const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
     emit("floor: one write per 4 KiB page of fresh memory", Op::kFirstTouch, true, huge, bytes, threads, ft, 0);
-    emit("floor: MADV_POPULATE_WRITE of each thread's chunk", Op::kPopulate, true, huge, bytes, threads,
+    emit("floor: MADV_POPULATE_WRITE a MiB at a time, then a write a page", Op::kPopulate, true, huge, bytes, threads,
          time_op(Op::kPopulate, bytes, threads, true, huge, repeats), ft);
     emit("every byte of fresh memory", Op::kMemset, true, huge, bytes, threads,
          time_op(Op::kMemset, bytes, threads, true, huge, repeats), ft);

@@ -38,7 +38,7 @@ void add_bench(CLI::App& app) {
   floor->add_option("--threads", f->threads, "threads touching")->check(CLI::PositiveNumber);
   floor->add_flag("--huge-pages", f->huge_pages, "madvise the mapping for transparent huge pages");
   floor->add_flag("--fill", f->fill, "write N(0, 0.02) fp32 values as prepare does, instead of one byte a page");
-  floor->add_flag("--populate", f->populate, "take the faults with MADV_POPULATE_WRITE, a thread's chunk at a time");
+  floor->add_flag("--populate", f->populate, "take the faults with MADV_POPULATE_WRITE a MiB at a time, then write a byte a page");
   floor->callback([f] { run_bench_floor(*f); });
 }
 

@@ -4,10 +4,9 @@
 // own new process: one write a 4 KiB page (the floor), the same on huge pages, and MADV_POPULATE_WRITE
 // a MiB at a time then one write a 4 KiB page (the cheapest fault path, the one prepare's fills take: the
 // stricter floor; on a VM whose host backs a page only at the guest's first access it is that host's fault
-// rate). Each row
-// runs `repeats` rounds of (prepare, floors) back to back, so all see memory in the same state, and reports
-// the best of each plus every sample: on a VM that hands freed memory back to the host, a round can fault in
-// host memory too.
+// rate). Each row runs `repeats` rounds of (prepare, floors) back to back, so all see memory in the same
+// state, and reports the best of each plus every sample: on a VM that hands freed memory back to the host, a
+// round can fault in host memory too.
 #pragma once
 #include <string>
 #include <vector>

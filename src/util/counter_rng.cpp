@@ -62,8 +62,12 @@ struct Spans {
 };
 Spans pick_kernel(RngKernel kernel) {
   const Spans portable{rng_detail::normal_span_portable, rng_detail::normal_span_bf16_portable};
+#if defined(FME_RNG_HAVE_X86_KERNELS)
   const Spans aesni{rng_detail::normal_span_aesni, rng_detail::normal_span_bf16_aesni};
   const Spans avx512{rng_detail::normal_span_avx512, rng_detail::normal_span_bf16_avx512};
+#else  // no x86 kernel translation units on this target (rng_*_available() are false)
+  const Spans aesni = portable, avx512 = portable;
+#endif
   switch (kernel) {
     case RngKernel::kPortable:
       return portable;
@@ -133,28 +137,11 @@ void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, floa
 void normal_span_bf16_portable(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
   rng_kernel::normal_span(out, n, e0, key, mean, std);
 }
-#if !defined(FME_RNG_HAVE_X86_KERNELS)
-// No x86 kernel translation units on this target; never called (rng_*_available() are false).
-void normal_span_avx512(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
-  normal_span_portable(out, n, e0, key, mean, std);
-}
-void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
-  normal_span_bf16_portable(out, n, e0, key, mean, std);
-}
-void normal_span_aesni(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
-  normal_span_portable(out, n, e0, key, mean, std);
-}
-void normal_span_bf16_aesni(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std) {
-  normal_span_bf16_portable(out, n, e0, key, mean, std);
-}
-#endif
 
 }  // namespace rng_detail
 
 void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads, RngKernel kernel, bool fresh_memory) {
   const Spans spans = pick_kernel(kernel);
-  const SpanF32 span_f32 = spans.f32;
-  const SpanBf16 span_bf16 = spans.bf16;
   // Work items: each block cut into pieces of at most kPiece elements (1 MiB of fp32), handed out one at a
   // time from a shared counter. Dynamic, not one fixed share per thread: on a VM one vCPU may start the work
   // milliseconds late (waking it) or run slower (its host neighbours), and a fixed split waits for it.
@@ -181,8 +168,8 @@ void fill_normal_batch(const std::vector<NormalFill>& fills, int n_threads, RngK
          i = next.fetch_add(1, std::memory_order_relaxed)) {
       const Piece& p = pieces[i];
       const NormalFill& f = fills[p.block];
-      if (f.bf16) fill_range<uint16_t>(f, p.lo, p.hi, fresh_memory, span_bf16);
-      else fill_range<float>(f, p.lo, p.hi, fresh_memory, span_f32);
+      if (f.bf16) fill_range<uint16_t>(f, p.lo, p.hi, fresh_memory, spans.bf16);
+      else fill_range<float>(f, p.lo, p.hi, fresh_memory, spans.f32);
     }
   };
   std::vector<std::thread> pool;
