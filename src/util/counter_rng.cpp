@@ -1,7 +1,8 @@
 // counter_rng: stream keys, the portable build of the normal kernel (AES-128 written out), the runtime choice
-// of the AES-NI or AVX-512 + VAES build, and the threaded fills. Compiled with -ffp-contract=off -fno-math-errno (see
+// of the AVX2 + AES-NI, AVX2 + VAES or AVX-512 + VAES build, and the threaded fills. Compiled with -ffp-contract=off -fno-math-errno (see
 // src/util/CMakeLists.txt) so the portable kernel matches the AVX-512 one bit for bit. Leaves out the kernel
-// source (counter_rng_kernel.h) and the x86 translation units (counter_rng_aesni.cpp, counter_rng_avx512.cpp).
+// source (counter_rng_kernel.h) and the x86 translation units (counter_rng_aesni.cpp, counter_rng_avx2_vaes.cpp,
+// counter_rng_avx512.cpp).
 #include "util/counter_rng.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "util/counter_rng_kernel.h"
+#include "util/cpu_features.h"
 #include "util/error.h"
 #include "util/fresh_memory.h"
 
@@ -64,9 +66,10 @@ Spans pick_kernel(RngKernel kernel) {
   const Spans portable{rng_detail::normal_span_portable, rng_detail::normal_span_bf16_portable};
 #if defined(FME_RNG_HAVE_X86_KERNELS)
   const Spans aesni{rng_detail::normal_span_aesni, rng_detail::normal_span_bf16_aesni};
+  const Spans avx2_vaes{rng_detail::normal_span_avx2_vaes, rng_detail::normal_span_bf16_avx2_vaes};
   const Spans avx512{rng_detail::normal_span_avx512, rng_detail::normal_span_bf16_avx512};
 #else  // no x86 kernel translation units on this target (rng_*_available() are false)
-  const Spans aesni = portable, avx512 = portable;
+  const Spans aesni = portable, avx2_vaes = portable, avx512 = portable;
 #endif
   switch (kernel) {
     case RngKernel::kPortable:
@@ -74,21 +77,33 @@ Spans pick_kernel(RngKernel kernel) {
     case RngKernel::kAesNi:
       if (!rng_aesni_available()) throw UnsupportedError("fill_normal: AES-NI kernel requested, CPU lacks AVX2/FMA/AES");
       return aesni;
+    case RngKernel::kAvx2Vaes:
+      if (!rng_avx2_vaes_available()) throw UnsupportedError("fill_normal: AVX2+VAES kernel requested, CPU lacks AVX2/FMA/VAES");
+      return avx2_vaes;
     case RngKernel::kAvx512:
       if (!rng_avx512_available()) throw UnsupportedError("fill_normal: AVX-512 kernel requested, CPU lacks it");
       return avx512;
     case RngKernel::kAuto:
       break;
   }
-  return rng_avx512_available() ? avx512 : rng_aesni_available() ? aesni : portable;
+  return rng_avx512_available() ? avx512 : rng_avx2_vaes_available() ? avx2_vaes : rng_aesni_available() ? aesni : portable;
 }
 
 }  // namespace
 
 bool rng_aesni_available() {
 #if defined(FME_RNG_HAVE_X86_KERNELS)
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("aes");
-  return ok;
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.aes;
+#else
+  return false;
+#endif
+}
+
+bool rng_avx2_vaes_available() {
+#if defined(FME_RNG_HAVE_X86_KERNELS)
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.aes && f.vaes;
 #else
   return false;
 #endif
@@ -96,13 +111,25 @@ bool rng_aesni_available() {
 
 bool rng_avx512_available() {
 #if defined(FME_RNG_HAVE_X86_KERNELS)
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("aes") && __builtin_cpu_supports("vaes");
-  return ok;
+  const CpuFeatures& f = cpu_features();
+  return f.avx512 && f.aes && f.vaes;
 #else
   return false;
 #endif
+}
+
+const char* rng_kernel_name(RngKernel kernel) {
+  switch (kernel) {
+    case RngKernel::kPortable: return "portable";
+    case RngKernel::kAesNi: return "avx2-aesni";
+    case RngKernel::kAvx2Vaes: return "avx2-vaes";
+    case RngKernel::kAvx512: return "avx512-vaes";
+    case RngKernel::kAuto: break;
+  }
+  return rng_avx512_available()      ? "avx512-vaes"
+         : rng_avx2_vaes_available() ? "avx2-vaes"
+         : rng_aesni_available()     ? "avx2-aesni"
+                                     : "portable";
 }
 
 uint64_t stream_key(uint64_t seed, std::string_view path) {

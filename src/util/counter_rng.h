@@ -38,13 +38,16 @@ uint64_t stream_key(uint64_t seed, std::string_view path);
 // and reimplementers. Equals what fill_normal writes.
 float normal_at(uint64_t key, uint64_t e, float mean = 0.0f, float std = 1.0f);
 
-// Which code path runs the kernel. kAuto picks AVX-512 (with VAES) when the CPU has it, else AES-NI (with AVX2
-// and FMA), else the portable one (byte-wise AES, libm fma); measured here (bench_memory_floor, one Zen 4
-// thread): 2.9, 0.56 and 0.015 G normals/s. All give bit-identical output; forcing one is for tests and
-// benchmarks (a kernel the CPU lacks throws fme::UnsupportedError).
-enum class RngKernel { kAuto, kPortable, kAesNi, kAvx512 };
+// Which code path runs the kernel. kAuto picks the fastest the CPU has: AVX-512 with VAES, else AVX2 + FMA with
+// VAES (AES two blocks a ymm), else AVX2 + FMA with AES-NI (one block an xmm), else the portable one (byte-wise
+// AES, libm fma). All give bit-identical output; forcing one is for tests and benchmarks (a kernel the CPU
+// lacks throws fme::UnsupportedError). Speeds: bench_memory_floor prints them per kernel.
+enum class RngKernel { kAuto, kPortable, kAesNi, kAvx2Vaes, kAvx512 };
 bool rng_avx512_available();
+bool rng_avx2_vaes_available();
 bool rng_aesni_available();
+// The kernel `kernel` resolves to on this CPU: "avx512-vaes", "avx2-vaes", "avx2-aesni" or "portable".
+const char* rng_kernel_name(RngKernel kernel = RngKernel::kAuto);
 
 // Fills a 2-D block of a larger row-major global tensor with Normal(mean, std):
 //   out[i * out_row_stride + j] = value of global element (global_first_index + i * global_row_stride + j)
@@ -92,6 +95,8 @@ void normal_span_portable(float* out, int64_t n, uint64_t e0, uint64_t key, floa
 void normal_span_bf16_portable(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
 void normal_span_aesni(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
 void normal_span_bf16_aesni(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+void normal_span_avx2_vaes(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
+void normal_span_bf16_avx2_vaes(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
 void normal_span_avx512(float* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
 void normal_span_bf16_avx512(uint16_t* out, int64_t n, uint64_t e0, uint64_t key, float mean, float std);
 }  // namespace rng_detail

@@ -1,6 +1,6 @@
-// The AES-NI build of the counter_rng kernel (compiled with -mavx2 -mfma -maes -ffp-contract=off): the scalar
-// kernel of counter_rng_kernel.h with hardware AES (8 blocks interleaved) and inline FMA instead of libm's
-// fma. For x86-64 CPUs without AVX-512 + VAES (Haswell to Ice Lake client, Zen 1-3); only called after a
+// The AVX2 + AES-NI build of the counter_rng kernel (compiled with -mavx2 -mfma -maes -ffp-contract=off): the
+// AVX2 kernel of counter_rng_kernel.h with AES on xmm registers (16 blocks interleaved) and the transform 8
+// pairs a ymm. For x86-64 CPUs with AVX2 but without VAES (Haswell to Skylake, Zen 1-2); only called after a
 // runtime CPU check in counter_rng.cpp. Bit-identical to the other builds (same IEEE operations in the same order).
 #include "util/counter_rng.h"
 #include "util/counter_rng_kernel.h"

@@ -1,6 +1,6 @@
-// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled three times
-// (counter_rng.cpp portably, counter_rng_aesni.cpp with AVX2 + FMA + AES-NI, counter_rng_avx512.cpp with
-// AVX-512 + VAES). Not a public header.
+// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled four times
+// (counter_rng.cpp portably, counter_rng_aesni.cpp with AVX2 + FMA + AES-NI, counter_rng_avx2_vaes.cpp with
+// AVX2 + FMA + VAES, counter_rng_avx512.cpp with AVX-512 + VAES). Not a public header.
 // Everything here has internal linkage (anonymous namespace) on purpose: the translation units are built
 // with different -m flags, and an inline function with external linkage would let the linker keep the AVX-512
 // copy for the portable caller. Both TUs are compiled with -ffp-contract=off -fno-math-errno and no fast-math;
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#if defined(__AVX512F__) || defined(__AES__)
+#if defined(__AVX512F__) || defined(__AES__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -354,6 +354,150 @@ struct ChunkKey {  // the round keys, broadcast once per span
 inline void normal_chunk(uint64_t g, const ChunkKey& key, float mean, float std, float* __restrict out) {
   normal_chunk_avx512(g, key.rk, mean, std, out);
 }
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__AES__)
+// ---- the AVX2 kernel: 2 groups (64 elements) per call, 8 pairs per ymm ----
+// AES runs on 16 blocks per call: with VAES (the -mvaes build) two blocks per ymm, else one per xmm, as
+// interleaved chains. The transform mirrors pair_normal op for op; the 32-entry log tables are looked up
+// with four vpermps and three blends each (AVX2 has no two-register permute).
+
+// Table t (32 floats in 4 registers) at idx: the low 3 bits pick within a register (vpermps), bits 3 and 4
+// (moved to the sign bit, what blendv reads) pick the register.
+inline __m256 lookup32_avx2(const __m256 t[4], __m256i idx, __m256 bit3, __m256 bit4) {
+  const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[0], idx), _mm256_permutevar8x32_ps(t[1], idx), bit3);
+  const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[2], idx), _mm256_permutevar8x32_ps(t[3], idx), bit3);
+  return _mm256_blendv_ps(lo, hi, bit4);
+}
+
+struct LogTablesAvx2 {
+  __m256 inv[4], c[4];
+  LogTablesAvx2() {
+    for (int q = 0; q < 4; ++q) {
+      inv[q] = _mm256_loadu_ps(kLogInvC + 8 * q);
+      c[q] = _mm256_loadu_ps(kLogC + 8 * q);
+    }
+  }
+};
+
+// Eight Box-Muller pairs from their words xu (radius) and xt (angle): zc = cosine normals, zs = sine normals.
+inline void pairs8_avx2(__m256i xu, __m256i xt, const LogTablesAvx2& tab, __m256 vmean, __m256 vstd, __m256& zc,
+                        __m256& zs) {
+  // u = ((xu >> 8) + 1) * 2^-24; log_unit(u).
+  const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(xu, 8), _mm256_set1_epi32(1))),
+                                 _mm256_set1_ps(0x1p-24f));
+  const __m256i ix = _mm256_castps_si256(u);
+  const __m256i tmp = _mm256_sub_epi32(ix, _mm256_set1_epi32(static_cast<int>(kLogOff)));
+  const __m256i idx = _mm256_srli_epi32(tmp, 18);
+  const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)), bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 27));
+  const __m256 k = _mm256_cvtepi32_ps(_mm256_srai_epi32(tmp, 23));
+  const __m256 z = _mm256_castsi256_ps(
+      _mm256_sub_epi32(ix, _mm256_and_si256(tmp, _mm256_set1_epi32(static_cast<int>(0xff800000u)))));
+  const __m256 r = _mm256_fmadd_ps(z, lookup32_avx2(tab.inv, idx, bit3, bit4), _mm256_set1_ps(-1.0f));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(-0.25f), r, _mm256_set1_ps(0.333333343f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-0.5f));
+  p = _mm256_mul_ps(p, r2);
+  const __m256 t = _mm256_add_ps(_mm256_add_ps(lookup32_avx2(tab.c, idx, bit3, bit4), r), p);
+  const __m256 l = _mm256_fmadd_ps(k, _mm256_set1_ps(kLn2Hi), _mm256_fmadd_ps(k, _mm256_set1_ps(kLn2Lo), t));
+  const __m256 rad = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), l));
+  // sincos_turn24(xt >> 8).
+  const __m256i s = _mm256_and_si256(_mm256_add_epi32(_mm256_srli_epi32(xt, 8), _mm256_set1_epi32(1 << 21)),
+                                     _mm256_set1_epi32(0x00FFFFFF));
+  const __m256i twice_rem = _mm256_add_epi32(_mm256_and_si256(_mm256_slli_epi32(s, 1), _mm256_set1_epi32(0x007FFFFE)),
+                                             _mm256_set1_epi32(1 - (1 << 22)));
+  const __m256 phi = _mm256_mul_ps(_mm256_cvtepi32_ps(twice_rem), _mm256_set1_ps(kHalfPiOver2p23));
+  const __m256 w = _mm256_mul_ps(phi, phi);
+  __m256 sp = _mm256_fmadd_ps(_mm256_set1_ps(kSin[0]), w, _mm256_set1_ps(kSin[1]));
+  sp = _mm256_fmadd_ps(sp, w, _mm256_set1_ps(kSin[2]));
+  sp = _mm256_fmadd_ps(_mm256_mul_ps(sp, w), phi, phi);
+  __m256 cp = _mm256_fmadd_ps(_mm256_set1_ps(kCos[0]), w, _mm256_set1_ps(kCos[1]));
+  cp = _mm256_fmadd_ps(cp, w, _mm256_set1_ps(kCos[2]));
+  cp = _mm256_fmadd_ps(_mm256_fmadd_ps(cp, w, _mm256_set1_ps(-0.5f)), w, _mm256_set1_ps(1.0f));
+  // Quadrant: bit 22 of s swaps sin and cos (moved to the sign bit for blendv); the signs are bit 23 of
+  // s + 2^22 (cos) and of s (sin).
+  const __m256 swap = _mm256_castsi256_ps(_mm256_slli_epi32(s, 9));
+  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const __m256i csign = _mm256_and_si256(_mm256_slli_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(1 << 22)), 8), sign);
+  const __m256i ssign = _mm256_and_si256(_mm256_slli_epi32(s, 8), sign);
+  const __m256 c = _mm256_xor_ps(_mm256_blendv_ps(cp, sp, swap), _mm256_castsi256_ps(csign));
+  const __m256 sn = _mm256_xor_ps(_mm256_blendv_ps(sp, cp, swap), _mm256_castsi256_ps(ssign));
+  zc = _mm256_fmadd_ps(_mm256_mul_ps(rad, c), vstd, vmean);
+  zs = _mm256_fmadd_ps(_mm256_mul_ps(rad, sn), vstd, vmean);
+}
+
+constexpr int kAvx2Groups = 2;
+constexpr int kSpanChunk = kAvx2Groups * kGroup;
+struct ChunkKey {  // the round keys, loaded (VAES: broadcast to both lanes) once per span
+#if defined(__VAES__)
+  __m256i rk[11];
+#else
+  __m128i rk[11];
+#endif
+  LogTablesAvx2 tables;
+  explicit ChunkKey(const AesKey& k) {
+    for (int r = 0; r < 11; ++r) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.rk[r]));
+#if defined(__VAES__)
+      rk[r] = _mm256_broadcastsi128_si256(x);
+#else
+      rk[r] = x;
+#endif
+    }
+  }
+};
+
+// Groups g, g+1 into out[0, 64). Per group, y[j] (j < 4) holds blocks 8g+j (low lane) and 8g+j+4 (high
+// lane); a 4 x 4 transpose of 32-bit words within the lanes then gives the 8 pairs' words in pair order.
+inline void normal_chunk(uint64_t g, const ChunkKey& key, float mean, float std, float* __restrict out) {
+  __m256i y[kAvx2Groups][4];
+#if defined(__VAES__)
+  for (int v = 0; v < kAvx2Groups; ++v)
+    for (int j = 0; j < 4; ++j) {
+      const long long b = static_cast<long long>(8 * (g + v) + j);
+      y[v][j] = _mm256_xor_si256(_mm256_set_epi64x(0, b + 4, 0, b), key.rk[0]);
+    }
+  for (int r = 1; r < 10; ++r)
+    for (int v = 0; v < kAvx2Groups; ++v)
+      for (int j = 0; j < 4; ++j) y[v][j] = _mm256_aesenc_epi128(y[v][j], key.rk[r]);
+  for (int v = 0; v < kAvx2Groups; ++v)
+    for (int j = 0; j < 4; ++j) y[v][j] = _mm256_aesenclast_epi128(y[v][j], key.rk[10]);
+#else
+  __m128i st[kAvx2Groups][8];
+  for (int v = 0; v < kAvx2Groups; ++v)
+    for (int j = 0; j < 8; ++j)
+      st[v][j] = _mm_xor_si128(_mm_set_epi64x(0, static_cast<long long>(8 * (g + v) + j)), key.rk[0]);
+  for (int r = 1; r < 10; ++r)
+    for (int v = 0; v < kAvx2Groups; ++v)
+      for (int j = 0; j < 8; ++j) st[v][j] = _mm_aesenc_si128(st[v][j], key.rk[r]);
+  for (int v = 0; v < kAvx2Groups; ++v)
+    for (int j = 0; j < 8; ++j) st[v][j] = _mm_aesenclast_si128(st[v][j], key.rk[10]);
+  for (int v = 0; v < kAvx2Groups; ++v)
+    for (int j = 0; j < 4; ++j) y[v][j] = _mm256_set_m128i(st[v][j + 4], st[v][j]);
+#endif
+  const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(std);
+  for (int v = 0; v < kAvx2Groups; ++v) {
+    const __m256i t0 = _mm256_unpacklo_epi32(y[v][0], y[v][1]), t1 = _mm256_unpackhi_epi32(y[v][0], y[v][1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(y[v][2], y[v][3]), t3 = _mm256_unpackhi_epi32(y[v][2], y[v][3]);
+    // Pairs 0-7 use words 0 (u) and 1 (t) of blocks 0-7; pairs 8-15 words 2 and 3.
+    __m256 zc, zs;
+    pairs8_avx2(_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), key.tables, vmean, vstd, zc, zs);
+    _mm256_storeu_ps(out + kGroup * v, zc);
+    _mm256_storeu_ps(out + kGroup * v + 16, zs);
+    pairs8_avx2(_mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3), key.tables, vmean, vstd, zc, zs);
+    _mm256_storeu_ps(out + kGroup * v + 8, zc);
+    _mm256_storeu_ps(out + kGroup * v + 24, zs);
+  }
+}
+
+// bf16 (round to nearest even) of 16 finite floats, as to_bf16: packus keeps the 16-bit results exactly
+// (they are below 2^16), and the 64-bit permute undoes its per-lane interleave.
+inline __m256i to_bf16x16_avx2(__m256 a, __m256 b) {
+  auto round = [](__m256 f) {
+    const __m256i u = _mm256_castps_si256(f);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), lsb), 16);
+  };
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(round(a), round(b)), 0xD8);
+}
 #else
 constexpr int kSpanChunk = kGroup;
 struct ChunkKey {
@@ -399,6 +543,15 @@ inline void normal_span(T* __restrict out, int64_t n, uint64_t e0, uint64_t stre
       if (lo == 0 && hi == kSpanChunk) {
         for (int i = 0; i < kSpanChunk; i += 16) {
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), to_bf16_avx512(_mm512_load_ps(buf + i)));
+        }
+        e = chunk_first + hi;
+        continue;
+      }
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__AES__)
+      if (lo == 0 && hi == kSpanChunk) {
+        for (int i = 0; i < kSpanChunk; i += 16) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                              to_bf16x16_avx2(_mm256_load_ps(buf + i), _mm256_load_ps(buf + i + 8)));
         }
         e = chunk_first + hi;
         continue;

@@ -279,6 +279,20 @@ TEST(CounterRngNormal, AesNiMatchesPortable) {
   expect_kernel_matches_portable(fme::RngKernel::kAesNi);
 }
 
+TEST(CounterRngNormal, Avx2VaesMatchesPortable) {
+  if (!fme::rng_avx2_vaes_available()) GTEST_SKIP() << "CPU has no AVX2 + FMA + VAES";
+  expect_kernel_matches_portable(fme::RngKernel::kAvx2Vaes);
+}
+
+TEST(CounterRngNormal, KernelNamesFollowTheCpu) {
+  EXPECT_STREQ(fme::rng_kernel_name(fme::RngKernel::kPortable), "portable");
+  const char* chosen = fme::rng_kernel_name();
+  if (fme::rng_avx512_available()) EXPECT_STREQ(chosen, "avx512-vaes");
+  else if (fme::rng_avx2_vaes_available()) EXPECT_STREQ(chosen, "avx2-vaes");
+  else if (fme::rng_aesni_available()) EXPECT_STREQ(chosen, "avx2-aesni");
+  else EXPECT_STREQ(chosen, "portable");
+}
+
 TEST(CounterRngNormal, Bf16IsRoundedFp32) {
   const int64_t n = 100003;
   std::vector<float> f(n);
