@@ -1,7 +1,8 @@
 // Forward throughput of a model shape (default: the qwen2.5-0.5b preset, random weights) at batch B x T,
 // all layers, fp32 and bf16: tokens/s and effective GFLOP/s next to the machine's GEMM peak measured in the
 // same run (a square matmul of the same dtype). Prints one JSON line per dtype.
-//   bench_forward [--preset NAME] [--batch 4] [--seq 512] [--reps 3] [--threads N] [--dtype fp32|bf16|both]
+//   bench_forward [--preset NAME] [--batch 4] [--seq 512] [--reps 3] [--threads N] [--dtype fp32|bf16|auto|both]
+// Each line names the CPU and its ISA features (AVX-512, AVX512_BF16, AMX, AVX2, FMA, AES-NI, VAES).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -13,10 +14,16 @@
 #include <string>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+#include <vector>
+
+#include "models/compute_dtype.h"
 #include "models/flops.h"
 #include "models/gemm_peak.h"
 #include "models/init.h"
 #include "models/presets.h"
+#include "util/cpu_features.h"
+#include "util/json.h"
 
 namespace {
 
@@ -25,22 +32,18 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"bench_forward: forward tokens/s of a Qwen2 preset (random weights) next to the GEMM peak of the same dtype"};
   std::string preset = "qwen2.5-0.5b", which = "both";
   int64_t B = 4, T = 512;
   int reps = 3, threads = static_cast<int>(std::thread::hardware_concurrency());
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset") preset = v;
-    else if (k == "--batch") B = std::stoll(v);
-    else if (k == "--seq") T = std::stoll(v);
-    else if (k == "--reps") reps = std::stoi(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--dtype") which = v;
-    else {
-      std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
-      return 2;
-    }
-  }
+  app.add_option("--preset", preset, "Qwen2 preset (fme init --list)");
+  app.add_option("--batch", B, "sequences per batch")->check(CLI::PositiveNumber);
+  app.add_option("--seq", T, "tokens per sequence")->check(CLI::PositiveNumber);
+  app.add_option("--reps", reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "compute threads (default: all cores)")->check(CLI::PositiveNumber);
+  app.add_option("--dtype", which, "fp32 | bf16 | auto | both (both: fp32 then bf16)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto", "both"}));
+  CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
   const auto& p = fme::find_preset(preset);
   if (!std::holds_alternative<fme::Qwen2Config>(p.config)) {
@@ -53,9 +56,18 @@ int main(int argc, char** argv) {
 
   at::Tensor ids = at::randint(0, model->vocab_size(), {B, T}, at::kLong);
   fme::Batch batch{ids, at::ones({B, T}, at::kLong), {}};
-  for (auto dtype : {at::kFloat, at::kBFloat16}) {
-    if (which == "fp32" && dtype != at::kFloat) continue;
-    if (which == "bf16" && dtype != at::kBFloat16) continue;
+  std::vector<at::ScalarType> dtypes;
+  std::string auto_reason;
+  if (which == "auto") {
+    const fme::DtypeChoice c = fme::choose_compute_dtype("auto", fme::cpu_features());
+    dtypes = {c.dtype};
+    auto_reason = c.reason;
+  } else {
+    if (which != "bf16") dtypes.push_back(at::kFloat);
+    if (which != "fp32") dtypes.push_back(at::kBFloat16);
+  }
+  const fme::Json cpu = fme::cpu_report();
+  for (auto dtype : dtypes) {
     model->to(dtype);
     const double peak = fme::measure_gemm_gflops(dtype);
     fme::ForwardOptions opts;
@@ -67,11 +79,13 @@ int main(int argc, char** argv) {
       best = std::min(best, now() - t0);
     }
     const double gflops = flops / best / 1e9;
-    std::printf(
-        "{\"bench\":\"forward\",\"preset\":\"%s\",\"dtype\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"threads\":%d,"
-        "\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,\"fraction_of_peak\":%.3f}\n",
-        preset.c_str(), dtype == at::kFloat ? "fp32" : "bf16", (long long)B, (long long)T, threads, best, B * T / best,
-        gflops, peak, gflops / peak);
+    fme::Json j{{"bench", "forward"}, {"preset", preset},       {"dtype", fme::dtype_short_name(dtype)},
+                {"batch", B},         {"seq", T},                {"threads", threads},
+                {"seconds", best},    {"tokens_per_s", B * T / best}, {"gflops", gflops},
+                {"gemm_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
+    if (!auto_reason.empty()) j["dtype_reason"] = auto_reason;
+    j.update(cpu);
+    std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -3,7 +3,8 @@
 // fresh and into warm memory, and fill_normal (fp32 and bf16) into fresh and warm memory; prints one JSON
 // line per measurement, with the fresh fills' ratio to first-touch of the same size (the budget is <= 1.25).
 // Leaves out NUMA effects and file-backed memory.
-// Usage: bench_memory_floor [bytes=2GiB] [threads=all] [repeats=3] [--cold]
+// Usage: bench_memory_floor [bytes=2GiB] [threads=all] [repeats=3] [--cold] (--help); every line names the CPU,
+// its ISA features and the RNG kernel each fill ran.
 // --cold sleeps 3 s before each fresh repeat: on a VM with free page reporting (virtio-balloon) freed memory
 // goes back to the host within ~2 s, and the next first touch faults in host memory as well. It prints only
 // the first-touch floors (4 KiB and huge pages) and the fp32 fill, the numbers that decide prepare's arena.
@@ -15,7 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "util/counter_rng.h"
+#include "util/cpu_features.h"
+#include "util/json.h"
 #include "util/fresh_memory.h"
 
 namespace {
@@ -115,19 +120,19 @@ void emit(const char* what, Op op, bool fresh, bool huge, size_t bytes, int thre
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--cold") g_cold = true;
-    else args.push_back(argv[i]);
-  }
-  argc = static_cast<int>(args.size());
-  argv = args.data();
-  const size_t bytes = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (size_t{2} << 30);
-  const int hw = static_cast<int>(std::thread::hardware_concurrency());
-  const int threads = argc > 2 && std::atoi(argv[2]) > 0 ? std::atoi(argv[2]) : hw;
-  const int repeats = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
-  std::printf("{\"info\":\"bench_memory_floor\",\"bytes\":%zu,\"threads\":%d,\"repeats\":%d,\"avx512\":%s,\"cold\":%s}\n",
-              bytes, threads, repeats, fme::rng_avx512_available() ? "true" : "false", g_cold ? "true" : "false");
+  CLI::App app{"bench_memory_floor: first-touch of fresh memory vs memset vs the counter-RNG fills prepare uses"};
+  size_t bytes = size_t{2} << 30;
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  int repeats = 3;
+  app.add_option("bytes", bytes, "bytes per measurement (default 2 GiB)");
+  app.add_option("threads", threads, "threads (default: all cores)")->check(CLI::PositiveNumber);
+  app.add_option("repeats", repeats, "best of this many (default 3)")->check(CLI::PositiveNumber);
+  app.add_flag("--cold", g_cold, "sleep 3 s before each fresh repeat (freed memory goes back to the host first)");
+  CLI11_PARSE(app, argc, argv);
+  fme::Json info{{"info", "bench_memory_floor"}, {"bytes", bytes}, {"threads", threads}, {"repeats", repeats},
+                 {"rng_kernel", fme::rng_kernel_name()}, {"cold", g_cold}};
+  info.update(fme::cpu_report());
+  std::printf("%s\n", info.dump().c_str());
   if (g_cold) {
     for (bool huge : {false, true}) {
       const double ft = time_op(Op::kFirstTouch, bytes, threads, true, huge, repeats);
@@ -159,8 +164,11 @@ int main(int argc, char** argv) {
   emit("warm memset bandwidth", Op::kMemset, false, false, bytes, threads,
        time_op(Op::kMemset, bytes, threads, false, false, repeats), 0);
   for (int t : {1, threads}) {
-    for (auto [kernel, name] : {std::pair{fme::RngKernel::kAuto, "auto"}, std::pair{fme::RngKernel::kAesNi, "aesni"},
-                                 std::pair{fme::RngKernel::kPortable, "portable"}}) {
+    for (auto kernel : {fme::RngKernel::kAvx512, fme::RngKernel::kAesNi, fme::RngKernel::kPortable}) {
+      if ((kernel == fme::RngKernel::kAvx512 && !fme::rng_avx512_available()) ||
+          (kernel == fme::RngKernel::kAesNi && !fme::rng_aesni_available()))
+        continue;  // this CPU lacks it
+      const char* name = fme::rng_kernel_name(kernel);
       emit("generator speed", Op::kFillF32, false, false, warm_bytes, t,
            time_op(Op::kFillF32, warm_bytes, t, false, false, repeats, kernel), 0, name);
       emit("generator speed", Op::kFillBf16, false, false, warm_bytes, t,

@@ -1,7 +1,7 @@
 // Tokenizer throughput: encodes the "text" fields of text/fineweb-legal-sample/*.jsonl with qwen2.5 and
 // bert-base-uncased and prints, per tokenizer, MB/s and tokens/s on one thread: "cold" is the first pass of a
 // freshly loaded tokenizer (empty word cache), "warm" the best of the following passes.
-// Usage: bench_tokenizer [shared-data-dir] [passes]   (default: the FME_SHARED_DATA the build was configured with)
+// Usage: bench_tokenizer [shared-data-dir] [passes] (--help)  (default: the FME_SHARED_DATA the build was configured with)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "tokenizer/tokenizer.h"
+#include "util/cpu_features.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -45,13 +48,19 @@ std::vector<std::string> load_texts(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"bench_tokenizer: MB/s and tokens/s of the qwen2.5 and bert-base-uncased tokenizers on one thread"};
+  std::string data = FME_SHARED_DATA;
+  int passes = 3;
+  app.add_option("data", data, "shared data directory (default: the one the build was configured with)");
+  app.add_option("passes", passes, "warm passes after the cold one (default 3)")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   try {
-    std::string data = argc > 1 ? argv[1] : FME_SHARED_DATA;
-    int passes = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
     std::vector<std::string> texts = load_texts(data + "/text/fineweb-legal-sample");
     size_t bytes = 0;
     for (const auto& t : texts) bytes += t.size();
-    std::printf("%zu documents, %.2f MB\n", texts.size(), bytes / 1e6);
+    const fme::Json cpu = fme::cpu_report();
+    std::printf("%zu documents, %.2f MB; CPU %s (%s), 1 thread\n", texts.size(), bytes / 1e6,
+                cpu["cpu"].get<std::string>().c_str(), fme::cpu_features().isa_summary().c_str());
     for (const char* name : {"qwen2.5", "bert-base-uncased"}) {
       auto t0 = std::chrono::steady_clock::now();
       fme::Tokenizer tok = fme::Tokenizer::from_file(data + "/tokenizers/" + name);

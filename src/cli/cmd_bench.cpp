@@ -15,7 +15,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--seq", o->seq, "tokens per sequence");
   cmd->add_option("--batches", o->batches, "number of batches");
   cmd->add_option("--layers", o->layers, "layers to store");
-  cmd->add_option("--dtypes", o->dtypes, "fp32,bf16 | fp32 | bf16");
+  cmd->add_option("--dtypes", o->dtypes, "comma list of auto, fp32, bf16 (default: auto,fp32, and bf16 where the CPU has native bf16)");
   cmd->add_option("--peer", o->peer, "torch_qwen2.py (PyTorch eager peer); default ../shared/tools/torch_qwen2.py");
   cmd->add_option("--work-dir", o->work_dir, "scratch directory");
   add_threads_option(cmd, &o->threads);

@@ -21,8 +21,13 @@ void add_extract(CLI::App& app) {
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples to N tokens (counted and marked)");
   cmd->add_option("--skip-longer", o->skip_longer, "skip samples longer than N tokens (counted and marked)");
   cmd->add_option("--layers", o->layers, "blocks whose output to store: 10-23, 0,5,7-9 or all");
-  cmd->add_option("--dtype", o->dtype, "compute dtype: bf16 | fp32");
-  cmd->add_option("--out-dtype", o->out_dtype, "storage dtype: bf16 | fp32 | fp16 (default: compute dtype)");
+  cmd->add_option("--dtype", o->dtype,
+                  "compute dtype: auto | fp32 | bf16 (auto: bf16 only where this hardware multiplies bf16 natively and "
+                  "faster than fp32, else fp32)");
+  cmd->add_option("--weights-dtype", o->weights_dtype,
+                  "dtype the weights are kept in: fp32 | bf16 (default: the compute dtype; bf16 with fp32 compute "
+                  "halves the weights' memory at fp32 speed)");
+  cmd->add_option("--out-dtype", o->out_dtype, "storage dtype: bf16 | fp32 | fp16 (default: bf16; on --resume, the run's)");
   cmd->add_option("--batch-tokens", o->batch_tokens, "padded tokens per batch (length-bucketed)");
   cmd->add_option("--batch-size", o->batch_size, "or: samples per batch");
   cmd->add_option("--bucket-window", o->bucket_window, "samples sorted by length together");

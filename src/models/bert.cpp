@@ -26,11 +26,11 @@ struct BertEmbeddingsImpl : torch::nn::Module {
         "token_type_embeddings", Embedding(b, join_path(p, "token_type_embeddings"), c.type_vocab_size, c.hidden_size));
     LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), c.hidden_size, c.layer_norm_eps));
   }
-  // ids, types [B,T] -> [B,T,H]
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& types) {
+  // ids, types [B,T] -> [B,T,H] in the compute dtype `dt`
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& types, at::ScalarType dt) {
     const int64_t T = ids.size(1);
     at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                          // [1,T]
-    at::Tensor x = word_embeddings(ids) + token_type_embeddings(types) + position_embeddings(pos);
+    at::Tensor x = word_embeddings(ids, dt) + token_type_embeddings(types, dt) + position_embeddings(pos, dt);
     return LayerNorm(x);
   }
   Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
@@ -157,7 +157,7 @@ class Bert final : public Model {
       if (opts.capture) opts.capture(name, x);
     };
     at::Tensor types = batch.token_type_ids.defined() ? batch.token_type_ids : at::zeros_like(batch.input_ids);
-    at::Tensor x = net_->embeddings(batch.input_ids, types);     // [B,T,H]
+    at::Tensor x = net_->embeddings(batch.input_ids, types, compute_dtype());     // [B,T,H]
     emit("embeddings", x);
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);   // [B,T]
     for (int64_t i = 0; i <= last; ++i) {

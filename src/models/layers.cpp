@@ -11,6 +11,10 @@
 
 namespace fme {
 
+at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x) {
+  return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+}
+
 std::string join_path(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
@@ -27,12 +31,13 @@ LinearImpl::LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t 
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool rowwise = par.split == Split::Rowwise;
-  at::Tensor y = at::linear(x, weight, rowwise ? at::Tensor() : bias);                // [..., out]
+  const at::Tensor b = bias.defined() ? in_dtype_of(bias, x) : at::Tensor();
+  at::Tensor y = at::linear(x, in_dtype_of(weight, x), rowwise ? at::Tensor() : b);  // [..., out]
   if (lora_A.defined())
-    y.add_(at::linear(at::linear(x, lora_A), lora_B), par.lora_alpha / double(par.lora_r));
+    y.add_(at::linear(at::linear(x, in_dtype_of(lora_A, x)), in_dtype_of(lora_B, x)), par.lora_alpha / double(par.lora_r));
   if (rowwise) {
     par.group->all_reduce_sum(y);  // partial sums over the input shards
-    if (bias.defined()) y.add_(bias);
+    if (b.defined()) y.add_(b);
   }
   return y;
 }
@@ -41,16 +46,16 @@ EmbeddingImpl::EmbeddingImpl(Builder& b, const std::string& path, int64_t num, i
   weight = register_parameter("weight", b.param(join_path(path, "weight"), {num, dim}));
 }
 
-at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) {
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids, at::ScalarType dtype) {
   switch (par.split) {
     case Split::None:
-      return at::embedding(weight, ids);
+      return at::embedding(weight, ids).to(dtype);
     case Split::Colwise:
-      return par.group->all_gather_last_dim(at::embedding(weight, ids));  // [B,T,H/size] -> [B,T,H]
+      return par.group->all_gather_last_dim(at::embedding(weight, ids).to(dtype));  // [B,T,H/size] -> [B,T,H]
     case Split::Rowwise: {
       const int64_t rows = weight.size(0), first = par.group->rank() * rows;
       at::Tensor mine = ids.ge(first).logical_and(ids.lt(first + rows));      // [B,T]
-      at::Tensor y = at::embedding(weight, (ids - first).clamp(0, rows - 1));
+      at::Tensor y = at::embedding(weight, (ids - first).clamp(0, rows - 1)).to(dtype);
       y.mul_(mine.unsqueeze(-1).to(y.scalar_type()));
       par.group->all_reduce_sum(y);
       return y;
@@ -64,7 +69,9 @@ LayerNormImpl::LayerNormImpl(Builder& b, const std::string& path, int64_t dim_, 
   bias = register_parameter("bias", b.param(join_path(path, "bias"), {dim}));
 }
 
-at::Tensor LayerNormImpl::forward(const at::Tensor& x) { return at::layer_norm(x, {dim}, weight, bias, eps); }
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+  return at::layer_norm(x, {dim}, in_dtype_of(weight, x), in_dtype_of(bias, x), eps);
+}
 
 RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", b.param(join_path(path, "weight"), {dim}));
@@ -74,7 +81,8 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   const auto in_dtype = x.scalar_type();
   at::Tensor xf = x.to(at::kFloat);                               // [..., dim] fp32
   at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));  // [..., 1]
-  return weight * (xf * inv).to(in_dtype);
+  at::Tensor normed = (xf * inv).to(in_dtype);
+  return in_dtype_of(weight, normed) * normed;
 }
 
 std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype) {

@@ -26,7 +26,8 @@ TORCH_MODULE(Linear);
 // rows; ids outside them give zeros and the partial results are all-reduced.
 struct EmbeddingImpl : torch::nn::Module {
   EmbeddingImpl(Builder& b, const std::string& path, int64_t num, int64_t dim);
-  at::Tensor forward(const at::Tensor& ids);  // [B,T] int64 -> [B,T,H]
+  // [B,T] int64 -> [B,T,H] in `dtype` (the compute dtype: rows are converted after the lookup).
+  at::Tensor forward(const at::Tensor& ids, at::ScalarType dtype);
   at::Tensor weight;
   ModuleParallel par;
 };
@@ -49,6 +50,11 @@ struct RMSNormImpl : torch::nn::Module {
   double eps;
 };
 TORCH_MODULE(RMSNorm);
+
+// Parameter `w` in the dtype of the activations `x`: `w` itself when they agree, else a converted copy made
+// just before the op and freed after it (bf16-stored weights with fp32 compute widen exactly, one GEMM's
+// weight at a time).
+at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x);
 
 // "a.b" + "c" -> "a.b.c"; "" + "c" -> "c".
 std::string join_path(const std::string& prefix, const std::string& name);

@@ -94,10 +94,16 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
 }
 
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report) {
+  return load_model(dir, dtype, dtype, report);
+}
+
+std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType compute, at::ScalarType weights,
+                                  LoadReport* report) {
   ModelConfig config = load_model_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
-  auto model = create_model(config, at::TensorOptions().dtype(dtype));  // uninitialised: the load fills it
+  auto model = create_model(config, at::TensorOptions().dtype(weights));  // uninitialised: the load fills it
   LoadReport r = load_checkpoint(*model, ckpt);
+  model->set_compute_dtype(compute);
   if (report) *report = r;
   return model;
 }

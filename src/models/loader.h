@@ -22,7 +22,10 @@ struct LoadReport {
 // `not_in_checkpoint` (e.g. LoRA adapters a plan added) are left for the caller to initialise.
 LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint = {});
 
-// Reads DIR/config.json, builds the model, loads DIR's weights, casts to `dtype`.
+// Reads DIR/config.json, builds the model, loads DIR's weights into parameters of dtype `dtype`, computes in it.
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report = nullptr);
+// Same, with the weights stored in `weights` and converted op by op to the `compute` dtype (Model::compute_dtype).
+std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType compute, at::ScalarType weights,
+                                  LoadReport* report = nullptr);
 
 }  // namespace fme

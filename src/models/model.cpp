@@ -24,6 +24,7 @@ std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder)
                           },
                           config);
   model->set_shards(builder.shards());
+  model->set_compute_dtype(model->dtype());
   return model;
 }
 
@@ -38,7 +39,10 @@ std::vector<std::pair<std::string, at::Tensor>> Model::named_parameters() {
   return out;
 }
 
-void Model::to(at::ScalarType dtype) { module().to(dtype); }
+void Model::to(at::ScalarType dtype) {
+  module().to(dtype);
+  compute_dtype_ = dtype;
+}
 
 at::ScalarType Model::dtype() {
   for (const auto& p : module().parameters()) return p.scalar_type();

@@ -63,12 +63,19 @@ class Model {
   const std::map<std::string, ShardInfo>& shards() const { return shards_; }
   void set_shards(std::map<std::string, ShardInfo> s) { shards_ = std::move(s); }
 
-  // Casts every floating parameter to `dtype` (at::kFloat or at::kBFloat16).
+  // Casts every floating parameter to `dtype` (at::kFloat or at::kBFloat16) and computes in it.
   void to(at::ScalarType dtype);
-  at::ScalarType dtype();
+  at::ScalarType dtype();  // the parameters' dtype (weights)
+
+  // The dtype activations are computed in. Parameters stored in another dtype (bf16 weights with fp32
+  // compute) are converted op by op just before use, so the result equals a forward in the compute dtype over
+  // the stored (rounded) weights, at the memory cost of the stored dtype. Default: the parameters' dtype.
+  at::ScalarType compute_dtype() const { return compute_dtype_; }
+  void set_compute_dtype(at::ScalarType dtype) { compute_dtype_ = dtype; }
 
  private:
   std::map<std::string, ShardInfo> shards_;
+  at::ScalarType compute_dtype_ = at::kFloat;
 };
 
 // Builds a model for `config` whose parameters come from `builder` (whole or sharded, uninitialised).

@@ -130,7 +130,7 @@ class Qwen2 final : public Model {
       if (opts.capture) opts.capture(name, x);
     };
 
-    at::Tensor x = m.embed_tokens(batch.input_ids);                  // [B,T,H]
+    at::Tensor x = m.embed_tokens(batch.input_ids, compute_dtype());  // [B,T,H]
     emit("embeddings", x);
     auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type());  // [T, hd]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]

@@ -12,13 +12,13 @@ struct BenchExtractOptions {
   std::string preset = "qwen2.5-0.5b";
   int64_t batch = 4, seq = 512, batches = 20;
   std::string layers = "10-23";
-  std::string dtypes = "fp32,bf16";
+  std::string dtypes = "";     // comma list of auto|fp32|bf16; empty: auto,fp32 (+bf16 where the CPU has native bf16)
   std::string peer = "";       // path to torch_qwen2.py; empty: look beside the source tree (../shared/tools)
   std::string work_dir = "";   // scratch (default: a temp dir)
   int threads = 0;
 };
 
-// Prints one JSON line per dtype; returns 0.
+// Prints one JSON line per dtype, then a summary of auto against the fastest explicit dtype; returns 0.
 int run_bench_extract(const BenchExtractOptions& o);
 
 }  // namespace fme

@@ -15,6 +15,7 @@
 #include "util/file.h"
 #include "util/counter_rng.h"
 #include "util/fresh_memory.h"
+#include "util/cpu_features.h"
 #include "util/json.h"
 
 namespace fs = std::filesystem;
@@ -78,7 +79,9 @@ int run_bench_prepare(const BenchPrepareOptions& o) {
     const int64_t params = bert_params(*cfg);
     for (int tp : o.tp) {
       Json row{{"bench", "prepare"}, {"preset", name}, {"tp", tp}, {"params", params}, {"optimizer", "adamw"},
-               {"seed_seconds", kSeedSeconds.count(name) ? kSeedSeconds.at(name) : 0.0}};
+               {"seed_seconds", kSeedSeconds.count(name) ? kSeedSeconds.at(name) : 0.0},
+               {"rng_kernel", rng_kernel_name()}};
+      row.update(cpu_report());
       // Resident at once: the parameters (fp32) of all processes; AdamW's state stays on untouched zero pages.
       const double gib = params * 4.0 / (1ull << 30);
       if (gib > o.memory_budget_gib) {
@@ -149,10 +152,11 @@ int run_bench_floor(const BenchFloorOptions& o) {
     first_touch(b.data(), o.bytes, o.threads, o.populate ? TouchMethod::kPopulate : TouchMethod::kWrite);
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << Json{{"bench", "floor"}, {"bytes", o.bytes},     {"threads", o.threads}, {"huge_pages", o.huge_pages},
-                    {"populate", o.populate}, {"fill", o.fill}, {"seconds", s},        {"GB_per_s", o.bytes / s / 1e9}}
-                   .dump()
-            << std::endl;
+  Json j{{"bench", "floor"}, {"bytes", o.bytes},     {"threads", o.threads}, {"huge_pages", o.huge_pages},
+         {"populate", o.populate}, {"fill", o.fill}, {"seconds", s},        {"GB_per_s", o.bytes / s / 1e9}};
+  if (o.fill) j["rng_kernel"] = rng_kernel_name();
+  j.update(cpu_report());
+  std::cout << j.dump() << std::endl;
   return 0;
 }
 

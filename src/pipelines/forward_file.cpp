@@ -99,7 +99,8 @@ Batch read_text_batch(const std::string& jsonl_path, const Tokenizer& tokenizer,
   return b;
 }
 
-uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& out_path) {
+uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& out_path,
+                         const std::map<std::string, std::string>& metadata) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   ForwardOptions opts;
   opts.capture = [&](const std::string& name, const at::Tensor& x) { out.emplace_back(name, x.to(at::kFloat).contiguous()); };
@@ -107,7 +108,9 @@ uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& ou
   out.emplace_back("input_ids", batch.input_ids);
   out.emplace_back("attention_mask", batch.attention_mask);
   if (batch.token_type_ids.defined()) out.emplace_back("token_type_ids", batch.token_type_ids);
-  return write_safetensors(out_path, out, {{"format", "pt"}, {"generator", "fme forward"}, {"model_type", model.model_type()}});
+  std::map<std::string, std::string> meta{{"format", "pt"}, {"generator", "fme forward"}, {"model_type", model.model_type()}};
+  meta.insert(metadata.begin(), metadata.end());
+  return write_safetensors(out_path, out, meta);
 }
 
 }  // namespace fme

@@ -1,5 +1,6 @@
 // `fme forward`: run a model over the batch stored in a safetensors file and store every capture point.
 #pragma once
+#include <map>
 #include <string>
 
 #include "models/model.h"
@@ -15,7 +16,9 @@ Batch read_batch(const std::string& path, const Model& model);
 Batch read_text_batch(const std::string& jsonl_path, const Tokenizer& tokenizer, const Model& model);
 
 // Runs `model` on `batch` and writes `out_path` (atomically): embeddings, resid_post.{i}, final
-// (and BERT's pooler_output) as float32, plus the inputs copied. Returns the bytes written.
-uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& out_path);
+// (and BERT's pooler_output) as float32, plus the inputs copied; the header's metadata holds `metadata` too
+// (fme forward records its compute dtype and why). Returns the bytes written.
+uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& out_path,
+                         const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace fme

@@ -28,10 +28,11 @@ struct Result {
 };
 
 // Runs fme with `args` (shell words), stdin from `input` if given.
-Result run(const std::string& args, const std::string& stdin_path = "") {
+// `env` (VAR=value words) is set for that command only.
+Result run(const std::string& args, const std::string& stdin_path = "", const std::string& env = "") {
   static int n = 0;
   const std::string base = (fs::temp_directory_path() / ("fme-cli-" + std::to_string(::getpid()) + "-" + std::to_string(n++))).string();
-  std::string cmd = kFme + " " + args + " >" + base + ".out 2>" + base + ".err";
+  std::string cmd = (env.empty() ? "" : env + " ") + kFme + " " + args + " >" + base + ".out 2>" + base + ".err";
   cmd += stdin_path.empty() ? " </dev/null" : " <" + stdin_path;
   int status = std::system(cmd.c_str());
   Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128, read_file(base + ".out"), read_file(base + ".err")};
@@ -96,7 +97,8 @@ TEST_F(Cli, ForwardMatchesTheHFGoldenThroughTheCli) {
   for (std::string model : {"qwen2-tiny", "bert-tiny"}) {
     const std::string golden = shared("models/" + model + "/golden.safetensors");
     const std::string out = path(model + ".safetensors");
-    Result r = run("forward --model " + shared("models/" + model) + " --inputs " + golden + " --out " + out + " --threads 2");
+    Result r = run("forward --model " + shared("models/" + model) + " --inputs " + golden + " --out " + out +
+                   " --dtype fp32 --threads 2");
     ASSERT_EQ(r.code, 0) << r.err;
     auto a = SafetensorsFile::open(out);
     auto b = SafetensorsFile::open(golden);
@@ -110,6 +112,34 @@ TEST_F(Cli, ForwardMatchesTheHFGoldenThroughTheCli) {
     EXPECT_NE(a->find("input_ids"), nullptr);
     EXPECT_NE(a->find("attention_mask"), nullptr);
   }
+}
+
+TEST_F(Cli, ForwardRecordsItsComputeDtypeAndKeepsBf16WeightsInFp32Compute) {
+  const std::string dir = shared("models/qwen2-tiny"), golden = dir + "/golden.safetensors";
+  // A CPU without native bf16: auto computes in fp32 and says why in the output's header.
+  const std::string out = path("auto.safetensors");
+  Result r = run("forward --model " + dir + " --inputs " + golden + " --out " + out + " --weights-dtype bf16", "",
+                 "FME_CPU_DISABLE=bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // nothing to warn about
+  auto a = SafetensorsFile::open(out);
+  EXPECT_EQ(a->metadata().at("compute_dtype"), "fp32");
+  EXPECT_EQ(a->metadata().at("weights_dtype"), "bf16");
+  EXPECT_NE(a->metadata().at("compute_dtype_reason").find("no native bf16"), std::string::npos);
+  // bf16 weights: close to the fp32 golden (the weights' rounding), not equal to it.
+  auto b = SafetensorsFile::open(golden);
+  const double err = max_abs_err_real(*a, *b, "resid_post.2");
+  EXPECT_GT(err, 0.0);
+  EXPECT_LE(err, 0.05);
+  // An explicit bf16 there: computed, with a one-line warning.
+  r = run("forward --model " + dir + " --inputs " + golden + " --out " + path("bf16.safetensors") + " --dtype bf16", "",
+          "FME_CPU_DISABLE=bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_EQ(SafetensorsFile::open(path("bf16.safetensors"))->metadata().at("compute_dtype"), "bf16");
+  expect_error(run("forward --model " + dir + " --inputs " + golden + " --out " + path("x.safetensors") + " --dtype fp8"),
+               {"--dtype", "fp8"}, path("x.safetensors"));
 }
 
 TEST_F(Cli, InitThenForwardOnTextsAndInspect) {
@@ -144,13 +174,29 @@ TEST_F(Cli, InitThenForwardOnTextsAndInspect) {
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (std::string sub : {"", "init", "inspect", "tokenize", "forward"}) {
+  for (std::string sub : {"", "init", "inspect", "tokenize", "forward", "extract", "prepare", "bench extract"}) {
     Result r = run(sub + " --help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find("--help"), std::string::npos) << sub;
   }
+  EXPECT_NE(run("extract --help").out.find("auto"), std::string::npos);
   EXPECT_NE(run("").code, 0);
   EXPECT_NE(run("no-such-command").code, 0);
+}
+
+// Benchmark programs print their usage for --help (and run nothing), and refuse unknown options.
+TEST_F(Cli, BenchmarkProgramsHaveHelp) {
+  for (std::string prog : {"bench_forward", "bench_memory_floor", "bench_tokenizer"}) {
+    const std::string exe = std::string(FME_BINARY_DIR) + "/bin/" + prog;
+    const std::string log = path(prog + ".out");
+    int status = std::system((exe + " --help >" + log + " 2>&1").c_str());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << prog;
+    const std::string out = read_file(log);
+    EXPECT_NE(out.find("--help"), std::string::npos) << prog << ": " << out;
+    EXPECT_EQ(out.find("tokens_per_s"), std::string::npos) << prog << " ran a benchmark: " << out;
+    status = std::system((exe + " --no-such-option >/dev/null 2>&1").c_str());
+    EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << prog;
+  }
 }
 
 TEST_F(Cli, BadSafetensorsInputsAreOneLineErrorsNamingTheFile) {

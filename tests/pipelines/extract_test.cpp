@@ -14,9 +14,11 @@
 
 #include "models/loader.h"
 #include "models/tensor_io.h"
+#include "formats/safetensors.h"
 #include "pipelines/model_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "util/compress.h"
+#include "util/cpu_features.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -92,8 +94,8 @@ TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverSt
                     "{\"text\": \"Short one.\"}\n\n{\"text\": \"A somewhat longer document, so that batches need padding to "
                     "line up with each other.\"}\n{\"text\": \"Middle-sized text here.\"}\n");
   const std::string out = path("acts");
-  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", texts, "--out", out, "--dtype", "fp32", "--layers", "1,3",
-                 "--quiet"}),
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", texts, "--out", out, "--dtype", "fp32", "--out-dtype", "fp32",
+                 "--layers", "1,3", "--quiet"}),
             0);
   auto model_ = load_model(model(), at::kFloat);
   Tokenizer tok = Tokenizer::from_file(model());
@@ -134,7 +136,10 @@ TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverSt
 TEST_F(Extract, KilledRunsResumeToByteIdenticalOutput) {
   std::vector<std::string> args{"extract",        "--model",         model(),  "--dataset", shared("arc-agi/training"),
                                 "--max-samples",  "24",              "--augment", "2",      "--shard-size",
-                                "250000",         "--bucket-window", "6",      "--layers", "0,2", "--quiet"};
+                                "250000",         "--bucket-window", "6",      "--layers", "0,2", "--quiet",
+                                // Explicit: auto may resolve differently in two fresh runs where bf16 and fp32
+                                // probe alike (--resume itself keeps the run's dtype).
+                                "--dtype",        "fp32"};
   auto with_out = [&](const std::string& out, bool resume) {
     auto a = args;
     a.push_back("--out");
@@ -219,6 +224,94 @@ TEST_F(Extract, TruncationAndSkippingAreCountedAndMarked) {
   EXPECT_EQ(m["totals"]["stored_samples"].get<int>(), 6 - skipped);
 }
 
+// Runs fme with FME_CPU_DISABLE=`disable` (as on a CPU without those features).
+int run_hiding(const std::string& disable, const std::vector<std::string>& args, std::string* err = nullptr) {
+  ::setenv("FME_CPU_DISABLE", disable.c_str(), 1);
+  const int code = run(args, err);
+  ::unsetenv("FME_CPU_DISABLE");
+  return code;
+}
+
+TEST_F(Extract, AutoDtypeFollowsTheCpuAndIsRecordedWithItsReason) {
+  const std::vector<std::string> base{"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"),
+                                      "--max-samples", "2", "--layers", "1"};
+  // A CPU without native bf16: fp32 compute, said on stderr and in the manifest; output bf16 by default.
+  const std::string out = path("auto-nobf16");
+  auto args = base;
+  args.insert(args.end(), {"--out", out});
+  std::string err;
+  ASSERT_EQ(run_hiding("avx512_bf16,amx,bf16", args, &err), 0) << err;
+  EXPECT_NE(err.find("compute fp32"), std::string::npos) << err;
+  EXPECT_NE(err.find("no native bf16"), std::string::npos) << err;
+  EXPECT_EQ(err.find("warning"), std::string::npos) << err;
+  Json m = read_json_file(out + "/manifest.json");
+  EXPECT_EQ(m["dtype"], "fp32");
+  EXPECT_EQ(m["out_dtype"], "bf16");
+  EXPECT_EQ(m["weights_dtype"], "fp32");
+  EXPECT_EQ(m["compute"]["requested"], "auto");
+  EXPECT_EQ(m["compute"]["dtype"], "fp32");
+  EXPECT_NE(m["compute"]["reason"].get<std::string>().find("no native bf16"), std::string::npos) << m["compute"];
+  EXPECT_FALSE(m["compute"].contains("probe_gflops"));  // nothing to probe: bf16 cannot be fast here
+  EXPECT_EQ(m["identity"]["settings"]["dtype"], "fp32");
+  auto shard = SafetensorsFile::open(out + "/" + m["shards"][0]["file"].get<std::string>());
+  EXPECT_EQ(shard->find("resid_post.1")->dtype, DType::BF16);
+
+  // This machine as it is: auto is recorded with what it resolved to, bf16 only where the CPU has it.
+  const std::string here = path("auto-here");
+  args = base;
+  args.insert(args.end(), {"--out", here, "--quiet"});
+  ASSERT_EQ(run(args, &err), 0) << err;
+  m = read_json_file(here + "/manifest.json");
+  EXPECT_EQ(m["compute"]["requested"], "auto");
+  const std::string d = m["dtype"];
+  EXPECT_TRUE(d == "fp32" || d == "bf16") << d;
+  if (!cpu_features().native_bf16()) EXPECT_EQ(d, "fp32");
+  if (d == "bf16") EXPECT_TRUE(m["compute"].contains("probe_gflops")) << m["compute"];
+}
+
+TEST_F(Extract, ExplicitSlowBf16WarnsAndResumeKeepsTheRunsDtype) {
+  const std::string out = path("bf16-slow");
+  std::vector<std::string> args{"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"),
+                                "--max-samples", "2", "--layers", "0", "--quiet", "--out", out};
+  auto bf16 = args;
+  bf16.insert(bf16.end(), {"--dtype", "bf16"});
+  std::string err;
+  ASSERT_EQ(run_hiding("bf16", bf16, &err), 0) << err;
+  EXPECT_NE(err.find("warning"), std::string::npos) << err;
+  EXPECT_NE(err.find("--weights-dtype bf16"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_EQ(read_json_file(out + "/manifest.json")["dtype"], "bf16");
+  // --resume without --dtype: auto keeps bf16, the run's dtype (auto alone would pick fp32 on this "CPU").
+  auto resume = args;
+  resume.push_back("--resume");
+  EXPECT_EQ(run_hiding("bf16", resume, &err), 0) << err;
+  // An explicit different dtype is refused, naming it.
+  resume.insert(resume.end(), {"--dtype", "fp32"});
+  EXPECT_EQ(run_hiding("bf16", resume, &err), 1);
+  EXPECT_NE(err.find("different settings"), std::string::npos) << err;
+  EXPECT_NE(err.find("dtype"), std::string::npos) << err;
+}
+
+TEST_F(Extract, Bf16WeightsWithFp32ComputeAreRecorded) {
+  const std::string out = path("wbf16");
+  std::string err;
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "2",
+                 "--layers", "2", "--dtype", "fp32", "--weights-dtype", "bf16", "--out-dtype", "fp32", "--out", out},
+                &err),
+            0)
+      << err;
+  EXPECT_NE(err.find("weights bf16"), std::string::npos) << err;
+  Json m = read_json_file(out + "/manifest.json");
+  EXPECT_EQ(m["dtype"], "fp32");
+  EXPECT_EQ(m["weights_dtype"], "bf16");
+  EXPECT_EQ(m["identity"]["settings"]["weights_dtype"], "bf16");  // changes the bytes, so part of the identity
+  EXPECT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "2",
+                 "--layers", "2", "--dtype", "fp32", "--weights-dtype", "fp16", "--quiet", "--out", path("wfp16")},
+                &err),
+            1);
+  EXPECT_NE(err.find("--weights-dtype"), std::string::npos) << err;
+}
+
 TEST_F(Extract, NumpyReaderLoadsARealCompressedRun) {
   const std::string out = path("zst");
   ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "5",
@@ -281,7 +374,7 @@ TEST_F(Extract, ArcTokenIdsEqualTheSeedsPromptIds) {
 // A full disk (here: a file-size limit) is a clear error; the run stays consistent and resumes to the same bytes.
 TEST_F(Extract, FullDiskIsAClearErrorAndTheRunResumes) {
   const std::string args = " extract --model " + model() + " --dataset " + shared("arc-agi/evaluation") +
-                           " --max-samples 8 --shard-size 300000 --layers 0,1 --quiet --out ";
+                           " --max-samples 8 --shard-size 300000 --layers 0,1 --dtype fp32 --quiet --out ";
   const std::string ref = path("disk-ref"), out = path("disk");
   ASSERT_EQ(std::system((kFme + args + ref + " >/dev/null").c_str()), 0);
   const std::string log = path("disk.err");

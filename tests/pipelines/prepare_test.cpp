@@ -83,9 +83,11 @@ TEST_F(Prepare, TensorParallelForwardEqualsOneProcess) {
     const std::string plan = model == "bert-tiny" ? "builtin:bert-tp" : "builtin:qwen2-tp";
     const std::string in = shared("models/" + model + "/golden.safetensors");
     const std::string one = path(model + "-1.safetensors"), two = path(model + "-2.safetensors");
-    ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one).code, 0);
+    ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one +
+                               " --dtype fp32").code,
+              0);
     Out r = run_world(2, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + two + " --plan " +
-                             plan + " --mesh tp=2");
+                             plan + " --mesh tp=2 --dtype fp32");
     ASSERT_EQ(r.code, 0) << r.err;
     auto x = read_safetensors(one), y = read_safetensors(two);
     at::Tensor mask = x.at("attention_mask").to(at::kBool).unsqueeze(-1);

@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <thread>
 
 #include "data/arc_task.h"
+#include "models/compute_dtype.h"
 #include "models/loader.h"
 #include "models/tensor_io.h"
 #include "pipelines/extract/batcher.h"
@@ -73,6 +75,16 @@ std::string dataset_fingerprint(const std::string& path) {
 }
 
 // Number of samples the dataset yields (for the progress bar's ETA): ARC test inputs x variants, or lines.
+// The manifest's record of how the compute dtype was chosen.
+Json compute_info(const DtypeChoice& c) {
+  const CpuFeatures& cpu = cpu_features();
+  Json j{{"requested", c.requested}, {"dtype", dtype_short_name(c.dtype)}, {"reason", c.reason},
+         {"cpu", cpu.model}, {"isa", cpu.isa_names()}};
+  if (c.probe.fp32_gflops > 0) j["probe_gflops"] = {{"fp32", c.probe.fp32_gflops}, {"bf16", c.probe.bf16_gflops}};
+  if (!c.warning.empty()) j["warning"] = c.warning;
+  return j;
+}
+
 int64_t count_samples(const std::string& kind, const ExtractOptions& o) {
   int64_t n = 0;
   if (kind.rfind("arc-", 0) == 0) {
@@ -110,7 +122,8 @@ std::string ExtractSummary::to_json() const {
          {"seconds", seconds},   {"tokens_per_s", seconds > 0 ? tokens / seconds : 0.0},
          {"pipeline_seconds", pipeline_seconds}, {"forward_seconds", forward_seconds},
          {"shards", shards},     {"bytes", bytes},                   {"truncated", truncated},
-         {"skipped", skipped}};
+         {"skipped", skipped},   {"dtype", dtype},                   {"weights_dtype", weights_dtype},
+         {"out_dtype", out_dtype}};
   return j.dump();
 }
 
@@ -122,10 +135,34 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   if (o.bucket_window <= 0) throw ConfigError("--bucket-window must be positive");
   if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
   if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
-  const at::ScalarType compute = parse_scalar_type(o.dtype, "--dtype", /*allow_fp16=*/false);
-  const at::ScalarType store = parse_scalar_type(o.out_dtype.empty() ? o.dtype : o.out_dtype, "--out-dtype");
+  // Dtypes: explicit options win; on --resume, defaults follow what the run recorded (so `auto` on another
+  // machine does not mix dtypes in one dataset); otherwise auto resolves on this hardware, output is bf16.
+  ExtractOptions r = o;  // with every dtype resolved to a concrete name
+  const Json recorded = o.resume ? recorded_run_settings(o.out) : Json::object();
+  DtypeChoice choice;
+  if (o.dtype == "auto" && recorded.contains("dtype") && recorded["dtype"].is_string()) {
+    choice = choose_compute_dtype(recorded["dtype"].get<std::string>(), cpu_features(), c10::kCPU, {}, "--dtype");
+    choice.requested = "auto";
+    choice.reason = "auto on --resume: the dtype the run was started with";
+  } else {
+    choice = choose_compute_dtype(o.dtype, cpu_features(), c10::kCPU, {}, "--dtype");
+  }
+  r.dtype = dtype_short_name(choice.dtype);
+  if (r.weights_dtype.empty() && recorded.contains("weights_dtype")) r.weights_dtype = recorded["weights_dtype"];
+  if (r.weights_dtype.empty()) r.weights_dtype = r.dtype;
+  if (r.out_dtype.empty() && recorded.contains("out_dtype")) r.out_dtype = recorded["out_dtype"];
+  if (r.out_dtype.empty()) r.out_dtype = "bf16";
+  const at::ScalarType compute = choice.dtype;
+  const at::ScalarType weights = parse_scalar_type(r.weights_dtype, "--weights-dtype", /*allow_fp16=*/false);
+  const at::ScalarType store = parse_scalar_type(r.out_dtype, "--out-dtype");
+  r.weights_dtype = dtype_short_name(weights);
+  r.out_dtype = dtype_short_name(store);
+  if (!choice.warning.empty()) std::fprintf(stderr, "fme extract: warning: %s\n", choice.warning.c_str());
+  if (!o.quiet)
+    std::fprintf(stderr, "fme extract: compute %s (%s), weights %s, output %s\n", r.dtype.c_str(), choice.reason.c_str(),
+                 r.weights_dtype.c_str(), r.out_dtype.c_str());
 
-  auto model = load_model(o.model_dir, compute);
+  auto model = load_model(o.model_dir, compute, weights);
   const std::vector<int64_t> layers = parse_layers(o.layers, model->num_layers());
   std::unique_ptr<Tokenizer> tokenizer;
   if (fs::exists(fs::path(o.model_dir) / "tokenizer.json"))
@@ -137,7 +174,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   Json model_id{{"model_type", model->model_type()}, {"hidden_size", model->hidden_size()},
                 {"num_layers", model->num_layers()}, {"hash", model_hash(o.model_dir)}};
   Json dataset_id{{"kind", source.kind()}, {"fingerprint", dataset_fingerprint(o.dataset)}};
-  Json settings = output_settings(o);
+  Json settings = output_settings(r);
   if (!o.prompt_template.empty()) settings["prompt_template"] = sha256_hex(read_file(o.prompt_template));
   Json identity{{"model", model_id}, {"dataset", dataset_id}, {"settings", settings}};
   Json model_info = model_id;
@@ -147,8 +184,10 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   Json info{{"model", model_info},
             {"dataset", dataset_info},
             {"layers", layers},
-            {"dtype", o.dtype},
-            {"out_dtype", o.out_dtype.empty() ? o.dtype : o.out_dtype},
+            {"dtype", r.dtype},
+            {"weights_dtype", r.weights_dtype},
+            {"out_dtype", r.out_dtype},
+            {"compute", compute_info(choice)},
             {"prompt", {{"template", o.prompt_template.empty() ? "builtin:output-from-examples-v0" : o.prompt_template},
                         {"augment", o.augment},
                         {"seed", o.seed}}},
@@ -156,6 +195,9 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   RunDir run(o.out, identity, info, layers, o.shard_size, o.compress == "zstd", o.resume);
 
   ExtractSummary sum;
+  sum.dtype = r.dtype;
+  sum.weights_dtype = r.weights_dtype;
+  sum.out_dtype = r.out_dtype;
   auto fill = [&] {
     const RunTotals& t = run.totals();
     sum.samples = t.samples;

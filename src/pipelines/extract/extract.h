@@ -5,6 +5,7 @@
 //   read + tokenize + bucket  ->  forward (stop after the deepest requested block)  ->  reorder + pack + write
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "pipelines/extract/options.h"
 
@@ -15,6 +16,7 @@ struct ExtractSummary {
   double seconds = 0;           // whole run, model loading included
   double pipeline_seconds = 0;  // from the first sample read to the last shard written
   double forward_seconds = 0;   // inside the forward pass
+  std::string dtype, weights_dtype, out_dtype;  // as resolved (compute, weights, storage)
   std::string to_json() const;  // one line
 };
 

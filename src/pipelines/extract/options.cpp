@@ -41,7 +41,7 @@ std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers) {
 }
 
 Json output_settings(const ExtractOptions& o) {
-  return Json{{"format", o.format},
+  Json j{{"format", o.format},
               {"text_field", o.text_field},
               {"max_samples", o.max_samples},
               {"prompt_template", o.prompt_template},
@@ -51,12 +51,14 @@ Json output_settings(const ExtractOptions& o) {
               {"skip_longer", o.skip_longer},
               {"layers", o.layers},
               {"dtype", o.dtype},
-              {"out_dtype", o.out_dtype.empty() ? o.dtype : o.out_dtype},
+              {"out_dtype", o.out_dtype},
               {"batch_tokens", o.batch_tokens},
               {"batch_size", o.batch_size},
               {"bucket_window", o.bucket_window},
               {"shard_size", o.shard_size},
               {"compress", o.compress}};
+  if (!o.weights_dtype.empty() && o.weights_dtype != o.dtype) j["weights_dtype"] = o.weights_dtype;
+  return j;
 }
 
 }  // namespace fme

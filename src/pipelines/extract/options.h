@@ -23,8 +23,9 @@ struct ExtractOptions {
   int64_t skip_longer = 0;      // 0: never skip
   // Compute.
   std::string layers = "all";   // "10-23", "0,5,7-9", "all"
-  std::string dtype = "bf16";   // compute: fp32 | bf16
-  std::string out_dtype;        // storage: fp32 | bf16 | fp16 (default: compute dtype)
+  std::string dtype = "auto";   // compute: auto | fp32 | bf16 (auto: bf16 only where the hardware is fast at it)
+  std::string weights_dtype;    // weights kept in: fp32 | bf16 (default: the compute dtype)
+  std::string out_dtype;        // storage: fp32 | bf16 | fp16 (default: bf16; on --resume, the run's)
   int64_t batch_tokens = 8192;  // token budget per batch (padded B x T)
   int64_t batch_size = 0;       // or a fixed count (0: use the token budget)
   int64_t bucket_window = 256;  // samples sorted by length within windows of this many
@@ -41,7 +42,9 @@ struct ExtractOptions {
 // "10-23", "0,3,5-7", "all" -> sorted unique block indices < num_layers; ConfigError otherwise.
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers);
 
-// The settings that determine the bytes of the output (everything but threads/quiet/resume/out).
+// The settings that determine the bytes of the output (everything but threads/quiet/resume/out), with
+// dtype, weights_dtype and out_dtype already resolved to concrete names (weights_dtype listed only where it
+// differs from the compute dtype, as runs before it existed record it).
 Json output_settings(const ExtractOptions& o);
 
 }  // namespace fme

@@ -68,6 +68,21 @@ void append_durably(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+Json recorded_run_settings(const std::string& dir) {
+  std::error_code ec;
+  const fs::path manifest = fs::path(dir) / "manifest.json";
+  if (!fs::exists(manifest, ec)) return Json::object();
+  try {
+    Json m = read_json_file(manifest.string());
+    if (m.is_object() && m.contains("identity") && m["identity"].is_object() && m["identity"].contains("settings") &&
+        m["identity"]["settings"].is_object())
+      return m["identity"]["settings"];
+  } catch (const Error&) {
+    // RunDir reports a damaged manifest itself, with the file's name.
+  }
+  return Json::object();
+}
+
 RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> layers, uint64_t shard_size, bool zstd,
                bool resume)
     : dir_(std::move(dir)), identity_(std::move(identity)), info_(std::move(info)), layers_(std::move(layers)),

@@ -28,6 +28,10 @@ struct RunTotals {
   int64_t samples = 0, stored_samples = 0, tokens = 0, bytes = 0, shards = 0, truncated = 0, skipped = 0;
 };
 
+// The output settings a run in `dir` was started with (its manifest's identity.settings), or an empty object
+// when there is no readable manifest there: so --resume can keep what the first invocation resolved.
+Json recorded_run_settings(const std::string& dir);
+
 class RunDir {
  public:
   // `identity` = {"model": .., "dataset": .., "settings": ..}: what must match for --resume.
