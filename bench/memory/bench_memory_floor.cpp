@@ -164,8 +164,9 @@ int main(int argc, char** argv) {
   emit("warm memset bandwidth", Op::kMemset, false, false, bytes, threads,
        time_op(Op::kMemset, bytes, threads, false, false, repeats), 0);
   for (int t : {1, threads}) {
-    for (auto kernel : {fme::RngKernel::kAvx512, fme::RngKernel::kAesNi, fme::RngKernel::kPortable}) {
+    for (auto kernel : {fme::RngKernel::kAvx512, fme::RngKernel::kAvx2Vaes, fme::RngKernel::kAesNi, fme::RngKernel::kPortable}) {
       if ((kernel == fme::RngKernel::kAvx512 && !fme::rng_avx512_available()) ||
+          (kernel == fme::RngKernel::kAvx2Vaes && !fme::rng_avx2_vaes_available()) ||
           (kernel == fme::RngKernel::kAesNi && !fme::rng_aesni_available()))
         continue;  // this CPU lacks it
       const char* name = fme::rng_kernel_name(kernel);
