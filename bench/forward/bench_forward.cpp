@@ -32,11 +32,11 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bench_forward: forward tokens/s of a Qwen2 preset (random weights) next to the GEMM peak of the same dtype"};
+  CLI::App app{"bench_forward: forward tokens/s of a decoder preset (qwen2, qwen3, llama) (random weights) next to the GEMM peak of the same dtype"};
   std::string preset = "qwen2.5-0.5b", which = "both";
   int64_t B = 4, T = 512;
   int reps = 3, threads = static_cast<int>(std::thread::hardware_concurrency());
-  app.add_option("--preset", preset, "Qwen2 preset (fme init --list)");
+  app.add_option("--preset", preset, "decoder preset (fme init --list)");
   app.add_option("--batch", B, "sequences per batch")->check(CLI::PositiveNumber);
   app.add_option("--seq", T, "tokens per sequence")->check(CLI::PositiveNumber);
   app.add_option("--reps", reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
   const auto& p = fme::find_preset(preset);
-  if (!std::holds_alternative<fme::Qwen2Config>(p.config)) {
-    std::fprintf(stderr, "bench_forward: only Qwen2 presets are supported\n");
+  if (!std::holds_alternative<fme::DecoderConfig>(p.config)) {
+    std::fprintf(stderr, "bench_forward: only decoder presets (qwen2, qwen3, llama) are supported\n");
     return 2;
   }
   auto model = fme::create_model(p.config);

@@ -1,6 +1,8 @@
-// config.json -> Qwen2Config / BertConfig. Every key that changes the math is required (no silent
+// config.json -> DecoderConfig (llama, mistral, qwen2, qwen3) / BertConfig. Every key that changes the math is required (no silent
 // HF-version-dependent defaults), and features fme does not implement are refused, not ignored.
 #include "formats/hf_config.h"
+
+#include <map>
 
 #include "util/error.h"
 #include "util/file.h"
@@ -22,31 +24,93 @@ void check_heads(int64_t hidden, int64_t heads, const std::string& what) {
                       std::to_string(heads));
 }
 
-Qwen2Config parse_qwen2(const Json& j, const std::string& what) {
-  Qwen2Config c;
+// "rope_scaling": null, {"rope_type": "default"} or Llama 3.1's {"rope_type": "llama3", factor, low_freq_factor,
+// high_freq_factor, original_max_position_embeddings}; other schemes change the positions and are refused.
+RopeScaling parse_rope_scaling(const Json& j, const std::string& what) {
+  RopeScaling r;
+  auto rs = j.find("rope_scaling");
+  if (rs == j.end() || rs->is_null()) return r;
+  if (!rs->is_object()) throw ConfigError(what + ": 'rope_scaling' must be an object or null, got " + describe_json(*rs));
+  const std::string sub = what + " rope_scaling";
+  std::string type = rs->contains("rope_type") ? require<std::string>(*rs, "rope_type", sub)
+                                               : optional<std::string>(*rs, "type", "default", sub);
+  if (type == "default") return r;
+  if (type != "llama3")
+    throw UnsupportedError(what + ": rope_scaling type '" + type +
+                           "' is not supported (supported: null, default, llama3); it would change the positional encoding");
+  r.type = type;
+  r.factor = require<double>(*rs, "factor", sub);
+  r.low_freq_factor = require<double>(*rs, "low_freq_factor", sub);
+  r.high_freq_factor = require<double>(*rs, "high_freq_factor", sub);
+  r.original_max_position_embeddings = require<int64_t>(*rs, "original_max_position_embeddings", sub);
+  check_positive(r.factor, "rope_scaling.factor", what);
+  check_positive(r.low_freq_factor, "rope_scaling.low_freq_factor", what);
+  check_positive(r.original_max_position_embeddings, "rope_scaling.original_max_position_embeddings", what);
+  if (!(r.high_freq_factor > r.low_freq_factor))
+    throw ConfigError(what + ": rope_scaling.high_freq_factor must exceed low_freq_factor, got " +
+                      describe_json(Json(r.high_freq_factor)) + " and " + describe_json(Json(r.low_freq_factor)));
+  return r;
+}
+
+// The decoder family. Each variant reads the keys its HF config class has, with that class's defaults where
+// HF itself defines one (Llama: num_key_value_heads = num_attention_heads, rope_theta 10000, no biases);
+// keys whose HF default differs between versions are required.
+DecoderConfig parse_decoder(const Json& j, const std::string& type, const std::string& what) {
+  const bool llama_like = type == "llama" || type == "mistral";
+  DecoderConfig c;
+  c.model_type = type;
   c.vocab_size = require<int64_t>(j, "vocab_size", what);
   c.hidden_size = require<int64_t>(j, "hidden_size", what);
   c.intermediate_size = require<int64_t>(j, "intermediate_size", what);
   c.num_hidden_layers = require<int64_t>(j, "num_hidden_layers", what);
   c.num_attention_heads = require<int64_t>(j, "num_attention_heads", what);
-  c.num_key_value_heads = require<int64_t>(j, "num_key_value_heads", what);
+  c.num_key_value_heads = llama_like ? optional<int64_t>(j, "num_key_value_heads", c.num_attention_heads, what)
+                                     : require<int64_t>(j, "num_key_value_heads", what);
+  if (llama_like && j.contains("num_key_value_heads") && j["num_key_value_heads"].is_null())
+    c.num_key_value_heads = c.num_attention_heads;
   c.rms_norm_eps = require<double>(j, "rms_norm_eps", what);
-  c.rope_theta = require<double>(j, "rope_theta", what);
+  c.rope_theta = llama_like ? optional<double>(j, "rope_theta", 10000.0, what) : require<double>(j, "rope_theta", what);
+  c.rope_scaling = parse_rope_scaling(j, what);
   c.hidden_act = require<std::string>(j, "hidden_act", what);
   c.max_position_embeddings = require<int64_t>(j, "max_position_embeddings", what);
   c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", false, what);
   c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim_ = require<int64_t>(j, "head_dim", what);
+  else if (type == "qwen3") require<int64_t>(j, "head_dim", what);  // HF's Qwen3 default (128) is not hidden/heads
+  if (type == "qwen2") {
+    c.qkv_bias = true;  // HF's Qwen2Attention: bias on q, k, v always, none on o
+  } else {
+    c.qkv_bias = c.o_bias = optional<bool>(j, "attention_bias", false, what);
+  }
+  if (type == "llama") c.mlp_bias = optional<bool>(j, "mlp_bias", false, what);
+  c.qk_norm = type == "qwen3";
 
-  if (optional<bool>(j, "use_sliding_window", false, what))
-    throw UnsupportedError(what + ": use_sliding_window=true is not supported: fme's Qwen2 attention always sees the "
-                                  "whole sequence, so a sliding-window model would give different activations");
-  auto rs = j.find("rope_scaling");
-  if (rs != j.end() && !rs->is_null())
-    throw UnsupportedError(what + ": rope_scaling=" + describe_json(*rs) +
-                           " is not supported: fme implements plain RoPE (rope_theta only); scaled variants "
-                           "(linear, dynamic, yarn, ...) would change the positional encoding");
+  if (type == "qwen2" || type == "qwen3") {
+    if (optional<bool>(j, "use_sliding_window", false, what))
+      throw UnsupportedError(what + ": use_sliding_window=true is not supported: fme's attention always sees the "
+                                    "whole sequence, so a sliding-window model would give different activations");
+  }
+  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+    if (!lt->is_array()) throw ConfigError(what + ": 'layer_types' must be a list, got " + describe_json(*lt));
+    for (const auto& t : *lt)
+      if (!t.is_string() || t.get<std::string>() != "full_attention")
+        throw UnsupportedError(what + ": layer_types entry " + describe_json(t) +
+                               " is not supported (fme runs full attention in every layer)");
+  }
+  if (type == "mistral") {
+    // HF's MistralConfig defaults sliding_window to 4096; null means none. fme has no sliding window, so it
+    // runs a windowed model only where the window covers every position it can be given.
+    const Json sw = j.contains("sliding_window") ? j["sliding_window"] : Json(4096);
+    if (!sw.is_null()) {
+      if (!sw.is_number_integer()) throw ConfigError(what + ": 'sliding_window' must be an integer or null, got " + describe_json(sw));
+      if (sw.get<int64_t>() < c.max_position_embeddings)
+        throw UnsupportedError(what + ": sliding_window " + describe_json(sw) + " is smaller than max_position_embeddings " +
+                               std::to_string(c.max_position_embeddings) +
+                               ": sliding-window attention is not supported (Mistral v0.2 and later have none)");
+    }
+  }
   if (c.hidden_act != "silu")
-    throw UnsupportedError(what + ": hidden_act '" + c.hidden_act + "' is not supported for qwen2 (only 'silu')");
+    throw UnsupportedError(what + ": hidden_act '" + c.hidden_act + "' is not supported for " + type + " (only 'silu')");
 
   check_positive(c.vocab_size, "vocab_size", what);
   check_positive(c.hidden_size, "hidden_size", what);
@@ -57,22 +121,16 @@ Qwen2Config parse_qwen2(const Json& j, const std::string& what) {
   check_positive(c.max_position_embeddings, "max_position_embeddings", what);
   check_positive(c.rms_norm_eps, "rms_norm_eps", what);
   check_positive(c.rope_theta, "rope_theta", what);
+  if (c.head_dim_ != 0) check_positive(c.head_dim_, "head_dim", what);
   if (c.initializer_range < 0)
     throw ConfigError(what + ": 'initializer_range' must not be negative, got " + describe_json(Json(c.initializer_range)));
-  check_heads(c.hidden_size, c.num_attention_heads, what);
+  if (c.head_dim_ == 0) check_heads(c.hidden_size, c.num_attention_heads, what);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw ConfigError(what + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
                       " is not divisible by num_key_value_heads " + std::to_string(c.num_key_value_heads));
   // RoPE rotates pairs of channels, so each head needs an even width.
   if (c.head_dim() % 2 != 0)
-    throw ConfigError(what + ": head_dim " + std::to_string(c.head_dim()) + " (hidden_size / num_attention_heads) must be "
-                      "even for RoPE");
-  // Newer exporters may spell head_dim out; fme derives it, so a different value would be ignored silently.
-  int64_t explicit_head_dim = optional<int64_t>(j, "head_dim", c.head_dim(), what);
-  if (explicit_head_dim != c.head_dim())
-    throw UnsupportedError(what + ": head_dim " + std::to_string(explicit_head_dim) +
-                           " differs from hidden_size / num_attention_heads = " + std::to_string(c.head_dim()) +
-                           "; fme supports only the derived head width");
+    throw ConfigError(what + ": head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   return c;
 }
 
@@ -121,10 +179,10 @@ BertConfig parse_bert(const Json& j, const std::string& what) {
 
 ModelConfig parse_model_config(const Json& j, const std::string& what) {
   const std::string type = require<std::string>(j, "model_type", what);
-  if (type == "qwen2") return parse_qwen2(j, what);
+  if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3") return parse_decoder(j, type, what);
   if (type == "bert") return parse_bert(j, what);
-  throw UnsupportedError(what + ": model_type " + describe_json(Json(type)) +
-                         " is not supported (supported: qwen2, bert)");
+  throw UnsupportedError(what + ": model_type " + describe_json(Json(type)) + " is not supported (supported: " +
+                         supported_model_types() + ")");
 }
 
 ModelConfig load_model_config(const std::string& dir) {
@@ -132,28 +190,49 @@ ModelConfig load_model_config(const std::string& dir) {
   return parse_model_config(parse_json_unique_keys(read_file(path), path), path);
 }
 
-std::string model_type(const ModelConfig& c) { return std::holds_alternative<Qwen2Config>(c) ? "qwen2" : "bert"; }
+const char* supported_model_types() { return "llama, mistral, qwen2, qwen3, bert"; }
+
+std::string model_type(const ModelConfig& c) {
+  if (const auto* d = std::get_if<DecoderConfig>(&c)) return d->model_type;
+  return "bert";
+}
 
 Json to_json(const ModelConfig& config) {
   Json j;
-  if (const auto* q = std::get_if<Qwen2Config>(&config)) {
-    j["architectures"] = {"Qwen2ForCausalLM"};
-    j["model_type"] = "qwen2";
+  if (const auto* q = std::get_if<DecoderConfig>(&config)) {
+    static const std::map<std::string, std::string> arch = {{"llama", "LlamaForCausalLM"},
+                                                            {"mistral", "MistralForCausalLM"},
+                                                            {"qwen2", "Qwen2ForCausalLM"},
+                                                            {"qwen3", "Qwen3ForCausalLM"}};
+    j["architectures"] = {arch.at(q->model_type)};
+    j["model_type"] = q->model_type;
     j["vocab_size"] = q->vocab_size;
     j["hidden_size"] = q->hidden_size;
     j["intermediate_size"] = q->intermediate_size;
     j["num_hidden_layers"] = q->num_hidden_layers;
     j["num_attention_heads"] = q->num_attention_heads;
     j["num_key_value_heads"] = q->num_key_value_heads;
+    j["head_dim"] = q->head_dim();
     j["max_position_embeddings"] = q->max_position_embeddings;
     j["rms_norm_eps"] = q->rms_norm_eps;
     j["rope_theta"] = q->rope_theta;
     j["tie_word_embeddings"] = q->tie_word_embeddings;
     j["hidden_act"] = q->hidden_act;
     j["initializer_range"] = q->initializer_range;
-    // Spelled out so HF loads exactly what fme runs: full attention, plain RoPE.
-    j["use_sliding_window"] = false;
-    j["rope_scaling"] = nullptr;
+    if (q->model_type != "qwen2") j["attention_bias"] = q->qkv_bias;
+    if (q->model_type == "llama") j["mlp_bias"] = q->mlp_bias;
+    // Spelled out so HF loads exactly what fme runs: full attention, the RoPE fme computes.
+    if (q->model_type == "qwen2" || q->model_type == "qwen3") j["use_sliding_window"] = false;
+    if (q->model_type == "mistral") j["sliding_window"] = nullptr;
+    if (q->rope_scaling.type.empty()) {
+      j["rope_scaling"] = nullptr;
+    } else {
+      j["rope_scaling"] = {{"rope_type", q->rope_scaling.type},
+                           {"factor", q->rope_scaling.factor},
+                           {"low_freq_factor", q->rope_scaling.low_freq_factor},
+                           {"high_freq_factor", q->rope_scaling.high_freq_factor},
+                           {"original_max_position_embeddings", q->rope_scaling.original_max_position_embeddings}};
+    }
   } else {
     const auto& b = std::get<BertConfig>(config);
     j["architectures"] = {"BertModel"};

@@ -9,8 +9,19 @@
 
 namespace fme {
 
-// model_type "qwen2" (Qwen2 / Qwen2.5).
-struct Qwen2Config {
+// RoPE frequency scaling (config.json "rope_scaling"): none, or Llama 3.1's piecewise rescaling of the
+// inverse frequencies ("rope_type": "llama3").
+struct RopeScaling {
+  std::string type;                           // "" (none) or "llama3"
+  double factor = 0, low_freq_factor = 0, high_freq_factor = 0;
+  int64_t original_max_position_embeddings = 0;
+};
+
+// The pre-norm decoder family: model_type "llama" (Llama 2/3/3.1/3.2, TinyLlama), "mistral" (without a
+// sliding window), "qwen2" (Qwen2 / Qwen2.5) and "qwen3". One block (GQA attention with RoPE, SwiGLU MLP,
+// RMSNorm); the variants differ by the flags below, each read from the keys HF's own config class uses.
+struct DecoderConfig {
+  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -18,12 +29,18 @@ struct Qwen2Config {
   int64_t num_attention_heads = 0;
   int64_t num_key_value_heads = 0;
   int64_t max_position_embeddings = 0;
+  int64_t head_dim_ = 0;  // explicit "head_dim", or 0: hidden_size / num_attention_heads
   double rms_norm_eps = 0;
   double rope_theta = 0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;  // optional in HF (default false)
-  std::string hidden_act;            // must be "silu"
-  double initializer_range = 0.02;   // optional, used by init
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  bool qkv_bias = false;   // q, k, v projections have biases (qwen2 always; llama/qwen3: attention_bias)
+  bool o_bias = false;     // o_proj has a bias (llama/qwen3: attention_bias)
+  bool mlp_bias = false;   // gate, up, down have biases (llama: mlp_bias)
+  bool qk_norm = false;    // RMSNorm over each head of q and k before RoPE (qwen3)
+  std::string hidden_act;  // must be "silu"
+  double initializer_range = 0.02;  // optional, used by init
+  int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : hidden_size / num_attention_heads; }
 };
 
 // model_type "bert".
@@ -43,7 +60,7 @@ struct BertConfig {
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 
-using ModelConfig = std::variant<Qwen2Config, BertConfig>;
+using ModelConfig = std::variant<DecoderConfig, BertConfig>;
 
 // Parses a config.json document; `what` names the file in errors. Checks divisibility
 // (hidden % heads, heads % kv heads) and positivity.
@@ -54,6 +71,9 @@ ModelConfig load_model_config(const std::string& dir);
 // Serialises a config to an HF-compatible config.json document (with "model_type" and "architectures").
 Json to_json(const ModelConfig& c);
 
-std::string model_type(const ModelConfig& c);  // "qwen2" or "bert"
+std::string model_type(const ModelConfig& c);  // config.json's model_type
+
+// The model_type values fme runs, for messages: "llama, mistral, qwen2, qwen3, bert".
+const char* supported_model_types();
 
 }  // namespace fme

@@ -44,6 +44,11 @@ struct BertSelfAttentionImpl : torch::nn::Module {
     query = register_module("query", Linear(b, join_path(p, "query"), H, H, true));
     key = register_module("key", Linear(b, join_path(p, "key"), H, H, true));
     value = register_module("value", Linear(b, join_path(p, "value"), H, H, true));
+    const int64_t nh = c.num_attention_heads;
+    const std::string counts = std::to_string(nh) + " attention heads";
+    check_head_split(*query, join_path(p, "query"), nh, "attention", counts);
+    check_head_split(*key, join_path(p, "key"), nh, "attention", counts);
+    check_head_split(*value, join_path(p, "value"), nh, "attention", counts);
   }
   // x [B,T,H] -> context [B,T,nh*hd] (nh = local heads: all, or H/hd/size when query/key/value are colwise)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {

@@ -29,6 +29,7 @@ enum class Split { None, Colwise, Rowwise };
 struct ModuleParallel {
   Split split = Split::None;
   std::shared_ptr<Collective> group;  // required when split != None; the module keeps it alive
+  std::string axis;                   // the mesh axis split over (for messages)
   int64_t lora_r = 0;           // > 0: LoRA adapters lora_A [r, in] and lora_B [out, r]
   double lora_alpha = 0;
 };

@@ -10,9 +10,9 @@ double forward_flops(const ModelConfig& config, int64_t B, int64_t T, int64_t la
         const double H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim();
         const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
         double linear, visible;
-        if constexpr (std::is_same_v<std::decay_t<decltype(c)>, Qwen2Config>) {
-          const double kv = c.num_key_value_heads * hd;
-          linear = H * H * 2 + 2 * H * kv + 3 * H * I;  // q, o; k, v; gate, up, down
+        if constexpr (std::is_same_v<std::decay_t<decltype(c)>, DecoderConfig>) {
+          const double q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+          linear = H * q * 2 + 2 * H * kv + 3 * H * I;  // q, o; k, v; gate, up, down
           visible = (T + 1) / 2.0;
         } else {
           linear = 4 * H * H + 2 * H * I;  // q, k, v, attention output; intermediate, output

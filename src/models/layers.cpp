@@ -9,6 +9,8 @@
 
 #include <limits>
 
+#include "util/error.h"
+
 namespace fme {
 
 at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x) {
@@ -40,6 +42,16 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     if (b.defined()) y.add_(b);
   }
   return y;
+}
+
+void check_head_split(const LinearImpl& proj, const std::string& path, int64_t heads, const std::string& what,
+                      const std::string& all_heads) {
+  if (proj.par.split == Split::None || !proj.par.group) return;
+  const int size = proj.par.group->size();
+  if (size <= 1 || heads % size == 0) return;
+  throw ConfigError(path + ": " + std::to_string(heads) + " " + what + " heads cannot be split over mesh axis '" +
+                    (proj.par.axis.empty() ? std::string("?") : proj.par.axis) + "' of size " + std::to_string(size) +
+                    " (" + all_heads + "; the axis size must divide each head count)");
 }
 
 EmbeddingImpl::EmbeddingImpl(Builder& b, const std::string& path, int64_t num, int64_t dim) : par(b.parallel(path)) {
@@ -85,10 +97,24 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   return in_dtype_of(weight, normed) * normed;
 }
 
-std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype) {
+std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype,
+                                              const RopeScaling& scaling) {
   auto f32 = at::TensorOptions().dtype(at::kFloat);
   at::Tensor exponent = at::arange(0, hd, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) / double(hd);
   at::Tensor inv_freq = 1.0 / at::pow(theta, exponent);            // [hd/2]
+  if (scaling.type == "llama3") {
+    // Wavelengths above old_context / low_freq_factor are slowed by `factor`, those below
+    // old_context / high_freq_factor kept, and the band between blended linearly in old_context / wavelen.
+    const double old_ctx = double(scaling.original_max_position_embeddings);
+    const double low_wavelen = old_ctx / scaling.low_freq_factor, high_wavelen = old_ctx / scaling.high_freq_factor;
+    at::Tensor wavelen = inv_freq.reciprocal() * (2 * M_PI);        // Python's 2*pi / t is t.reciprocal() * 2*pi
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq);
+    at::Tensor smooth = (wavelen.reciprocal() * old_ctx - scaling.low_freq_factor) /
+                        (scaling.high_freq_factor - scaling.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+    at::Tensor medium = (wavelen < high_wavelen).logical_not().logical_and((wavelen > low_wavelen).logical_not());
+    inv_freq = at::where(medium, smoothed, scaled);
+  }
   at::Tensor pos = at::arange(T, f32);                              // [T]
   at::Tensor freqs = at::outer(pos, inv_freq);                      // [T, hd/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1);                     // [T, hd]

@@ -7,6 +7,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "formats/hf_config.h"
 #include "models/build.h"
 
 namespace fme {
@@ -21,6 +22,12 @@ struct LinearImpl : torch::nn::Module {
   ModuleParallel par;
 };
 TORCH_MODULE(Linear);
+
+// Refuses, before any compute, a tensor-parallel split of `proj` that would cut an attention head: colwise
+// (its outputs) or rowwise (its inputs) are `heads` heads of `what` ("query", "key/value"), and the mesh
+// axis must divide that count. ConfigError naming the module, the head counts and the axis.
+void check_head_split(const LinearImpl& proj, const std::string& path, int64_t heads, const std::string& what,
+                      const std::string& all_heads);
 
 // Rows of W (V, H) by id. Colwise: W holds H/size columns, gathered after lookup. Rowwise: W holds V/size
 // rows; ids outside them give zeros and the partial results are all-reduced.
@@ -60,8 +67,11 @@ at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x);
 std::string join_path(const std::string& prefix, const std::string& name);
 
 // Rotary position embedding tables for positions 0..T-1: cos, sin each [T, hd] in `dtype`
-// (angles computed in fp32 as HF does: inv_freq = theta^(-2i/hd)).
-std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype);
+// (angles computed in fp32 as HF does: inv_freq = theta^(-2i/hd), then rescaled as `scaling` says:
+// Llama 3.1's "llama3" divides low frequencies by factor and blends the band between, as HF's
+// _compute_llama3_parameters).
+std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype,
+                                              const RopeScaling& scaling = {});
 // x [B, n, T, hd] rotated: x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1).
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 

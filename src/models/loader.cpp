@@ -16,6 +16,9 @@ namespace {
 
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool ends_with(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
 
 }  // namespace
 
@@ -79,6 +82,10 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
     if (model.model_type() == "bert" && (starts_with(name, "cls.") || name == "bert.embeddings.position_ids" ||
                                          name == "embeddings.position_ids")) {
       report.ignored.push_back(name);  // MLM/NSP heads and HF's position_ids buffer: not part of the encoder
+      continue;
+    }
+    if (model.model_type() != "bert" && ends_with(name, ".rotary_emb.inv_freq")) {
+      report.ignored.push_back(name);  // older Llama exports store RoPE's buffer; fme computes it from the config
       continue;
     }
     unexpected.push_back(name);

@@ -5,7 +5,7 @@
 #include <torch/nn/module.h>
 
 #include "models/bert.h"
-#include "models/qwen2.h"
+#include "models/decoder.h"
 
 namespace fme {
 namespace {
@@ -19,7 +19,7 @@ Overloaded(F...) -> Overloaded<F...>;
 
 std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder) {
   auto model = std::visit(Overloaded{
-                              [&](const Qwen2Config& c) { return make_qwen2(c, builder); },
+                              [&](const DecoderConfig& c) { return make_decoder(c, builder); },
                               [&](const BertConfig& c) { return make_bert(c, builder); },
                           },
                           config);

@@ -5,8 +5,10 @@
 namespace fme {
 namespace {
 
-Qwen2Config qwen2(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_heads, int64_t inter) {
-  Qwen2Config c;
+DecoderConfig qwen2(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_heads, int64_t inter) {
+  DecoderConfig c;
+  c.model_type = "qwen2";
+  c.qkv_bias = true;
   c.vocab_size = 151936;  // the Qwen2.5 tokenizer's full id space
   c.hidden_size = hidden;
   c.intermediate_size = inter;
@@ -19,6 +21,46 @@ Qwen2Config qwen2(int64_t layers, int64_t hidden, int64_t heads, int64_t kv_head
   c.tie_word_embeddings = true;
   c.hidden_act = "silu";
   c.initializer_range = 0.02;
+  return c;
+}
+
+// Qwen3-0.6B (config.json of Qwen/Qwen3-0.6B): head_dim 128 != hidden / heads, q/k norm, no biases.
+DecoderConfig qwen3_0_6b() {
+  DecoderConfig c;
+  c.model_type = "qwen3";
+  c.vocab_size = 151936;
+  c.hidden_size = 1024;
+  c.intermediate_size = 3072;
+  c.num_hidden_layers = 28;
+  c.num_attention_heads = 16;
+  c.num_key_value_heads = 8;
+  c.head_dim_ = 128;
+  c.max_position_embeddings = 40960;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.tie_word_embeddings = true;
+  c.qk_norm = true;
+  c.hidden_act = "silu";
+  return c;
+}
+
+// Llama 3.2 1B (config.json of meta-llama/Llama-3.2-1B): llama3 RoPE scaling, tied embeddings.
+DecoderConfig llama_3_2_1b() {
+  DecoderConfig c;
+  c.model_type = "llama";
+  c.vocab_size = 128256;
+  c.hidden_size = 2048;
+  c.intermediate_size = 8192;
+  c.num_hidden_layers = 16;
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 8;
+  c.head_dim_ = 64;
+  c.max_position_embeddings = 131072;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000.0;
+  c.rope_scaling = {"llama3", 32.0, 1.0, 4.0, 8192};
+  c.tie_word_embeddings = true;
+  c.hidden_act = "silu";
   return c;
 }
 
@@ -45,6 +87,10 @@ std::vector<Preset> make_presets() {
                qwen2(4, 32, 4, 2, 96), "qwen2.5"});
   p.push_back({"qwen2.5-0.5b", "Qwen2.5-0.5B shapes: 24 layers, hidden 896, 14 heads, 2 KV heads",
                qwen2(24, 896, 14, 2, 4864), "qwen2.5"});
+  p.push_back({"qwen3-0.6b", "Qwen3-0.6B shapes: 28 layers, hidden 1024, 16 heads of 128, 8 KV heads, q/k norm",
+               qwen3_0_6b(), "qwen3"});
+  p.push_back({"llama-3.2-1b", "Llama 3.2 1B shapes: 16 layers, hidden 2048, 32 heads, 8 KV heads, llama3 RoPE",
+               llama_3_2_1b(), ""});
   p.push_back({"bert-tiny", "BERT 2 layers, hidden 64, 4 heads, full bert-base-uncased vocabulary (tests)", bert(2, 64, 4),
                "bert-base-uncased"});
   p.push_back({"bert-4l-768h", "BERT 4 layers, hidden 768, 12 heads", bert(4, 768, 12), "bert-base-uncased"});

@@ -59,8 +59,8 @@ double peer_tokens_per_s(const std::string& script, const std::string& config_di
 int run_bench_extract(const BenchExtractOptions& o) {
   const int threads = o.threads > 0 ? o.threads : at::get_num_threads();
   const Preset& preset = find_preset(o.preset);
-  const auto* qcfg = std::get_if<Qwen2Config>(&preset.config);
-  if (!qcfg) throw ConfigError("bench extract: preset '" + o.preset + "' is not a Qwen2 model");
+  const auto* qcfg = std::get_if<DecoderConfig>(&preset.config);
+  if (!qcfg) throw ConfigError("bench extract: preset '" + o.preset + "' is not a decoder (llama, mistral, qwen2, qwen3) model");
   const fs::path work = o.work_dir.empty() ? fs::temp_directory_path() / ("fme-bench-extract-" + std::to_string(getpid()))
                                            : fs::path(o.work_dir);
   fs::remove_all(work);

@@ -255,9 +255,15 @@ TEST_F(Cli, BadConfigsAreNamed) {
   std::string m = model_with(missing);
   expect_error(run("forward --model " + m + " --inputs " + golden + " --out " + out), {m + "/config.json", "num_key_value_heads"}, out);
   Json other = config;
+  other["model_type"] = "gpt_neox";
+  m = model_with(other);
+  expect_error(run("forward --model " + m + " --inputs " + golden + " --out " + out),
+               {m + "/config.json", "gpt_neox", "supported: llama, mistral, qwen2, qwen3, bert"}, out);
+  // A Qwen2 checkpoint relabelled llama: its q/k/v biases are not parameters of a bias-free Llama.
   other["model_type"] = "llama";
   m = model_with(other);
-  expect_error(run("forward --model " + m + " --inputs " + golden + " --out " + out), {m + "/config.json", "llama"}, out);
+  expect_error(run("forward --model " + m + " --inputs " + golden + " --out " + out),
+               {"model.layers.0.self_attn.k_proj.bias", "unexpected tensor", "llama"}, out);
 }
 
 TEST_F(Cli, TokenizeMatchesHFIdsAndRejectsUnsupportedTokenizers) {

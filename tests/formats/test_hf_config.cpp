@@ -23,9 +23,9 @@ std::string parse_error(const fme::Json& j) {
 
 TEST(HfConfig, Qwen2TinyFields) {
   auto c = fme::load_model_config(kQwenDir);
-  ASSERT_TRUE(std::holds_alternative<fme::Qwen2Config>(c));
+  ASSERT_TRUE(std::holds_alternative<fme::DecoderConfig>(c));
   EXPECT_EQ(fme::model_type(c), "qwen2");
-  const auto& q = std::get<fme::Qwen2Config>(c);
+  const auto& q = std::get<fme::DecoderConfig>(c);
   EXPECT_EQ(q.vocab_size, 512);
   EXPECT_EQ(q.hidden_size, 64);
   EXPECT_EQ(q.intermediate_size, 176);
@@ -109,7 +109,7 @@ TEST(HfConfig, OptionalKeysDefaultLikeHf) {
   q.erase("initializer_range");
   q.erase("rope_scaling");
   q.erase("use_sliding_window");
-  auto qc = std::get<fme::Qwen2Config>(fme::parse_model_config(q, "q"));
+  auto qc = std::get<fme::DecoderConfig>(fme::parse_model_config(q, "q"));
   EXPECT_FALSE(qc.tie_word_embeddings);
   EXPECT_EQ(qc.initializer_range, 0.02);
   fme::Json b = load(kBertDir);
@@ -122,9 +122,9 @@ TEST(HfConfig, OptionalKeysDefaultLikeHf) {
 
 TEST(HfConfig, UnsupportedModelType) {
   fme::Json j = load(kQwenDir);
-  j["model_type"] = "llama";
+  j["model_type"] = "gpt_neox";
   std::string m = parse_error<fme::UnsupportedError>(j);
-  EXPECT_EQ(m, "cfg/config.json: model_type \"llama\" is not supported (supported: qwen2, bert)");
+  EXPECT_EQ(m, "cfg/config.json: model_type \"gpt_neox\" is not supported (supported: llama, mistral, qwen2, qwen3, bert)");
 }
 
 TEST(HfConfig, WrongTypeForAField) {
@@ -158,13 +158,64 @@ TEST(HfConfig, UnsupportedQwen2Features) {
   j = load(kQwenDir);
   j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
   m = parse_error<fme::UnsupportedError>(j);
-  EXPECT_TRUE(contains(m, "cfg/config.json: rope_scaling=an object is not supported: fme implements plain RoPE")) << m;
+  EXPECT_TRUE(contains(m, "cfg/config.json: rope_scaling type 'yarn' is not supported")) << m;
   j = load(kQwenDir);
   j["hidden_act"] = "gelu";
   EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(j), "hidden_act 'gelu' is not supported for qwen2"));
   j = load(kQwenDir);
-  j["head_dim"] = 32;
-  EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(j), "head_dim 32 differs"));
+  j["head_dim"] = 32;  // explicit, and not hidden / heads: used as given (HF's Qwen2 reads it too)
+  EXPECT_EQ(std::get<fme::DecoderConfig>(fme::parse_model_config(j, "q")).head_dim(), 32);
+}
+
+TEST(HfConfig, DecoderVariantsReadTheirHfKeys) {
+  const std::string data = fme_test::kData + "/models/";
+  auto llama = std::get<fme::DecoderConfig>(fme::load_model_config(data + "llama-tiny"));
+  EXPECT_EQ(llama.model_type, "llama");
+  EXPECT_EQ(llama.head_dim(), 8);
+  EXPECT_FALSE(llama.qkv_bias || llama.o_bias || llama.mlp_bias || llama.qk_norm);
+  auto qwen3 = std::get<fme::DecoderConfig>(fme::load_model_config(data + "qwen3-tiny"));
+  EXPECT_EQ(qwen3.model_type, "qwen3");
+  EXPECT_EQ(qwen3.head_dim(), 12);  // explicit, != hidden 32 / 4 heads
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_FALSE(qwen3.qkv_bias);
+  auto qwen2 = std::get<fme::DecoderConfig>(fme::load_model_config(kQwenDir));
+  EXPECT_TRUE(qwen2.qkv_bias);
+  EXPECT_FALSE(qwen2.o_bias || qwen2.qk_norm);
+
+  fme::Json j = load(data + "llama-tiny");
+  j["attention_bias"] = true;
+  j["mlp_bias"] = true;
+  j.erase("num_key_value_heads");  // HF's LlamaConfig: as many KV heads as query heads
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
+  auto l = std::get<fme::DecoderConfig>(fme::parse_model_config(j, "l"));
+  EXPECT_TRUE(l.qkv_bias && l.o_bias && l.mlp_bias);
+  EXPECT_EQ(l.num_key_value_heads, l.num_attention_heads);
+  EXPECT_EQ(l.rope_scaling.type, "llama3");
+  EXPECT_EQ(l.rope_scaling.original_max_position_embeddings, 8192);
+  // Round trip through to_json.
+  auto again = std::get<fme::DecoderConfig>(fme::parse_model_config(fme::to_json(l), "again"));
+  EXPECT_EQ(again.rope_scaling.factor, 32.0);
+  EXPECT_TRUE(again.mlp_bias);
+  EXPECT_EQ(again.model_type, "llama");
+  j["rope_scaling"].erase("low_freq_factor");
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(j), "low_freq_factor")) << parse_error<fme::ConfigError>(j);
+
+  fme::Json q3 = load(data + "qwen3-tiny");
+  q3.erase("head_dim");
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(q3), "'head_dim'"));
+  q3 = load(data + "qwen3-tiny");
+  q3["layer_types"] = {"full_attention", "sliding_attention"};
+  EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(q3), "sliding_attention"));
+
+  fme::Json m = load(data + "llama-tiny");
+  m["model_type"] = "mistral";
+  m["sliding_window"] = 16;  // below max_position_embeddings 64
+  EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(m), "sliding_window 16"));
+  m.erase("sliding_window");  // HF's default window, 4096, covers every position of this config
+  EXPECT_EQ(std::get<fme::DecoderConfig>(fme::parse_model_config(m, "m")).model_type, "mistral");
+  m["sliding_window"] = nullptr;
+  EXPECT_NO_THROW(fme::parse_model_config(m, "m"));
 }
 
 TEST(HfConfig, UnsupportedBertFeatures) {
@@ -192,7 +243,7 @@ TEST(HfConfig, InconsistentSizes) {
   j = load(kQwenDir);
   j["hidden_size"] = 12;  // 4 heads of 3 channels: RoPE needs pairs
   j["num_attention_heads"] = 4;
-  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(j), "head_dim 3 (hidden_size / num_attention_heads) must be even"));
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(j), "head_dim 3 must be even for RoPE"));
   j = load(kQwenDir);
   j["vocab_size"] = 0;
   EXPECT_EQ(parse_error<fme::ConfigError>(j), "cfg/config.json: 'vocab_size' must be positive, got 0");

@@ -51,8 +51,12 @@ TEST_P(GoldenParity, EveryCapturePointMatchesHF) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenParity,
-                         ::testing::Values(Case{"qwen2-tiny", 1e-4, 0.1}, Case{"bert-tiny", 1e-4, 0.1}),
-                         [](const auto& info) { return std::string(info.param.model) == "qwen2-tiny" ? "qwen2" : "bert"; });
+                         ::testing::Values(Case{"qwen2-tiny", 1e-4, 0.1}, Case{"bert-tiny", 1e-4, 0.1},
+                                           Case{"llama-tiny", 1e-4, 0.1}, Case{"qwen3-tiny", 1e-4, 0.1}),
+                         [](const auto& info) {
+                           std::string n = info.param.model;
+                           return n.substr(0, n.find('-'));
+                         });
 
 TEST(GoldenParity, StoppingEarlyRunsOnlyTheRequestedBlocks) {
   const std::string dir = test::shared("models/qwen2-tiny");

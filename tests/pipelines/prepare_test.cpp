@@ -11,6 +11,10 @@
 #include <fstream>
 
 #include "dist/launch_env.h"
+#include "formats/hf_config.h"
+#include "models/init.h"
+#include "models/model.h"
+#include "pipelines/model_dir.h"
 #include "models/tensor_io.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -142,6 +146,57 @@ TEST_F(Prepare, LoraAndFreezeDecideWhatTheOptimizerHolds) {
   EXPECT_NE(e.out.find("lora_A"), std::string::npos) << e.out;
   EXPECT_NE(e.out.find("lora_B"), std::string::npos) << e.out;
   EXPECT_NE(e.out.find("lora(r=4, alpha=8)"), std::string::npos);
+}
+
+// A model dir with random weights from `config_json` (a config.json document).
+std::string make_model_dir(const std::string& dir, const Json& config_json) {
+  auto model = create_model(parse_model_config(config_json, dir));
+  init_weights(*model, 3);
+  write_model_dir(*model, dir, at::kFloat, "");
+  return dir;
+}
+
+TEST_F(Prepare, AMeshThatCutsAttentionHeadsIsRefusedNamingTheModule) {
+  // BERT with 3 heads of 16 over tp=2: q/k/v's 48 outputs split evenly, but not by heads.
+  Json bert = read_json_file(shared("models/bert-tiny/config.json"));
+  bert["hidden_size"] = 48;
+  bert["num_attention_heads"] = 3;
+  const std::string b = make_model_dir(path("bert3"), bert);
+  Out r = run_world(2, "prepare --model " + b + " --plan builtin:bert-tp --mesh tp=2 --optimizer none");
+  EXPECT_NE(r.code, 0);
+  for (const char* needle : {"encoder.layer.0.attention.self.query", "3 attention heads", "'tp'", "size 2"})
+    EXPECT_NE(r.err.find(needle), std::string::npos) << needle << " not in: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.find("invalid for input"), std::string::npos) << "libtorch's message leaked: " << r.err;
+  // A decoder whose one KV head cannot be split over 2 (its 4 query heads could).
+  Json llama = read_json_file(shared("models/llama-tiny/config.json"));
+  llama["num_key_value_heads"] = 1;
+  const std::string l = make_model_dir(path("llama-kv1"), llama);
+  r = run_world(2, "forward --model " + l + " --inputs " + shared("models/llama-tiny/golden.safetensors") + " --out " +
+                       path("o.safetensors") + " --plan builtin:llama-tp --mesh tp=2");
+  EXPECT_NE(r.code, 0);
+  for (const char* needle : {"model.layers.0.self_attn.k_proj", "1 key/value heads", "4 query heads", "'tp'"})
+    EXPECT_NE(r.err.find(needle), std::string::npos) << needle << " not in: " << r.err;
+  EXPECT_FALSE(fs::exists(path("o.safetensors")));
+}
+
+TEST_F(Prepare, TensorParallelDecodersEqualOneProcess) {
+  for (std::string model : {"llama-tiny", "qwen3-tiny"}) {
+    const std::string in = shared("models/" + model + "/golden.safetensors");
+    const std::string one = path(model + "-1.safetensors"), two = path(model + "-2.safetensors");
+    ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one +
+                               " --dtype fp32").code,
+              0);
+    Out r = run_world(2, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + two +
+                             " --plan builtin:decoder-tp --mesh tp=2 --dtype fp32");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto x = read_safetensors(one), y = read_safetensors(two);
+    at::Tensor mask = x.at("attention_mask").to(at::kBool).unsqueeze(-1);
+    for (const auto& [name, t] : x) {
+      if (t.dim() != 3) continue;
+      EXPECT_LE((t - y.at(name)).abs().masked_select(mask.expand_as(t)).max().item<double>(), 1e-5) << model << " " << name;
+    }
+  }
 }
 
 TEST_F(Prepare, BadInputIsAClearError) {

@@ -173,7 +173,8 @@ TEST(PlanBuiltins, UnknownBuiltinListsKnownOnes) {
     load_plans("builtin:gpt2-tp");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "unknown built-in plan 'builtin:gpt2-tp'; known: builtin:bert-tp, builtin:qwen2-tp");
+    EXPECT_EQ(std::string(e.what()), "unknown built-in plan 'builtin:gpt2-tp'; known: builtin:bert-tp, builtin:decoder-tp, "
+                                     "builtin:llama-tp, builtin:qwen2-tp, builtin:qwen3-tp");
   }
 }
 

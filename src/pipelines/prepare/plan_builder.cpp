@@ -92,6 +92,7 @@ ModuleParallel PlanBuilder::parallel(const std::string& module_path) {
   if (!row) return par;
   if (row->sharding != plans::Sharding::None) {
     par.split = row->sharding == plans::Sharding::Colwise ? Split::Colwise : Split::Rowwise;
+    par.axis = row->shard_axis;
     if (!dist_) {
       static auto single = std::make_shared<SingleProcess>();  // one process: axis size 1, identities
       par.group = single;

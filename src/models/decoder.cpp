@@ -1,0 +1,169 @@
+// The pre-norm decoder: blocks of grouped-query attention (RoPE; optional q/k/v and o biases; Qwen3's per-head
+// q/k RMSNorm before RoPE), RMSNorm and a SwiGLU MLP (optional biases). Module paths equal the HF checkpoint
+// names, the same for every variant: model.embed_tokens, model.layers.{i}.self_attn.{q,k,v,o}_proj (and
+// .{q,k}_norm), model.layers.{i}.mlp.{gate,up,down}_proj, model.layers.{i}.{input,post_attention}_layernorm,
+// model.norm, and lm_head unless tie_word_embeddings (then lm_head.weight is model.embed_tokens.weight).
+// Left out: the LM head's logits (fme extracts hidden states), KV cache, sliding window.
+//
+// Dimensions: B = batch, T = time, H = hidden, nh = query heads, nkv = key/value heads, hd = head_dim
+// (explicit, or H / nh), I = intermediate (MLP) size, V = vocab.
+#include "models/decoder.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include "models/layers.h"
+
+namespace fme {
+namespace {
+
+struct DecoderAttentionImpl : torch::nn::Module {
+  DecoderAttentionImpl(Builder& b, const std::string& p, const DecoderConfig& c) : hd(c.head_dim()) {
+    const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+    q_proj = register_module("q_proj", Linear(b, join_path(p, "q_proj"), H, nh * hd, c.qkv_bias));
+    k_proj = register_module("k_proj", Linear(b, join_path(p, "k_proj"), H, nkv * hd, c.qkv_bias));
+    v_proj = register_module("v_proj", Linear(b, join_path(p, "v_proj"), H, nkv * hd, c.qkv_bias));
+    o_proj = register_module("o_proj", Linear(b, join_path(p, "o_proj"), nh * hd, H, c.o_bias));
+    const std::string counts = std::to_string(nh) + " query heads, " + std::to_string(nkv) + " key/value heads";
+    check_head_split(*q_proj, join_path(p, "q_proj"), nh, "query", counts);
+    check_head_split(*k_proj, join_path(p, "k_proj"), nkv, "key/value", counts);
+    check_head_split(*v_proj, join_path(p, "v_proj"), nkv, "key/value", counts);
+    check_head_split(*o_proj, join_path(p, "o_proj"), nh, "query", counts);
+    if (c.qk_norm) {  // Qwen3: one RMSNorm of width hd, shared by every head
+      q_norm = register_module("q_norm", RMSNorm(b, join_path(p, "q_norm"), hd, c.rms_norm_eps));
+      k_norm = register_module("k_norm", RMSNorm(b, join_path(p, "k_norm"), hd, c.rms_norm_eps));
+    }
+  }
+
+  // x [B,T,H], key_mask [B,T] -> [B,T,H]. With q/k/v colwise and o rowwise (tensor parallel), this process
+  // holds nh/size query heads and nkv/size kv heads: the head counts come from the local weights.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
+    const int64_t B = x.size(0), T = x.size(1);
+    const int64_t nh = q_proj->weight.size(0) / hd, nkv = k_proj->weight.size(0) / hd;
+    at::Tensor q = q_proj(x).view({B, T, nh, hd});   // [B, T, nh, hd]
+    at::Tensor k = k_proj(x).view({B, T, nkv, hd});  // [B, T, nkv, hd]
+    if (q_norm) {
+      q = q_norm(q);
+      k = k_norm(k);
+    }
+    q = apply_rope(q.transpose(1, 2), cos, sin);                      // [B, nh, T, hd]
+    k = apply_rope(k.transpose(1, 2), cos, sin);                      // [B, nkv, T, hd]
+    at::Tensor v = v_proj(x).view({B, T, nkv, hd}).transpose(1, 2);  // [B, nkv, T, hd]
+    at::Tensor o = attention(q, k, v.contiguous(), key_mask, /*causal=*/true);  // [B, T, nh*hd]
+    return o_proj(o);                                                 // [B, T, H]
+  }
+
+  int64_t hd;
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
+};
+TORCH_MODULE(DecoderAttention);
+
+struct DecoderMLPImpl : torch::nn::Module {
+  DecoderMLPImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
+    const int64_t H = c.hidden_size, I = c.intermediate_size;
+    gate_proj = register_module("gate_proj", Linear(b, join_path(p, "gate_proj"), H, I, c.mlp_bias));
+    up_proj = register_module("up_proj", Linear(b, join_path(p, "up_proj"), H, I, c.mlp_bias));
+    down_proj = register_module("down_proj", Linear(b, join_path(p, "down_proj"), I, H, c.mlp_bias));
+  }
+  // down(silu(gate(x)) * up(x)): [B,T,H] -> [B,T,I] -> [B,T,H]
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor g = gate_proj(x);  // [B,T,I]
+    at::silu_(g);
+    return down_proj(g.mul_(up_proj(x)));
+  }
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(DecoderMLP);
+
+struct DecoderLayerImpl : torch::nn::Module {
+  DecoderLayerImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
+    self_attn = register_module("self_attn", DecoderAttention(b, join_path(p, "self_attn"), c));
+    mlp = register_module("mlp", DecoderMLP(b, join_path(p, "mlp"), c));
+    input_layernorm = register_module("input_layernorm", RMSNorm(b, join_path(p, "input_layernorm"), c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm", RMSNorm(b, join_path(p, "post_attention_layernorm"), c.hidden_size, c.rms_norm_eps));
+  }
+  // x [B,T,H] -> [B,T,H]:  x += attn(norm1(x));  x += mlp(norm2(x))
+  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
+    x = x + self_attn(input_layernorm(x), key_mask, cos, sin);
+    return x + mlp(post_attention_layernorm(x));
+  }
+  DecoderAttention self_attn{nullptr};
+  DecoderMLP mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// HF's DecoderModel: the "model." prefix of every checkpoint name.
+struct DecoderModelImpl : torch::nn::Module {
+  DecoderModelImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
+    embed_tokens = register_module("embed_tokens", Embedding(b, join_path(p, "embed_tokens"), c.vocab_size, c.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      layers->push_back(DecoderLayer(b, join_path(p, "layers." + std::to_string(i)), c));
+    norm = register_module("norm", RMSNorm(b, join_path(p, "norm"), c.hidden_size, c.rms_norm_eps));
+  }
+  Embedding embed_tokens{nullptr};  // weight (V, H)
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderModel);
+
+struct DecoderForCausalLMImpl : torch::nn::Module {
+  DecoderForCausalLMImpl(Builder& b, const DecoderConfig& c) {
+    model = register_module("model", DecoderModel(b, "model", c));
+    if (!c.tie_word_embeddings)
+      lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
+  }
+  DecoderModel model{nullptr};
+  Linear lm_head{nullptr};  // (V, H); absent when tied
+};
+TORCH_MODULE(DecoderForCausalLM);
+
+class Decoder final : public Model {
+ public:
+  Decoder(const DecoderConfig& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
+
+  std::string model_type() const override { return cfg_.model_type; }
+  const ModelConfig& config() const override { return config_; }
+  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
+  int64_t hidden_size() const override { return cfg_.hidden_size; }
+  int64_t vocab_size() const override { return cfg_.vocab_size; }
+  torch::nn::Module& module() override { return *net_; }
+  std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
+    if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "model.embed_tokens.weight"}};
+    return {};
+  }
+
+  void forward(const Batch& batch, const ForwardOptions& opts) override {
+    c10::InferenceMode guard;
+    auto& m = *net_->model;
+    const int64_t T = batch.input_ids.size(1);
+    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
+    auto emit = [&](const std::string& name, const at::Tensor& x) {
+      if (opts.capture) opts.capture(name, x);
+    };
+
+    at::Tensor x = m.embed_tokens(batch.input_ids, compute_dtype());  // [B,T,H]
+    emit("embeddings", x);
+    auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type(), cfg_.rope_scaling);  // [T, hd]
+    at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
+    for (int64_t i = 0; i <= last; ++i) {
+      x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin);  // [B,T,H]
+      emit("resid_post." + std::to_string(i), x);
+    }
+    if (last == num_layers() - 1 && opts.final_norm) emit("final", m.norm(x));
+  }
+
+ private:
+  ModelConfig config_;
+  DecoderConfig cfg_;
+  DecoderForCausalLM net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_decoder(const DecoderConfig& config, Builder& b) { return std::make_unique<Decoder>(config, b); }
+
+}  // namespace fme
