@@ -236,6 +236,19 @@ class LineParser {
   size_t pos_ = 0;
 };
 
+// The decoder family's tensor-parallel plan (llama, mistral, qwen2, qwen3).
+constexpr const char* kDecoderTp =
+    "# Tensor-parallel plan of the decoder family (llama, mistral, qwen2, qwen3): the Megatron split with\n"
+    "# their shared Hugging Face module names; Qwen3's q_norm/k_norm act per head and stay replicated.\n"
+    "plan tp\n"
+    "*.self_attn.q_proj   colwise(tp)\n"
+    "*.self_attn.k_proj   colwise(tp)\n"
+    "*.self_attn.v_proj   colwise(tp)\n"
+    "*.self_attn.o_proj   rowwise(tp)\n"
+    "*.mlp.gate_proj      colwise(tp)\n"
+    "*.mlp.up_proj        colwise(tp)\n"
+    "*.mlp.down_proj      rowwise(tp)\n";
+
 const std::map<std::string, std::string>& builtins() {
   static const std::map<std::string, std::string> b = {
       {"bert-tp",
@@ -249,43 +262,11 @@ const std::map<std::string, std::string>& builtins() {
        "*.attention.self.value   colwise(tp)\n"
        "*.intermediate.dense     colwise(tp)\n"
        "*.output.dense           rowwise(tp)\n"},
-      {"decoder-tp",
-       "# Tensor-parallel plan of the decoder family (llama, mistral, qwen2, qwen3): the Megatron split with\n"
-       "# their shared Hugging Face module names; Qwen3's q_norm/k_norm act per head and stay replicated.\n"
-       "plan tp\n"
-       "*.self_attn.q_proj   colwise(tp)\n"
-       "*.self_attn.k_proj   colwise(tp)\n"
-       "*.self_attn.v_proj   colwise(tp)\n"
-       "*.self_attn.o_proj   rowwise(tp)\n"
-       "*.mlp.gate_proj      colwise(tp)\n"
-       "*.mlp.up_proj        colwise(tp)\n"
-       "*.mlp.down_proj      rowwise(tp)\n"},
-      {"llama-tp", "# = builtin:decoder-tp\n" "plan tp\n"
-       "*.self_attn.q_proj   colwise(tp)\n"
-       "*.self_attn.k_proj   colwise(tp)\n"
-       "*.self_attn.v_proj   colwise(tp)\n"
-       "*.self_attn.o_proj   rowwise(tp)\n"
-       "*.mlp.gate_proj      colwise(tp)\n"
-       "*.mlp.up_proj        colwise(tp)\n"
-       "*.mlp.down_proj      rowwise(tp)\n"},
-      {"qwen3-tp", "# = builtin:decoder-tp\n" "plan tp\n"
-       "*.self_attn.q_proj   colwise(tp)\n"
-       "*.self_attn.k_proj   colwise(tp)\n"
-       "*.self_attn.v_proj   colwise(tp)\n"
-       "*.self_attn.o_proj   rowwise(tp)\n"
-       "*.mlp.gate_proj      colwise(tp)\n"
-       "*.mlp.up_proj        colwise(tp)\n"
-       "*.mlp.down_proj      rowwise(tp)\n"},
-      {"qwen2-tp",
-       "# Qwen2 tensor-parallel plan: the same Megatron split with Hugging Face Qwen2 module names.\n"
-       "plan tp\n"
-       "*.self_attn.q_proj   colwise(tp)\n"
-       "*.self_attn.k_proj   colwise(tp)\n"
-       "*.self_attn.v_proj   colwise(tp)\n"
-       "*.self_attn.o_proj   rowwise(tp)\n"
-       "*.mlp.gate_proj      colwise(tp)\n"
-       "*.mlp.up_proj        colwise(tp)\n"
-       "*.mlp.down_proj      rowwise(tp)\n"},
+      {"decoder-tp", kDecoderTp},
+      // The same plan under each decoder's own name.
+      {"llama-tp", kDecoderTp},
+      {"qwen2-tp", kDecoderTp},
+      {"qwen3-tp", kDecoderTp},
   };
   return b;
 }
