@@ -2,6 +2,7 @@
 // HF-version-dependent defaults), and features fme does not implement are refused, not ignored.
 #include "formats/hf_config.h"
 
+#include <algorithm>
 #include <map>
 
 #include "util/error.h"
@@ -57,6 +58,7 @@ RopeScaling parse_rope_scaling(const Json& j, const std::string& what) {
 // keys whose HF default differs between versions are required.
 DecoderConfig parse_decoder(const Json& j, const std::string& type, const std::string& what) {
   const bool llama_like = type == "llama" || type == "mistral";
+  const bool gemma = type == "gemma2";
   DecoderConfig c;
   c.model_type = type;
   c.vocab_size = require<int64_t>(j, "vocab_size", what);
@@ -71,12 +73,15 @@ DecoderConfig parse_decoder(const Json& j, const std::string& type, const std::s
   c.rms_norm_eps = require<double>(j, "rms_norm_eps", what);
   c.rope_theta = llama_like ? optional<double>(j, "rope_theta", 10000.0, what) : require<double>(j, "rope_theta", what);
   c.rope_scaling = parse_rope_scaling(j, what);
-  c.hidden_act = require<std::string>(j, "hidden_act", what);
+  // Gemma2Config calls it hidden_activation (hidden_act is its deprecated spelling).
+  c.hidden_act = gemma && j.contains("hidden_activation") && !j["hidden_activation"].is_null()
+                     ? require<std::string>(j, "hidden_activation", what)
+                     : require<std::string>(j, "hidden_act", what);
   c.max_position_embeddings = require<int64_t>(j, "max_position_embeddings", what);
-  c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", false, what);
+  c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", gemma, what);  // Gemma2Config: tied by default
   c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
   if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim_ = require<int64_t>(j, "head_dim", what);
-  else if (type == "qwen3") require<int64_t>(j, "head_dim", what);  // HF's Qwen3 default (128) is not hidden/heads
+  else if (type == "qwen3" || gemma) require<int64_t>(j, "head_dim", what);  // HF's defaults are not hidden/heads
   if (type == "qwen2") {
     c.qkv_bias = true;  // HF's Qwen2Attention: bias on q, k, v always, none on o
   } else {
@@ -90,12 +95,38 @@ DecoderConfig parse_decoder(const Json& j, const std::string& type, const std::s
       throw UnsupportedError(what + ": use_sliding_window=true is not supported: fme's attention always sees the "
                                     "whole sequence, so a sliding-window model would give different activations");
   }
+  if (gemma) {
+    c.gemma_norms = true;
+    c.query_pre_attn_scalar = require<double>(j, "query_pre_attn_scalar", what);
+    check_positive(c.query_pre_attn_scalar, "query_pre_attn_scalar", what);
+    auto cap = [&](const char* key) {
+      if (!j.contains(key) || j[key].is_null()) return 0.0;
+      const double v = require<double>(j, key, what);
+      check_positive(v, key, what);
+      return v;
+    };
+    c.attn_logit_softcapping = cap("attn_logit_softcapping");
+    c.final_logit_softcapping = cap("final_logit_softcapping");
+    c.sliding_window = require<int64_t>(j, "sliding_window", what);
+    check_positive(c.sliding_window, "sliding_window", what);
+  }
+  c.sliding.assign(static_cast<size_t>(std::max<int64_t>(c.num_hidden_layers, 0)), false);
   if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
     if (!lt->is_array()) throw ConfigError(what + ": 'layer_types' must be a list, got " + describe_json(*lt));
-    for (const auto& t : *lt)
-      if (!t.is_string() || t.get<std::string>() != "full_attention")
-        throw UnsupportedError(what + ": layer_types entry " + describe_json(t) +
-                               " is not supported (fme runs full attention in every layer)");
+    if (static_cast<int64_t>(lt->size()) != c.num_hidden_layers)
+      throw ConfigError(what + ": 'layer_types' has " + std::to_string(lt->size()) + " entries for " +
+                        std::to_string(c.num_hidden_layers) + " layers");
+    for (size_t i = 0; i < lt->size(); ++i) {
+      const Json& t = (*lt)[i];
+      const bool full = t.is_string() && t.get<std::string>() == "full_attention";
+      const bool window = gemma && t.is_string() && t.get<std::string>() == "sliding_attention";
+      if (!full && !window)
+        throw UnsupportedError(what + ": layer_types entry " + describe_json(t) + " is not supported (" +
+                               (gemma ? "full_attention or sliding_attention" : "fme runs full attention here") + ")");
+      c.sliding[i] = window;
+    }
+  } else if (gemma) {
+    for (size_t i = 0; i < c.sliding.size(); ++i) c.sliding[i] = i % 2 == 0;  // Gemma2Config: even layers slide
   }
   if (type == "mistral") {
     // HF's MistralConfig defaults sliding_window to 4096; null means none. fme has no sliding window, so it
@@ -109,8 +140,9 @@ DecoderConfig parse_decoder(const Json& j, const std::string& type, const std::s
                                ": sliding-window attention is not supported (Mistral v0.2 and later have none)");
     }
   }
-  if (c.hidden_act != "silu")
-    throw UnsupportedError(what + ": hidden_act '" + c.hidden_act + "' is not supported for " + type + " (only 'silu')");
+  const std::string act = gemma ? "gelu_pytorch_tanh" : "silu";
+  if (c.hidden_act != act)
+    throw UnsupportedError(what + ": hidden_act '" + c.hidden_act + "' is not supported for " + type + " (only '" + act + "')");
 
   check_positive(c.vocab_size, "vocab_size", what);
   check_positive(c.hidden_size, "hidden_size", what);
@@ -179,7 +211,8 @@ BertConfig parse_bert(const Json& j, const std::string& what) {
 
 ModelConfig parse_model_config(const Json& j, const std::string& what) {
   const std::string type = require<std::string>(j, "model_type", what);
-  if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3") return parse_decoder(j, type, what);
+  if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3" || type == "gemma2")
+    return parse_decoder(j, type, what);
   if (type == "bert") return parse_bert(j, what);
   throw UnsupportedError(what + ": model_type " + describe_json(Json(type)) + " is not supported (supported: " +
                          supported_model_types() + ")");
@@ -190,7 +223,7 @@ ModelConfig load_model_config(const std::string& dir) {
   return parse_model_config(parse_json_unique_keys(read_file(path), path), path);
 }
 
-const char* supported_model_types() { return "llama, mistral, qwen2, qwen3, bert"; }
+const char* supported_model_types() { return "llama, mistral, qwen2, qwen3, gemma2, bert"; }
 
 std::string model_type(const ModelConfig& c) {
   if (const auto* d = std::get_if<DecoderConfig>(&c)) return d->model_type;
@@ -203,7 +236,8 @@ Json to_json(const ModelConfig& config) {
     static const std::map<std::string, std::string> arch = {{"llama", "LlamaForCausalLM"},
                                                             {"mistral", "MistralForCausalLM"},
                                                             {"qwen2", "Qwen2ForCausalLM"},
-                                                            {"qwen3", "Qwen3ForCausalLM"}};
+                                                            {"qwen3", "Qwen3ForCausalLM"},
+                                                            {"gemma2", "Gemma2ForCausalLM"}};
     j["architectures"] = {arch.at(q->model_type)};
     j["model_type"] = q->model_type;
     j["vocab_size"] = q->vocab_size;
@@ -217,7 +251,16 @@ Json to_json(const ModelConfig& config) {
     j["rms_norm_eps"] = q->rms_norm_eps;
     j["rope_theta"] = q->rope_theta;
     j["tie_word_embeddings"] = q->tie_word_embeddings;
-    j["hidden_act"] = q->hidden_act;
+    j[q->model_type == "gemma2" ? "hidden_activation" : "hidden_act"] = q->hidden_act;
+    if (q->model_type == "gemma2") {
+      j["query_pre_attn_scalar"] = q->query_pre_attn_scalar;
+      j["attn_logit_softcapping"] = q->attn_logit_softcapping > 0 ? Json(q->attn_logit_softcapping) : Json(nullptr);
+      j["final_logit_softcapping"] = q->final_logit_softcapping > 0 ? Json(q->final_logit_softcapping) : Json(nullptr);
+      j["sliding_window"] = q->sliding_window;
+      Json types = Json::array();
+      for (bool w : q->sliding) types.push_back(w ? "sliding_attention" : "full_attention");
+      j["layer_types"] = types;
+    }
     j["initializer_range"] = q->initializer_range;
     if (q->model_type != "qwen2") j["attention_bias"] = q->qkv_bias;
     if (q->model_type == "llama") j["mlp_bias"] = q->mlp_bias;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "util/json.h"
 
@@ -38,7 +39,16 @@ struct DecoderConfig {
   bool o_bias = false;     // o_proj has a bias (llama/qwen3: attention_bias)
   bool mlp_bias = false;   // gate, up, down have biases (llama: mlp_bias)
   bool qk_norm = false;    // RMSNorm over each head of q and k before RoPE (qwen3)
-  std::string hidden_act;  // must be "silu"
+  std::string hidden_act;  // "silu" (SwiGLU), or gemma2's "gelu_pytorch_tanh" (GeGLU)
+  // Gemma 2 (model_type "gemma2"): embeddings times sqrt(hidden), (1 + w) RMSNorms, norms after attention and
+  // around the MLP as well, attention scaled by query_pre_attn_scalar^-0.5, scores soft-capped as
+  // cap * tanh(s / cap), and sliding-window attention on the layers `sliding` marks.
+  bool gemma_norms = false;          // (1 + w) RMSNorm, post-attention and pre/post-feedforward norms, scaled embeddings
+  double query_pre_attn_scalar = 0;  // 0: scores scaled by head_dim^-0.5
+  double attn_logit_softcapping = 0;   // 0: none
+  double final_logit_softcapping = 0;  // 0: none (training's logits)
+  int64_t sliding_window = 0;          // keys a sliding layer's query sees (itself and the W - 1 before it)
+  std::vector<bool> sliding;           // per layer: sliding-window attention
   double initializer_range = 0.02;  // optional, used by init
   int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : hidden_size / num_attention_heads; }
 };

@@ -1,4 +1,5 @@
-// The pre-norm decoder: blocks of grouped-query attention (RoPE; optional q/k/v and o biases; Qwen3's per-head
+// The pre-norm decoder: blocks of grouped-query attention (Gemma 2 adds norms after attention and around the
+// MLP, (1 + w) norms, scaled embeddings, soft-capped scores, sliding-window layers and a GeGLU MLP) (RoPE; optional q/k/v and o biases; Qwen3's per-head
 // q/k RMSNorm before RoPE), RMSNorm and a SwiGLU MLP (optional biases). Module paths equal the HF checkpoint
 // names, the same for every variant: model.embed_tokens, model.layers.{i}.self_attn.{q,k,v,o}_proj (and
 // .{q,k}_norm), model.layers.{i}.mlp.{gate,up,down}_proj, model.layers.{i}.{input,post_attention}_layernorm,
@@ -10,6 +11,8 @@
 #include "models/decoder.h"
 
 #include <c10/core/InferenceMode.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 #include "models/layers.h"
@@ -18,7 +21,11 @@ namespace fme {
 namespace {
 
 struct DecoderAttentionImpl : torch::nn::Module {
-  DecoderAttentionImpl(Builder& b, const std::string& p, const DecoderConfig& c) : hd(c.head_dim()) {
+  DecoderAttentionImpl(Builder& b, const std::string& p, const DecoderConfig& c, int64_t layer) : hd(c.head_dim()) {
+    opts.causal = true;
+    if (c.query_pre_attn_scalar > 0) opts.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);  // Gemma 2
+    opts.softcap = c.attn_logit_softcapping;
+    if (layer < static_cast<int64_t>(c.sliding.size()) && c.sliding[layer]) opts.window = c.sliding_window;
     const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
     q_proj = register_module("q_proj", Linear(b, join_path(p, "q_proj"), H, nh * hd, c.qkv_bias));
     k_proj = register_module("k_proj", Linear(b, join_path(p, "k_proj"), H, nkv * hd, c.qkv_bias));
@@ -49,49 +56,66 @@ struct DecoderAttentionImpl : torch::nn::Module {
     q = apply_rope(q.transpose(1, 2), cos, sin);                      // [B, nh, T, hd]
     k = apply_rope(k.transpose(1, 2), cos, sin);                      // [B, nkv, T, hd]
     at::Tensor v = v_proj(x).view({B, T, nkv, hd}).transpose(1, 2);  // [B, nkv, T, hd]
-    at::Tensor o = attention(q, k, v.contiguous(), key_mask, /*causal=*/true);  // [B, T, nh*hd]
+    at::Tensor o = attention(q, k, v.contiguous(), key_mask, opts);   // [B, T, nh*hd]
     return o_proj(o);                                                 // [B, T, H]
   }
 
   int64_t hd;
+  AttentionOptions opts;  // causal; Gemma 2: its scale, soft cap and (sliding layers) window
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
 };
 TORCH_MODULE(DecoderAttention);
 
 struct DecoderMLPImpl : torch::nn::Module {
-  DecoderMLPImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
+  DecoderMLPImpl(Builder& b, const std::string& p, const DecoderConfig& c) : gelu_tanh(c.hidden_act == "gelu_pytorch_tanh") {
     const int64_t H = c.hidden_size, I = c.intermediate_size;
     gate_proj = register_module("gate_proj", Linear(b, join_path(p, "gate_proj"), H, I, c.mlp_bias));
     up_proj = register_module("up_proj", Linear(b, join_path(p, "up_proj"), H, I, c.mlp_bias));
     down_proj = register_module("down_proj", Linear(b, join_path(p, "down_proj"), I, H, c.mlp_bias));
   }
-  // down(silu(gate(x)) * up(x)): [B,T,H] -> [B,T,I] -> [B,T,H]
+  // down(act(gate(x)) * up(x)), act = silu (SwiGLU) or tanh-approximated gelu (Gemma's GeGLU):
+  // [B,T,H] -> [B,T,I] -> [B,T,H]
   at::Tensor forward(const at::Tensor& x) {
     at::Tensor g = gate_proj(x);  // [B,T,I]
-    at::silu_(g);
+    if (gelu_tanh) g = at::gelu(g, "tanh");
+    else at::silu_(g);
     return down_proj(g.mul_(up_proj(x)));
   }
+  bool gelu_tanh;
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(DecoderMLP);
 
 struct DecoderLayerImpl : torch::nn::Module {
-  DecoderLayerImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
-    self_attn = register_module("self_attn", DecoderAttention(b, join_path(p, "self_attn"), c));
+  DecoderLayerImpl(Builder& b, const std::string& p, const DecoderConfig& c, int64_t layer) : gemma(c.gemma_norms) {
+    auto norm = [&](const char* name) {
+      return register_module(name, RMSNorm(b, join_path(p, name), c.hidden_size, c.rms_norm_eps, c.gemma_norms));
+    };
+    self_attn = register_module("self_attn", DecoderAttention(b, join_path(p, "self_attn"), c, layer));
     mlp = register_module("mlp", DecoderMLP(b, join_path(p, "mlp"), c));
-    input_layernorm = register_module("input_layernorm", RMSNorm(b, join_path(p, "input_layernorm"), c.hidden_size, c.rms_norm_eps));
-    post_attention_layernorm = register_module(
-        "post_attention_layernorm", RMSNorm(b, join_path(p, "post_attention_layernorm"), c.hidden_size, c.rms_norm_eps));
+    input_layernorm = norm("input_layernorm");
+    post_attention_layernorm = norm("post_attention_layernorm");
+    if (gemma) {
+      pre_feedforward_layernorm = norm("pre_feedforward_layernorm");
+      post_feedforward_layernorm = norm("post_feedforward_layernorm");
+    }
   }
-  // x [B,T,H] -> [B,T,H]:  x += attn(norm1(x));  x += mlp(norm2(x))
+  // x [B,T,H] -> [B,T,H]. Llama/Qwen: x += attn(input_ln(x)); x += mlp(post_attention_ln(x)).
+  // Gemma 2 (norms on both sides): x += post_attention_ln(attn(input_ln(x))); x += post_ff_ln(mlp(pre_ff_ln(x))).
   at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
-    x = x + self_attn(input_layernorm(x), key_mask, cos, sin);
-    return x + mlp(post_attention_layernorm(x));
+    if (!gemma) {
+      x = x + self_attn(input_layernorm(x), key_mask, cos, sin);
+      return x + mlp(post_attention_layernorm(x));
+    }
+    x = x + post_attention_layernorm(self_attn(input_layernorm(x), key_mask, cos, sin));
+    return x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
   }
+  bool gemma;
   DecoderAttention self_attn{nullptr};
   DecoderMLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};  // Gemma 2 only
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -101,8 +125,8 @@ struct DecoderModelImpl : torch::nn::Module {
     embed_tokens = register_module("embed_tokens", Embedding(b, join_path(p, "embed_tokens"), c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-      layers->push_back(DecoderLayer(b, join_path(p, "layers." + std::to_string(i)), c));
-    norm = register_module("norm", RMSNorm(b, join_path(p, "norm"), c.hidden_size, c.rms_norm_eps));
+      layers->push_back(DecoderLayer(b, join_path(p, "layers." + std::to_string(i)), c, i));
+    norm = register_module("norm", RMSNorm(b, join_path(p, "norm"), c.hidden_size, c.rms_norm_eps, c.gemma_norms));
   }
   Embedding embed_tokens{nullptr};  // weight (V, H)
   torch::nn::ModuleList layers{nullptr};
@@ -146,6 +170,8 @@ class Decoder final : public Model {
     };
 
     at::Tensor x = m.embed_tokens(batch.input_ids, compute_dtype());  // [B,T,H]
+    // Gemma: times sqrt(H), the scalar rounded to the compute dtype first (HF's normalizer tensor).
+    if (cfg_.gemma_norms) x = x * at::scalar_tensor(std::sqrt(double(cfg_.hidden_size)), x.options());
     emit("embeddings", x);
     auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type(), cfg_.rope_scaling);  // [T, hd]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]

@@ -104,7 +104,8 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
       ln->weight.fill_(1.0);
       zero(ln->bias);
     } else if (auto* rms = m.as<RMSNormImpl>()) {
-      rms->weight.fill_(1.0);
+      if (rms->unit_offset) zero(rms->weight);  // Gemma's (1 + w): w = 0 is the identity scale
+      else rms->weight.fill_(1.0);
     }
   }
   fill_normal_batch(fills, threads > 0 ? threads : at::get_num_threads(), RngKernel::kAuto, fresh);

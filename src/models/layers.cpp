@@ -85,7 +85,8 @@ at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
   return at::layer_norm(x, {dim}, in_dtype_of(weight, x), in_dtype_of(bias, x), eps);
 }
 
-RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps_) : eps(eps_) {
+RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps_, bool unit_offset_)
+    : eps(eps_), unit_offset(unit_offset_) {
   weight = register_parameter("weight", b.param(join_path(path, "weight"), {dim}));
 }
 
@@ -93,6 +94,7 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   const auto in_dtype = x.scalar_type();
   at::Tensor xf = x.to(at::kFloat);                               // [..., dim] fp32
   at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));  // [..., 1]
+  if (unit_offset) return ((xf * inv) * (1.0 + weight.to(at::kFloat))).to(in_dtype);
   at::Tensor normed = (xf * inv).to(in_dtype);
   return in_dtype_of(weight, normed) * normed;
 }
@@ -129,10 +131,12 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-                     bool causal, int64_t score_budget_bytes) {
+                     const AttentionOptions& opts) {
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t nkv = k.size(1), g = nh / nkv;
-  const double scale = 1.0 / std::sqrt(double(hd));
+  const bool causal = opts.causal;
+  const int64_t score_budget_bytes = opts.score_budget_bytes;
+  const double scale = opts.scale > 0 ? opts.scale : 1.0 / std::sqrt(double(hd));
   // Scores stay in q's dtype: the masked value is that dtype's lowest finite number, and softmax
   // accumulates reduced-precision inputs in fp32 inside its kernel (what HF's fp32 softmax + cast gives,
   // without two extra passes over the largest tensor of the layer).
@@ -153,11 +157,14 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, nkv, g * tb, hd});
     at::Tensor kb = k.narrow(2, 0, kn), vb = v.narrow(2, 0, kn);    // [B, nkv, kn, hd]
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).view({B, nkv, g, tb, kn});
+    if (opts.softcap > 0) scores = at::tanh(scores / opts.softcap).mul_(opts.softcap);  // cap * tanh(s / cap)
     at::Tensor allowed = keep_key.narrow(4, 0, kn);                  // [B,1,1,1,kn]
     if (causal) {
       at::Tensor qpos = at::arange(t0, t0 + tb, at::kLong).view({tb, 1});
       at::Tensor kpos = at::arange(kn, at::kLong).view({1, kn});
-      allowed = allowed.logical_and(kpos.le(qpos).view({1, 1, 1, tb, kn}));
+      at::Tensor visible = kpos.le(qpos);                            // [tb, kn]
+      if (opts.window > 0) visible = visible.logical_and(kpos.gt(qpos - opts.window));
+      allowed = allowed.logical_and(visible.view({1, 1, 1, tb, kn}));
     }
     scores.masked_fill_(allowed.logical_not(), lowest);
     at::Tensor probs = at::softmax(scores, -1).view({B, nkv, g * tb, kn});

@@ -49,12 +49,15 @@ struct LayerNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
-// y = w * (x / sqrt(mean(x^2) + eps)), statistics in fp32 then cast back, as HF's Qwen2RMSNorm.
+// y = w * (x / sqrt(mean(x^2) + eps)), statistics in fp32 then cast back, as HF's LlamaRMSNorm / Qwen2RMSNorm.
+// unit_offset (Gemma): y = (x / sqrt(mean(x^2) + eps)) * (1 + w), all in fp32, then cast back (Gemma2RMSNorm);
+// its weight is initialised to zeros.
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps);
+  RMSNormImpl(Builder& b, const std::string& path, int64_t dim, double eps, bool unit_offset = false);
   at::Tensor forward(const at::Tensor& x);  // [..., dim] -> [..., dim]
   at::Tensor weight;                        // (dim)
   double eps;
+  bool unit_offset;
 };
 TORCH_MODULE(RMSNorm);
 
@@ -81,7 +84,20 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // Returns [B, T, nh*hd]. Softmax accumulates in fp32; masked scores are set (not added) to the lowest finite value, so padding
 // never injects NaN and a row with no visible key stays finite. Queries go in blocks sized so one block's
 // fp32 scores stay near `score_budget_bytes`.
+struct AttentionOptions {
+  bool causal = false;
+  double scale = 0;      // scores = q k^T * scale; 0: head_dim^-0.5
+  double softcap = 0;    // > 0: scores = softcap * tanh(scores / softcap) before masking (Gemma 2)
+  int64_t window = 0;    // > 0 (causal only): query t sees keys t - window + 1 .. t (sliding-window layers)
+  int64_t score_budget_bytes = 64ll << 20;
+};
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-                     bool causal, int64_t score_budget_bytes = 64ll << 20);
+                     const AttentionOptions& opts);
+inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+                            bool causal) {
+  AttentionOptions o;
+  o.causal = causal;
+  return attention(q, k, v, key_mask, o);
+}
 
 }  // namespace fme

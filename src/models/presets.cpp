@@ -64,6 +64,31 @@ DecoderConfig llama_3_2_1b() {
   return c;
 }
 
+// Gemma 2 2B (config.json of google/gemma-2-2b): head_dim 256, GeGLU, soft-capping, sliding window on even layers.
+DecoderConfig gemma_2_2b() {
+  DecoderConfig c;
+  c.model_type = "gemma2";
+  c.vocab_size = 256000;
+  c.hidden_size = 2304;
+  c.intermediate_size = 9216;
+  c.num_hidden_layers = 26;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 4;
+  c.head_dim_ = 256;
+  c.max_position_embeddings = 8192;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = true;
+  c.hidden_act = "gelu_pytorch_tanh";
+  c.gemma_norms = true;
+  c.query_pre_attn_scalar = 256;
+  c.attn_logit_softcapping = 50.0;
+  c.final_logit_softcapping = 30.0;
+  c.sliding_window = 4096;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.sliding.push_back(i % 2 == 0);
+  return c;
+}
+
 // The BERT sizes the seed benchmarked: vocab 30522, 512 positions, 2 token types, intermediate 4 x hidden.
 BertConfig bert(int64_t layers, int64_t hidden, int64_t heads) {
   BertConfig c;
@@ -91,6 +116,8 @@ std::vector<Preset> make_presets() {
                qwen3_0_6b(), "qwen3"});
   p.push_back({"llama-3.2-1b", "Llama 3.2 1B shapes: 16 layers, hidden 2048, 32 heads, 8 KV heads, llama3 RoPE",
                llama_3_2_1b(), ""});
+  p.push_back({"gemma-2-2b", "Gemma 2 2B shapes: 26 layers, hidden 2304, 8 heads of 256, 4 KV heads, sliding window",
+               gemma_2_2b(), ""});
   p.push_back({"bert-tiny", "BERT 2 layers, hidden 64, 4 heads, full bert-base-uncased vocabulary (tests)", bert(2, 64, 4),
                "bert-base-uncased"});
   p.push_back({"bert-4l-768h", "BERT 4 layers, hidden 768, 12 heads", bert(4, 768, 12), "bert-base-uncased"});

@@ -124,7 +124,7 @@ TEST(HfConfig, UnsupportedModelType) {
   fme::Json j = load(kQwenDir);
   j["model_type"] = "gpt_neox";
   std::string m = parse_error<fme::UnsupportedError>(j);
-  EXPECT_EQ(m, "cfg/config.json: model_type \"gpt_neox\" is not supported (supported: llama, mistral, qwen2, qwen3, bert)");
+  EXPECT_EQ(m, "cfg/config.json: model_type \"gpt_neox\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, bert)");
 }
 
 TEST(HfConfig, WrongTypeForAField) {
@@ -207,6 +207,32 @@ TEST(HfConfig, DecoderVariantsReadTheirHfKeys) {
   q3 = load(data + "qwen3-tiny");
   q3["layer_types"] = {"full_attention", "sliding_attention"};
   EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(q3), "sliding_attention"));
+
+  auto g = std::get<fme::DecoderConfig>(fme::load_model_config(data + "gemma2-tiny"));
+  EXPECT_EQ(g.model_type, "gemma2");
+  EXPECT_TRUE(g.gemma_norms && g.tie_word_embeddings);
+  EXPECT_EQ(g.hidden_act, "gelu_pytorch_tanh");  // from hidden_activation
+  EXPECT_EQ(g.query_pre_attn_scalar, 12);
+  EXPECT_EQ(g.attn_logit_softcapping, 4.0);
+  EXPECT_EQ(g.final_logit_softcapping, 3.0);
+  EXPECT_EQ(g.sliding_window, 4);
+  EXPECT_EQ(g.sliding, (std::vector<bool>{true, false, true}));
+  fme::Json gj = load(data + "gemma2-tiny");
+  gj.erase("layer_types");  // Gemma2Config's default: even layers slide
+  gj["num_hidden_layers"] = 4;
+  EXPECT_EQ(std::get<fme::DecoderConfig>(fme::parse_model_config(gj, "g")).sliding,
+            (std::vector<bool>{true, false, true, false}));
+  gj["attn_logit_softcapping"] = nullptr;  // none
+  EXPECT_EQ(std::get<fme::DecoderConfig>(fme::parse_model_config(gj, "g")).attn_logit_softcapping, 0.0);
+  auto back = std::get<fme::DecoderConfig>(fme::parse_model_config(fme::to_json(g), "back"));
+  EXPECT_EQ(back.sliding, g.sliding);
+  EXPECT_EQ(back.query_pre_attn_scalar, 12);
+  gj = load(data + "gemma2-tiny");
+  gj["layer_types"] = {"sliding_attention", "full_attention"};  // 2 entries for 3 layers
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(gj), "'layer_types' has 2 entries for 3 layers"));
+  gj = load(data + "gemma2-tiny");
+  gj.erase("query_pre_attn_scalar");
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(gj), "query_pre_attn_scalar"));
 
   fme::Json m = load(data + "llama-tiny");
   m["model_type"] = "mistral";

@@ -11,7 +11,7 @@ namespace {
 
 struct Case {
   const char* model;
-  double fp32_tol, bf16_tol;
+  double fp32_tol, bf16_tol;  // bf16: relative to max |reference| where that exceeds 1
 };
 
 class GoldenParity : public ::testing::TestWithParam<Case> {};
@@ -41,7 +41,8 @@ TEST_P(GoldenParity, EveryCapturePointMatchesHF) {
       ASSERT_TRUE(out.count(name)) << c.model << ": fme produced no '" << name << "'";
       double err = ref.dim() == 3 ? test::max_abs_err_real(out[name], ref, mask)
                                   : (out[name] - ref).abs().max().item<double>();  // pooler_output [B,H]
-      const double tol = dtype == at::kFloat ? c.fp32_tol : c.bf16_tol;
+      // bf16 keeps 8 bits of mantissa: its bound scales with the activations' size (Gemma's reach ~20).
+      const double tol = dtype == at::kFloat ? c.fp32_tol : c.bf16_tol * std::max(1.0, ref.abs().max().item<double>());
       EXPECT_LE(err, tol) << c.model << " " << c10::toString(dtype) << " '" << name << "' max abs error " << err;
       std::cout << "[parity] " << c.model << " " << c10::toString(dtype) << " " << name << " max_abs_err " << err << "\n";
       ++compared;
@@ -52,7 +53,8 @@ TEST_P(GoldenParity, EveryCapturePointMatchesHF) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenParity,
                          ::testing::Values(Case{"qwen2-tiny", 1e-4, 0.1}, Case{"bert-tiny", 1e-4, 0.1},
-                                           Case{"llama-tiny", 1e-4, 0.1}, Case{"qwen3-tiny", 1e-4, 0.1}),
+                                           Case{"llama-tiny", 1e-4, 0.1}, Case{"qwen3-tiny", 1e-4, 0.1},
+                                           Case{"gemma2-tiny", 1e-4, 0.05}),
                          [](const auto& info) {
                            std::string n = info.param.model;
                            return n.substr(0, n.find('-'));

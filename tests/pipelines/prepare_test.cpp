@@ -181,7 +181,7 @@ TEST_F(Prepare, AMeshThatCutsAttentionHeadsIsRefusedNamingTheModule) {
 }
 
 TEST_F(Prepare, TensorParallelDecodersEqualOneProcess) {
-  for (std::string model : {"llama-tiny", "qwen3-tiny"}) {
+  for (std::string model : {"llama-tiny", "qwen3-tiny", "gemma2-tiny"}) {
     const std::string in = shared("models/" + model + "/golden.safetensors");
     const std::string one = path(model + "-1.safetensors"), two = path(model + "-2.safetensors");
     ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one +
@@ -194,7 +194,10 @@ TEST_F(Prepare, TensorParallelDecodersEqualOneProcess) {
     at::Tensor mask = x.at("attention_mask").to(at::kBool).unsqueeze(-1);
     for (const auto& [name, t] : x) {
       if (t.dim() != 3) continue;
-      EXPECT_LE((t - y.at(name)).abs().masked_select(mask.expand_as(t)).max().item<double>(), 1e-5) << model << " " << name;
+      // Partial sums in another order: error relative to the activations' size (Gemma 2's reach ~20).
+      const double scale = std::max(1.0, t.abs().masked_select(mask.expand_as(t)).max().item<double>());
+      EXPECT_LE((t - y.at(name)).abs().masked_select(mask.expand_as(t)).max().item<double>(), 1e-5 * scale)
+          << model << " " << name;
     }
   }
 }
