@@ -207,6 +207,39 @@ BertConfig parse_bert(const Json& j, const std::string& what) {
   return c;
 }
 
+Gpt2Config parse_gpt2(const Json& j, const std::string& what) {
+  Gpt2Config c;
+  c.vocab_size = require<int64_t>(j, "vocab_size", what);
+  c.hidden_size = require<int64_t>(j, "n_embd", what);
+  c.num_hidden_layers = require<int64_t>(j, "n_layer", what);
+  c.num_attention_heads = require<int64_t>(j, "n_head", what);
+  c.max_position_embeddings = require<int64_t>(j, "n_positions", what);
+  c.intermediate_size = j.contains("n_inner") && !j["n_inner"].is_null() ? require<int64_t>(j, "n_inner", what)
+                                                                          : 4 * c.hidden_size;  // HF's GPT2MLP rule
+  c.layer_norm_eps = require<double>(j, "layer_norm_epsilon", what);
+  c.activation_function = require<std::string>(j, "activation_function", what);
+  c.scale_attn_by_inverse_layer_idx = optional<bool>(j, "scale_attn_by_inverse_layer_idx", false, what);
+  c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", true, what);
+  c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
+  if (!optional<bool>(j, "scale_attn_weights", true, what))
+    throw UnsupportedError(what + ": scale_attn_weights=false is not supported (scores are scaled by head_dim^-0.5)");
+  if (optional<bool>(j, "add_cross_attention", false, what))
+    throw UnsupportedError(what + ": add_cross_attention=true is not supported (fme's GPT-2 is decoder-only)");
+  if (c.activation_function != "gelu_new" && c.activation_function != "gelu_pytorch_tanh" &&
+      c.activation_function != "gelu")
+    throw UnsupportedError(what + ": activation_function '" + c.activation_function +
+                           "' is not supported for gpt2 (supported: gelu_new, gelu_pytorch_tanh, gelu)");
+  check_positive(c.vocab_size, "vocab_size", what);
+  check_positive(c.hidden_size, "n_embd", what);
+  check_positive(c.intermediate_size, "n_inner", what);
+  check_positive(c.num_hidden_layers, "n_layer", what);
+  check_positive(c.num_attention_heads, "n_head", what);
+  check_positive(c.max_position_embeddings, "n_positions", what);
+  check_positive(c.layer_norm_eps, "layer_norm_epsilon", what);
+  check_heads(c.hidden_size, c.num_attention_heads, what);
+  return c;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const Json& j, const std::string& what) {
@@ -214,6 +247,7 @@ ModelConfig parse_model_config(const Json& j, const std::string& what) {
   if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3" || type == "gemma2")
     return parse_decoder(j, type, what);
   if (type == "bert") return parse_bert(j, what);
+  if (type == "gpt2") return parse_gpt2(j, what);
   throw UnsupportedError(what + ": model_type " + describe_json(Json(type)) + " is not supported (supported: " +
                          supported_model_types() + ")");
 }
@@ -223,10 +257,11 @@ ModelConfig load_model_config(const std::string& dir) {
   return parse_model_config(parse_json_unique_keys(read_file(path), path), path);
 }
 
-const char* supported_model_types() { return "llama, mistral, qwen2, qwen3, gemma2, bert"; }
+const char* supported_model_types() { return "llama, mistral, qwen2, qwen3, gemma2, gpt2, bert"; }
 
 std::string model_type(const ModelConfig& c) {
   if (const auto* d = std::get_if<DecoderConfig>(&c)) return d->model_type;
+  if (std::holds_alternative<Gpt2Config>(c)) return "gpt2";
   return "bert";
 }
 
@@ -276,6 +311,21 @@ Json to_json(const ModelConfig& config) {
                            {"high_freq_factor", q->rope_scaling.high_freq_factor},
                            {"original_max_position_embeddings", q->rope_scaling.original_max_position_embeddings}};
     }
+  } else if (const auto* g = std::get_if<Gpt2Config>(&config)) {
+    j["architectures"] = {"GPT2LMHeadModel"};
+    j["model_type"] = "gpt2";
+    j["vocab_size"] = g->vocab_size;
+    j["n_embd"] = g->hidden_size;
+    j["n_inner"] = g->intermediate_size;
+    j["n_layer"] = g->num_hidden_layers;
+    j["n_head"] = g->num_attention_heads;
+    j["n_positions"] = g->max_position_embeddings;
+    j["layer_norm_epsilon"] = g->layer_norm_eps;
+    j["activation_function"] = g->activation_function;
+    j["scale_attn_weights"] = true;
+    j["scale_attn_by_inverse_layer_idx"] = g->scale_attn_by_inverse_layer_idx;
+    j["tie_word_embeddings"] = g->tie_word_embeddings;
+    j["initializer_range"] = g->initializer_range;
   } else {
     const auto& b = std::get<BertConfig>(config);
     j["architectures"] = {"BertModel"};

@@ -14,7 +14,11 @@ double forward_flops(const ModelConfig& config, int64_t B, int64_t T, int64_t la
           const double q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
           linear = H * q * 2 + 2 * H * kv + 3 * H * I;  // q, o; k, v; gate, up, down
           visible = (T + 1) / 2.0;
+        } else if constexpr (std::is_same_v<std::decay_t<decltype(c)>, Gpt2Config>) {
+          linear = 4 * H * H + 2 * H * I;  // c_attn (q, k, v), c_proj; c_fc, mlp.c_proj
+          visible = (T + 1) / 2.0;         // causal
         } else {
+          static_assert(std::is_same_v<std::decay_t<decltype(c)>, BertConfig>);
           linear = 4 * H * H + 2 * H * I;  // q, k, v, attention output; intermediate, output
           visible = T;
         }

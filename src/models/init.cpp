@@ -88,6 +88,9 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
         normal(lin->lora_A, join_path(path, "lora_A"));
         zero(lin->lora_B);
       }
+    } else if (auto* conv = m.as<Conv1DImpl>()) {
+      normal(conv->weight, join_path(path, "weight"));
+      zero(conv->bias);
     } else if (auto* emb = m.as<EmbeddingImpl>()) {
       normal(emb->weight, join_path(path, "weight"));
       // BERT's padding row is zero; with a vocab-sharded (rowwise) table only its owner holds it.

@@ -44,6 +44,19 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   return y;
 }
 
+Conv1DImpl::Conv1DImpl(Builder& b, const std::string& path, int64_t in, int64_t out) {
+  if (b.parallel(path).split != Split::None || b.parallel(path).lora_r > 0)
+    throw UnsupportedError(path + ": tensor-parallel splits and LoRA of GPT-2's Conv1D modules are not supported yet");
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {in, out}));
+  bias = register_parameter("bias", b.param(join_path(path, "bias"), {out}));
+}
+
+at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
+  auto shape = x.sizes().vec();
+  shape.back() = weight.size(1);
+  return at::addmm(in_dtype_of(bias, x), x.reshape({-1, x.size(-1)}), in_dtype_of(weight, x)).view(shape);
+}
+
 void check_head_split(const LinearImpl& proj, const std::string& path, int64_t heads, const std::string& what,
                       const std::string& all_heads) {
   if (proj.par.split == Split::None || !proj.par.group) return;

@@ -23,6 +23,15 @@ struct LinearImpl : torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// GPT-2's Conv1D: y = x W + b with W stored (in, out), the transpose of Linear's (HF's addmm). No
+// tensor-parallel split yet (the fused c_attn needs a split per q/k/v part): a plan that splits one is refused.
+struct Conv1DImpl : torch::nn::Module {
+  Conv1DImpl(Builder& b, const std::string& path, int64_t in, int64_t out);
+  at::Tensor forward(const at::Tensor& x);  // [..., in] -> [..., out]
+  at::Tensor weight, bias;                  // (in, out), (out)
+};
+TORCH_MODULE(Conv1D);
+
 // Refuses, before any compute, a tensor-parallel split of `proj` that would cut an attention head: colwise
 // (its outputs) or rowwise (its inputs) are `heads` heads of `what` ("query", "key/value"), and the mesh
 // axis must divide that count. ConfigError naming the module, the head counts and the axis.

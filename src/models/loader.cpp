@@ -30,13 +30,20 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
   if (model.model_type() == "bert" && ckpt.find("embeddings.word_embeddings.weight") == nullptr &&
       ckpt.find("bert.embeddings.word_embeddings.weight") != nullptr)
     prefix = "bert.";
+  // GPT-2 checkpoints saved from GPT2Model (as the original OpenAI conversion) lack the "transformer." prefix.
+  const bool strip_transformer = model.model_type() == "gpt2" && ckpt.find("transformer.wte.weight") == nullptr &&
+                                 ckpt.find("wte.weight") != nullptr;
+  auto ckpt_name = [&](const std::string& name) {
+    if (strip_transformer && starts_with(name, "transformer.")) return name.substr(12);
+    return prefix + name;
+  };
 
   std::set<std::string> used;
   c10::InferenceMode guard;
   std::vector<std::string> missing;
   for (auto& [name, param] : model.named_parameters()) {
     if (not_in_checkpoint.count(name)) continue;
-    const auto* e = ckpt.find(prefix + name);
+    const auto* e = ckpt.find(ckpt_name(name));
     if (e == nullptr) {
       missing.push_back(name);
       continue;
@@ -46,14 +53,14 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
     const bool sharded = shard != model.shards().end() && shard->second.dim >= 0;
     const at::IntArrayRef expected = sharded ? at::IntArrayRef(shard->second.global_shape) : param.sizes();
     if (src.sizes() != expected)
-      throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has wrong shape; expected " +
+      throw ShapeError(e->file->path() + ": tensor '" + ckpt_name(name) + "' has wrong shape; expected " +
                        shape_str(expected) + ", got " + shape_str(src.sizes()));
     if (sharded) src = src.narrow(shard->second.dim, shard->second.offset, param.size(shard->second.dim));  // this process's slice
     if (!at::isFloatingType(src.scalar_type()))
-      throw ShapeError(e->file->path() + ": tensor '" + prefix + name + "' has dtype " +
+      throw ShapeError(e->file->path() + ": tensor '" + ckpt_name(name) + "' has dtype " +
                        std::string(dtype_name(e->info->dtype)) + "; expected a floating type");
     param.detach().copy_(src);
-    used.insert(prefix + name);
+    used.insert(ckpt_name(name));
     ++report.loaded;
   }
   if (!missing.empty()) {
@@ -66,9 +73,10 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
   // Tied weights stored anyway must equal what they alias.
   for (const auto& [alias, target] : model.tied_parameters()) {
     const auto* e = ckpt.find(alias);
-    if (e == nullptr) continue;
+    const auto* te = ckpt.find(ckpt_name(target));
+    if (e == nullptr || te == nullptr) continue;
     at::Tensor a = tensor_view(*e->file, *e->info).to(at::kFloat);
-    at::Tensor t = tensor_view(*ckpt.find(target)->file, *ckpt.find(target)->info).to(at::kFloat);
+    at::Tensor t = tensor_view(*te->file, *te->info).to(at::kFloat);
     if (a.sizes() != t.sizes() || !at::equal(a, t))
       throw ShapeError(e->file->path() + ": tensor '" + alias + "' differs from '" + target +
                        "', but config.json ties them (tie_word_embeddings)");
@@ -82,6 +90,10 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
     if (model.model_type() == "bert" && (starts_with(name, "cls.") || name == "bert.embeddings.position_ids" ||
                                          name == "embeddings.position_ids")) {
       report.ignored.push_back(name);  // MLM/NSP heads and HF's position_ids buffer: not part of the encoder
+      continue;
+    }
+    if (model.model_type() == "gpt2" && (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias"))) {
+      report.ignored.push_back(name);  // older GPT-2 exports store the causal-mask buffers; fme builds the mask
       continue;
     }
     if (model.model_type() != "bert" && ends_with(name, ".rotary_emb.inv_freq")) {

@@ -6,6 +6,7 @@
 
 #include "models/bert.h"
 #include "models/decoder.h"
+#include "models/gpt2.h"
 
 namespace fme {
 namespace {
@@ -21,6 +22,7 @@ std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder)
   auto model = std::visit(Overloaded{
                               [&](const DecoderConfig& c) { return make_decoder(c, builder); },
                               [&](const BertConfig& c) { return make_bert(c, builder); },
+                              [&](const Gpt2Config& c) { return make_gpt2(c, builder); },
                           },
                           config);
   model->set_shards(builder.shards());

@@ -258,7 +258,7 @@ TEST_F(Cli, BadConfigsAreNamed) {
   other["model_type"] = "gpt_neox";
   m = model_with(other);
   expect_error(run("forward --model " + m + " --inputs " + golden + " --out " + out),
-               {m + "/config.json", "gpt_neox", "supported: llama, mistral, qwen2, qwen3, gemma2, bert"}, out);
+               {m + "/config.json", "gpt_neox", "supported: llama, mistral, qwen2, qwen3, gemma2, gpt2, bert"}, out);
   // A Qwen2 checkpoint relabelled llama: its q/k/v biases are not parameters of a bias-free Llama.
   other["model_type"] = "llama";
   m = model_with(other);

@@ -124,7 +124,7 @@ TEST(HfConfig, UnsupportedModelType) {
   fme::Json j = load(kQwenDir);
   j["model_type"] = "gpt_neox";
   std::string m = parse_error<fme::UnsupportedError>(j);
-  EXPECT_EQ(m, "cfg/config.json: model_type \"gpt_neox\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, bert)");
+  EXPECT_EQ(m, "cfg/config.json: model_type \"gpt_neox\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gpt2, bert)");
 }
 
 TEST(HfConfig, WrongTypeForAField) {
@@ -242,6 +242,29 @@ TEST(HfConfig, DecoderVariantsReadTheirHfKeys) {
   EXPECT_EQ(std::get<fme::DecoderConfig>(fme::parse_model_config(m, "m")).model_type, "mistral");
   m["sliding_window"] = nullptr;
   EXPECT_NO_THROW(fme::parse_model_config(m, "m"));
+}
+
+TEST(HfConfig, Gpt2ReadsItsOwnKeyNames) {
+  const std::string dir = fme_test::kData + "/models/gpt2-tiny";
+  auto g = std::get<fme::Gpt2Config>(fme::load_model_config(dir));
+  EXPECT_EQ(fme::model_type(fme::ModelConfig(g)), "gpt2");
+  EXPECT_EQ(g.hidden_size, 32);
+  EXPECT_EQ(g.intermediate_size, 128);  // n_inner null: 4 * n_embd
+  EXPECT_EQ(g.num_hidden_layers, 2);
+  EXPECT_EQ(g.max_position_embeddings, 64);
+  EXPECT_TRUE(g.tie_word_embeddings);
+  auto back = std::get<fme::Gpt2Config>(fme::parse_model_config(fme::to_json(g), "back"));
+  EXPECT_EQ(back.intermediate_size, 128);
+  EXPECT_EQ(back.activation_function, "gelu_new");
+  fme::Json j = load(dir);
+  j["activation_function"] = "relu";
+  EXPECT_TRUE(contains(parse_error<fme::UnsupportedError>(j), "activation_function 'relu' is not supported for gpt2"));
+  j = load(dir);
+  j.erase("n_embd");
+  EXPECT_EQ(parse_error<fme::ConfigError>(j), "cfg/config.json: missing required key 'n_embd'");
+  j = load(dir);
+  j["n_head"] = 5;
+  EXPECT_TRUE(contains(parse_error<fme::ConfigError>(j), "not divisible by num_attention_heads 5"));
 }
 
 TEST(HfConfig, UnsupportedBertFeatures) {

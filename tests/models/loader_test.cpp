@@ -113,3 +113,34 @@ TEST_F(LoaderTest, ParameterPathsAreTheHuggingFaceNames) {
 
 }  // namespace
 }  // namespace fme
+
+namespace fme {
+namespace {
+
+// GPT-2 as the original OpenAI conversion stores it: no "transformer." prefix, plus the causal-mask buffers.
+TEST_F(LoaderTest, Gpt2WithoutTheTransformerPrefixAndWithMaskBuffersLoads) {
+  const std::string dir = make("gpt2-tiny", [](std::vector<std::pair<std::string, at::Tensor>>& v) {
+    for (auto& [name, t] : v)
+      if (name.rfind("transformer.", 0) == 0) name = name.substr(12);
+    v.emplace_back("h.0.attn.bias", at::ones({1, 1, 64, 64}).tril());
+    v.emplace_back("h.1.attn.masked_bias", at::full({}, -1e4));
+  });
+  LoadReport r;
+  auto model = load_model(dir, at::kFloat, &r);
+  EXPECT_EQ(r.loaded, model->named_parameters().size());
+  EXPECT_EQ(std::count(r.ignored.begin(), r.ignored.end(), "h.0.attn.bias"), 1);
+  auto golden = read_safetensors(test::shared("models/gpt2-tiny/golden.safetensors"));
+  at::Tensor last;
+  ForwardOptions o;
+  o.capture = [&](const std::string& n, const at::Tensor& x) {
+    if (n == "final") last = x.clone();
+  };
+  model->forward(Batch{golden.at("input_ids"), golden.at("attention_mask"), {}}, o);
+  EXPECT_LE(test::max_abs_err_real(last, golden.at("final"), golden.at("attention_mask")), 1e-4);
+  // A sequence past n_positions (64) is an error, not an out-of-range position lookup.
+  at::Tensor ids = at::zeros({1, 65}, at::kLong);
+  EXPECT_THROW(model->forward(Batch{ids, at::ones_like(ids), {}}, o), ShapeError);
+}
+
+}  // namespace
+}  // namespace fme

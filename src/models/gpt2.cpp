@@ -1,0 +1,146 @@
+// GPT-2: token + learned position embeddings, pre-LayerNorm blocks (causal attention with q, k, v fused in one
+// Conv1D, then a gelu MLP), a final LayerNorm. Module paths equal HF's GPT2LMHeadModel names:
+// transformer.{wte,wpe}, transformer.h.{i}.{ln_1,ln_2}, transformer.h.{i}.attn.{c_attn,c_proj},
+// transformer.h.{i}.mlp.{c_fc,c_proj}, transformer.ln_f; lm_head.weight is tied to transformer.wte.weight.
+// Left out: the LM head's logits, KV cache, cross-attention, tensor-parallel splits of the fused c_attn.
+//
+// Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
+#include "models/gpt2.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "models/layers.h"
+#include "util/error.h"
+
+namespace fme {
+namespace {
+
+struct Gpt2AttentionImpl : torch::nn::Module {
+  Gpt2AttentionImpl(Builder& b, const std::string& p, const Gpt2Config& c, int64_t layer) : hd(c.head_dim()) {
+    const int64_t H = c.hidden_size;
+    c_attn = register_module("c_attn", Conv1D(b, join_path(p, "c_attn"), H, 3 * H));
+    c_proj = register_module("c_proj", Conv1D(b, join_path(p, "c_proj"), H, H));
+    opts.causal = true;
+    opts.scale = 1.0 / std::sqrt(double(hd));
+    if (c.scale_attn_by_inverse_layer_idx) opts.scale /= double(layer + 1);
+  }
+  // x [B,T,H] -> [B,T,H]: q, k, v are the three H-wide thirds of c_attn's output.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
+    const int64_t B = x.size(0), T = x.size(1), H = x.size(2), nh = H / hd;
+    auto qkv = c_attn(x).split(H, -1);                                               // 3 x [B,T,H]
+    auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
+    return c_proj(attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]).contiguous(), key_mask, opts));
+  }
+  int64_t hd;
+  AttentionOptions opts;
+  Conv1D c_attn{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2Attention);
+
+struct Gpt2MLPImpl : torch::nn::Module {
+  Gpt2MLPImpl(Builder& b, const std::string& p, const Gpt2Config& c) : tanh_gelu(c.activation_function != "gelu") {
+    c_fc = register_module("c_fc", Conv1D(b, join_path(p, "c_fc"), c.hidden_size, c.intermediate_size));
+    c_proj = register_module("c_proj", Conv1D(b, join_path(p, "c_proj"), c.intermediate_size, c.hidden_size));
+  }
+  // c_proj(gelu(c_fc(x))): [B,T,H] -> [B,T,I] -> [B,T,H]; gelu_new is the tanh approximation.
+  at::Tensor forward(const at::Tensor& x) { return c_proj(at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none")); }
+  bool tanh_gelu;
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2MLP);
+
+struct Gpt2BlockImpl : torch::nn::Module {
+  Gpt2BlockImpl(Builder& b, const std::string& p, const Gpt2Config& c, int64_t layer) {
+    ln_1 = register_module("ln_1", LayerNorm(b, join_path(p, "ln_1"), c.hidden_size, c.layer_norm_eps));
+    attn = register_module("attn", Gpt2Attention(b, join_path(p, "attn"), c, layer));
+    ln_2 = register_module("ln_2", LayerNorm(b, join_path(p, "ln_2"), c.hidden_size, c.layer_norm_eps));
+    mlp = register_module("mlp", Gpt2MLP(b, join_path(p, "mlp"), c));
+  }
+  // x [B,T,H] -> [B,T,H]:  x += attn(ln_1(x));  x += mlp(ln_2(x))
+  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask) {
+    x = x + attn(ln_1(x), key_mask);
+    return x + mlp(ln_2(x));
+  }
+  LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  Gpt2Attention attn{nullptr};
+  Gpt2MLP mlp{nullptr};
+};
+TORCH_MODULE(Gpt2Block);
+
+// HF's GPT2Model: the "transformer." prefix of every checkpoint name.
+struct Gpt2ModelImpl : torch::nn::Module {
+  Gpt2ModelImpl(Builder& b, const std::string& p, const Gpt2Config& c) {
+    wte = register_module("wte", Embedding(b, join_path(p, "wte"), c.vocab_size, c.hidden_size));
+    wpe = register_module("wpe", Embedding(b, join_path(p, "wpe"), c.max_position_embeddings, c.hidden_size));
+    h = register_module("h", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) h->push_back(Gpt2Block(b, join_path(p, "h." + std::to_string(i)), c, i));
+    ln_f = register_module("ln_f", LayerNorm(b, join_path(p, "ln_f"), c.hidden_size, c.layer_norm_eps));
+  }
+  Embedding wte{nullptr}, wpe{nullptr};  // (V, H), (n_positions, H)
+  torch::nn::ModuleList h{nullptr};
+  LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(Gpt2Model);
+
+struct Gpt2LMHeadModelImpl : torch::nn::Module {
+  Gpt2LMHeadModelImpl(Builder& b, const Gpt2Config& c) {
+    transformer = register_module("transformer", Gpt2Model(b, "transformer", c));
+    if (!c.tie_word_embeddings)
+      lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
+  }
+  Gpt2Model transformer{nullptr};
+  Linear lm_head{nullptr};  // (V, H); absent when tied
+};
+TORCH_MODULE(Gpt2LMHeadModel);
+
+class Gpt2 final : public Model {
+ public:
+  Gpt2(const Gpt2Config& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
+
+  std::string model_type() const override { return "gpt2"; }
+  const ModelConfig& config() const override { return config_; }
+  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
+  int64_t hidden_size() const override { return cfg_.hidden_size; }
+  int64_t vocab_size() const override { return cfg_.vocab_size; }
+  torch::nn::Module& module() override { return *net_; }
+  std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
+    if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "transformer.wte.weight"}};
+    return {};
+  }
+
+  void forward(const Batch& batch, const ForwardOptions& opts) override {
+    c10::InferenceMode guard;
+    auto& m = *net_->transformer;
+    const int64_t T = batch.input_ids.size(1);
+    if (T > cfg_.max_position_embeddings)
+      throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
+                       std::to_string(cfg_.max_position_embeddings));
+    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
+    auto emit = [&](const std::string& name, const at::Tensor& x) {
+      if (opts.capture) opts.capture(name, x);
+    };
+    at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                                     // [1,T]
+    at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
+    emit("embeddings", x);
+    at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
+    for (int64_t i = 0; i <= last; ++i) {
+      x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask);
+      emit("resid_post." + std::to_string(i), x);
+    }
+    if (last == num_layers() - 1 && opts.final_norm) emit("final", m.ln_f(x));
+  }
+
+ private:
+  ModelConfig config_;
+  Gpt2Config cfg_;
+  Gpt2LMHeadModel net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_gpt2(const Gpt2Config& config, Builder& b) { return std::make_unique<Gpt2>(config, b); }
+
+}  // namespace fme
