@@ -1,34 +1,15 @@
 #include "models/compute_dtype.h"
 
-#include <ATen/ATen.h>
-#include <c10/core/InferenceMode.h>
-
-#include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
 
+#include "models/gemm_peak.h"
 #include "models/tensor_io.h"
 #include "util/error.h"
 
 namespace fme {
 namespace {
-
-// GFLOP/s of an n^3 matmul in `dtype` on `device`: best of `reps` after one warm-up (which also JIT-compiles
-// oneDNN's kernels). Reading one element back waits for an asynchronous device.
-double time_gemm(at::ScalarType dtype, c10::Device device, int64_t n, int reps) {
-  c10::InferenceMode guard;
-  at::Tensor a = at::randn({n, n}, at::TensorOptions().device(device)).to(dtype);
-  at::Tensor b = at::randn({n, n}, at::TensorOptions().device(device)).to(dtype);
-  at::matmul(a, b).select(0, 0).select(0, 0).item<float>();
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    at::matmul(a, b).select(0, 0).select(0, 0).item<float>();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
-}
 
 std::string gflops_str(double g) {
   char buf[32];
@@ -52,8 +33,8 @@ GemmProbe probe_gemm(c10::Device device) {
   auto it = cache.find(device.type());
   if (it != cache.end()) return it->second;
   GemmProbe p;
-  p.fp32_gflops = time_gemm(at::kFloat, device, 512, 3);
-  p.bf16_gflops = time_gemm(at::kBFloat16, device, 512, 3);
+  p.fp32_gflops = measure_gemm_gflops(at::kFloat, 512, 3, device);
+  p.bf16_gflops = measure_gemm_gflops(at::kBFloat16, 512, 3, device);
   cache[device.type()] = p;
   return p;
 }
