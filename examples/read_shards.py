@@ -2,14 +2,22 @@
 """Reads the run directory written by `fme extract` with numpy alone (no safetensors or torch package).
 
 A run directory holds manifest.json and shards (safetensors files, optionally zstd-compressed as
-.safetensors.zst). Each shard stores, for the samples it covers, the residual stream after each extracted
-layer (resid_post.{layer}: [N, hidden]), the token ids ([N] int32), and which sample each row belongs to
-(sample_index: [S] int64, sample_offsets: [S+1] int64; rows of sample j are offsets[j]..offsets[j+1]).
+.safetensors.zst). Each shard stores, for the samples it covers, every extracted hook point under its
+TransformerLens name (blocks.{i}.hook_resid_post: [N, hidden], blocks.{i}.attn.hook_z: [N, heads, head_dim],
+blocks.{i}.mlp.hook_post: [N, intermediate], ...; the manifest's "hooks" lists them with their row shapes),
+the token ids ([N] int32), each row's position in its sample (token_positions: [N] int32; rows left out by
+--exclude-special-tokens / --exclude-bos leave gaps), and which sample each row belongs to (sample_index:
+[S] int64, sample_offsets: [S+1] int64; rows of sample j are offsets[j]..offsets[j+1]). The manifest's
+"stats" holds per point the rows, mean (flattened row) and mean squared norm over the stored rows.
+Format version 1 runs (fme before hook points) stored resid_post.{layer} for the manifest's "layers": they
+read the same way, their points named blocks.{layer}.hook_resid_post.
 
 Library use:
     from read_shards import iter_samples, load_shard
-    for sample_index, token_ids, acts in iter_samples("runs/x", layers=[10]):
-        acts[10]  # np.ndarray [n_tokens, hidden], float32 (F32/BF16 shards) or float16 (F16 shards)
+    for sample_index, token_ids, acts in iter_samples("runs/x", hooks=["blocks.10.hook_resid_post"]):
+        acts["blocks.10.hook_resid_post"]  # np.ndarray [n_tokens, hidden], float32 (F32/BF16) or float16 (F16)
+    iter_samples("runs/x", layers=[10])   # the same: shorthand for those blocks' hook_resid_post
+    for sample_index, token_ids, positions, acts in iter_samples("runs/x", with_positions=True): ...
 
 Command line:
     python3 read_shards.py RUN_DIR            # summary from the manifest and the first shard's header
@@ -33,7 +41,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     _zstandard = None
 
 FORMAT = "fme-activations"
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
 
 # safetensors dtypes -> little-endian numpy dtypes. BF16 has no numpy dtype: it is read as uint16 and
 # widened to float32 by _bf16_to_f32.
@@ -157,10 +165,22 @@ def load_manifest(run_dir):
         raise ShardError(f"{path}: format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}")
     if manifest.get("version") not in SUPPORTED_VERSIONS:
         raise ShardError(f"{path}: version {manifest.get('version')!r} is not supported (reader knows {SUPPORTED_VERSIONS})")
-    for key in ("layers", "shards"):
+    for key in ("layers" if manifest["version"] == 1 else "hooks", "shards"):
         if not isinstance(manifest.get(key), list):
             raise ShardError(f"{path}: field {key!r} missing or not a list")
     return manifest
+
+
+def run_points(manifest):
+    """The run's hook points as [(hook name, tensor name in the shards, row shape or None if unrecorded)]."""
+    if manifest["version"] == 1:
+        return [(f"blocks.{int(x)}.hook_resid_post", f"resid_post.{int(x)}", None) for x in manifest["layers"]]
+    out = []
+    for h in manifest["hooks"]:
+        if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("row_shape"), list):
+            raise ShardError(f"manifest.json: hooks entry {h!r} lacks a name and row_shape")
+        out.append((h["name"], h["name"], [int(d) for d in h["row_shape"]]))
+    return out
 
 
 def _sha256_file(path):
@@ -174,7 +194,7 @@ def _sha256_file(path):
     return h.hexdigest()
 
 
-def _check_shard(name, entry, tensors, layers, prev_last):
+def _check_shard(name, entry, tensors, points, prev_last):
     """Index consistency of one loaded shard; returns its last sample index. Raises ShardError."""
     for key in ("token_ids", "sample_index", "sample_offsets"):
         if key not in tensors:
@@ -189,14 +209,23 @@ def _check_shard(name, entry, tensors, layers, prev_last):
         raise ShardError(f"{name}: sample_offsets must rise from 0 to {n} (token rows); got {off[0]}..{off[-1]}")
     if s and np.any(np.diff(idx) <= 0):
         raise ShardError(f"{name}: sample_index is not strictly increasing")
+    if "token_positions" in tensors:
+        pos = tensors["token_positions"]
+        if pos.shape != (n,):
+            raise ShardError(f"{name}: token_positions has shape {list(pos.shape)}, expected [{n}]")
+        for j in range(s):
+            p = pos[int(off[j]) : int(off[j + 1])]
+            if p.size and (p[0] < 0 or np.any(np.diff(p) <= 0)):
+                raise ShardError(f"{name}: token_positions of sample {int(idx[j])} do not rise from 0 or more")
     if s and prev_last is not None and idx[0] <= prev_last:
         raise ShardError(f"{name}: first sample {int(idx[0])} does not follow the previous shard's last {prev_last}")
-    for layer in layers:
-        key = f"resid_post.{layer}"
+    for hook, key, row_shape in points:
         if key not in tensors:
-            raise ShardError(f"{name}: tensor {key!r} missing (manifest lists layer {layer})")
-        if tensors[key].ndim != 2 or tensors[key].shape[0] != n:
-            raise ShardError(f"{name}: {key} has shape {list(tensors[key].shape)}, expected [{n}, hidden]")
+            raise ShardError(f"{name}: tensor {key!r} missing (manifest lists {hook})")
+        shape = list(tensors[key].shape)
+        want = [n] + (row_shape if row_shape is not None else ["hidden"])
+        if len(shape) != len(want) or shape[0] != n or (row_shape is not None and shape[1:] != row_shape):
+            raise ShardError(f"{name}: {key} has shape {shape}, expected {want}")
     expect = {"samples": s, "tokens": n}
     if s:
         expect.update(first_sample=int(idx[0]), last_sample=int(idx[-1]))
@@ -206,22 +235,25 @@ def _check_shard(name, entry, tensors, layers, prev_last):
     return int(idx[-1]) if s else prev_last
 
 
-def iter_samples(run_dir, layers=None, verify=False):
-    """Yields (sample_index, token_ids, {layer: activations}) for every sample, in manifest order.
+def iter_samples(run_dir, hooks=None, layers=None, verify=False, with_positions=False):
+    """Yields (sample_index, token_ids, {hook name: activations}) for every sample, in manifest order
+    (with_positions: (sample_index, token_ids, token_positions, {...}); version 1 runs stored every position).
 
-    layers: the layers to return (default: all in the manifest). verify: check each shard's sha256 against
-    the manifest and the index tensors' consistency before yielding from it (raises ShardError).
+    hooks: the hook points to return (default: all the run stored); layers: shorthand for those blocks'
+    blocks.{i}.hook_resid_post. verify: check each shard's sha256 against the manifest and the index
+    tensors' consistency before yielding from it (raises ShardError).
     Arrays are views into the shard (read-only) where possible; copy them to keep them past the next shard.
     """
     manifest = load_manifest(run_dir)
-    all_layers = [int(x) for x in manifest["layers"]]
-    if layers is None:
-        layers = all_layers
-    else:
-        layers = [int(x) for x in layers]
-        missing = [x for x in layers if x not in all_layers]
-        if missing:
-            raise ShardError(f"{run_dir}: layers {missing} were not extracted (run has {all_layers})")
+    points = run_points(manifest)
+    names = [p[0] for p in points]
+    wanted_hooks = list(hooks or []) + [f"blocks.{int(x)}.hook_resid_post" for x in (layers or [])]
+    if hooks is None and layers is None:
+        wanted_hooks = names
+    missing = [h for h in wanted_hooks if h not in names]
+    if missing:
+        raise ShardError(f"{run_dir}: {missing} were not extracted (the run has {names})")
+    selected = [p for p in points if p[0] in wanted_hooks]
     prev_last = None
     for entry in manifest["shards"]:
         name = entry.get("file")
@@ -237,49 +269,86 @@ def iter_samples(run_dir, layers=None, verify=False):
                 raise ShardError(f"{name}: sha256 mismatch: manifest {want}, file {got}")
         tensors = load_shard(path)
         if verify:
-            prev_last = _check_shard(name, entry, tensors, all_layers, prev_last)
-        wanted = ["token_ids", "sample_index", "sample_offsets"] + [f"resid_post.{layer}" for layer in layers]
+            prev_last = _check_shard(name, entry, tensors, points, prev_last)
+        wanted = ["token_ids", "sample_index", "sample_offsets"] + [p[1] for p in selected]
         missing = [k for k in wanted if k not in tensors]
         if missing:
             raise ShardError(f"{name}: tensors {missing} missing")
         tok, idx, off = tensors["token_ids"], tensors["sample_index"], tensors["sample_offsets"]
-        acts = {layer: tensors[f"resid_post.{layer}"] for layer in layers}
+        acts = {hook: tensors[key] for hook, key, _ in selected}
+        pos = tensors.get("token_positions")
         for j in range(idx.shape[0]):
             a, b = int(off[j]), int(off[j + 1])
-            yield int(idx[j]), tok[a:b], {layer: x[a:b] for layer, x in acts.items()}
+            rows = {hook: x[a:b] for hook, x in acts.items()}
+            if with_positions:
+                p = pos[a:b] if pos is not None else np.arange(b - a, dtype=np.int32)
+                yield int(idx[j]), tok[a:b], p, rows
+            else:
+                yield int(idx[j]), tok[a:b], rows
 
 
 def summarize(run_dir, verify=False):
     """A dict describing the run; with verify, counts come from the data and every check runs."""
     manifest = load_manifest(run_dir)
     shards = manifest["shards"]
-    layers = [int(x) for x in manifest["layers"]]
+    points = run_points(manifest)
     info = {
         "run_dir": run_dir,
+        "version": manifest["version"],
         "complete": bool(manifest.get("complete", False)),
         "shards": len(shards),
-        "layers": layers,
+        "hooks": [p[0] for p in points],
         "samples": sum(int(s.get("samples", 0)) for s in shards),
         "tokens": sum(int(s.get("tokens", 0)) for s in shards),
         "bytes": sum(int(s.get("bytes", 0)) for s in shards),
         "hidden": None,
         "dtype": None,
     }
-    if shards and layers:
+    if shards and points:
         header = read_header(os.path.join(run_dir, shards[0]["file"]))
-        t = header.get(f"resid_post.{layers[0]}")
+        t = header.get(points[0][1])
         if t:
             info["hidden"] = t["shape"][-1]
             info["dtype"] = t["dtype"]
     if verify:
         samples = tokens = 0
-        for _, tok, _ in iter_samples(run_dir, verify=True):
+        stats = manifest.get("stats") if manifest["version"] >= 2 else None
+        sums = {h: [0, 0.0, 0.0] for h in info["hooks"]}  # rows, sum (vector), sum of squared norms
+        for _, tok, acts in iter_samples(run_dir, verify=True):
             samples += 1
             tokens += tok.shape[0]
+            if stats is not None:
+                for h, x in acts.items():
+                    x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
+                    sums[h][0] += x.shape[0]
+                    sums[h][1] = sums[h][1] + x.sum(axis=0)
+                    sums[h][2] += float((x * x).sum())
         if (samples, tokens) != (info["samples"], info["tokens"]):
             raise ShardError(f"{run_dir}: shards hold {samples} samples / {tokens} tokens, manifest says "
                              f"{info['samples']} / {info['tokens']}")
+        if stats is not None:
+            _check_stats(run_dir, stats, sums)
     return info
+
+
+def _check_stats(run_dir, stats, sums):
+    """The manifest's running statistics against fp64 sums over the stored rows (recomputed here)."""
+    for h, (rows, total, sq) in sums.items():
+        st = stats.get(h) if isinstance(stats, dict) else None
+        if not isinstance(st, dict):
+            raise ShardError(f"{run_dir}/manifest.json: stats has no entry for {h}")
+        if int(st.get("rows", -1)) != rows:
+            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.rows = {st.get('rows')}, shards hold {rows}")
+        if rows == 0:
+            continue
+        mean = np.asarray(st.get("mean", []), dtype=np.float64)
+        want = np.asarray(total) / rows
+        scale = max(1.0, float(np.abs(want).max()))
+        if mean.shape != want.shape or not np.allclose(mean, want, rtol=1e-9, atol=1e-12 * scale):
+            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.mean differs from the stored rows' mean")
+        msq = float(st.get("mean_sq_norm", float("nan")))
+        if not np.isclose(msq, sq / rows, rtol=1e-9, atol=0.0):
+            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.mean_sq_norm = {msq}, stored rows give {sq / rows}")
 
 
 def main(argv=None):
@@ -296,10 +365,11 @@ def main(argv=None):
     print(f"samples:     {info['samples']}")
     print(f"tokens:      {info['tokens']}")
     print(f"shards:      {info['shards']} ({info['bytes']} bytes)")
-    print(f"layers:      {', '.join(str(x) for x in info['layers'])}")
+    print(f"format:      version {info['version']}")
+    print(f"hooks:       {', '.join(info['hooks'])}")
     print(f"hidden size: {info['hidden']} ({info['dtype']})")
     if args.verify:
-        print("verify:      ok (sha256, sample_index, sample_offsets)")
+        print("verify:      ok (sha256, sample_index, sample_offsets, token_positions, stats)")
     return 0
 
 

@@ -8,7 +8,7 @@ namespace fme::cli {
 
 void add_extract(CLI::App& app) {
   auto o = std::make_shared<ExtractOptions>();
-  CLI::App* cmd = app.add_subcommand("extract", "Store residual-stream activations of chosen layers for every real token");
+  CLI::App* cmd = app.add_subcommand("extract", "Store activations at chosen hook points for every real token");
   cmd->add_option("--model", o->model_dir, "HF-format model directory (config.json, safetensors, tokenizer.json)")->required();
   cmd->add_option("--dataset", o->dataset, "ARC task directory, ARC JSONL, text JSONL or pre-tokenized JSONL")->required();
   cmd->add_option("--out", o->out, "run directory (shards, manifest.json, samples.jsonl)")->required();
@@ -20,7 +20,15 @@ void add_extract(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "seed for augmentation");
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples to N tokens (counted and marked)");
   cmd->add_option("--skip-longer", o->skip_longer, "skip samples longer than N tokens (counted and marked)");
-  cmd->add_option("--layers", o->layers, "blocks whose output to store: 10-23, 0,5,7-9 or all");
+  cmd->add_flag("--exclude-special-tokens", o->exclude_special_tokens,
+                "do not store the rows of the tokenizer's special tokens ([CLS], [SEP], <|im_start|>, ...)");
+  cmd->add_flag("--exclude-bos", o->exclude_bos, "do not store a sample's first row when it is the model's BOS token");
+  cmd->add_option("--hooks", o->hooks,
+                  "hook points to store: 'blocks.{10..23}.hook_resid_post,blocks.12.hook_mlp_out' (lists, {a..b} ranges, "
+                  "* globs; also hook_resid_pre, attn.hook_z, hook_attn_out, hook_resid_mid, mlp.hook_post, "
+                  "ln_final.hook_normalized)");
+  cmd->add_option("--layers", o->layers,
+                  "shorthand for those blocks' hook_resid_post: 10-23, 0,5,7-9 or all (default, without --hooks: all)");
   cmd->add_option("--dtype", o->dtype,
                   "compute dtype: auto | fp32 | bf16 (auto: bf16 only where this hardware multiplies bf16 natively and "
                   "faster than fp32, else fp32)");

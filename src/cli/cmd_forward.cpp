@@ -18,18 +18,19 @@ namespace fme::cli {
 
 void add_forward(CLI::App& app) {
   struct Opts {
-    std::string model, inputs, texts, out, dtype = "auto", weights_dtype, mesh;
+    std::string model, inputs, texts, out, dtype = "auto", weights_dtype, mesh, hooks;
     std::vector<std::string> plans;
     double timeout_s = 300;
     int threads = 0;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("forward", "Run a model on a batch and store every capture point");
+  CLI::App* cmd = app.add_subcommand("forward", "Run a model on a batch and store its hook points");
   cmd->add_option("--model", o->model, "HF-format model directory")->required();
   auto* in = cmd->add_option("--inputs", o->inputs, "safetensors with input_ids, attention_mask [, token_type_ids] [B,T]");
   auto* texts = cmd->add_option("--texts", o->texts, "or: JSONL with a \"text\" field per line, tokenized with the model's tokenizer");
   in->excludes(texts);
-  cmd->add_option("--out", o->out, "output safetensors: embeddings, resid_post.{i}, final")->required();
+  cmd->add_option("--out", o->out, "output safetensors: every hook point (blocks.{i}.hook_resid_post, ...) as float32")->required();
+  cmd->add_option("--hooks", o->hooks, "only these hook points: 'blocks.{0..3}.hook_resid_post,*.mlp.hook_post' (lists, {a..b}, globs)");
   cmd->add_option("--dtype", o->dtype, "compute dtype: auto | fp32 | bf16 (auto: bf16 only where this hardware is fast at it)");
   cmd->add_option("--weights-dtype", o->weights_dtype, "dtype the weights are kept in: fp32 | bf16 (default: the compute dtype)");
   cmd->add_option("--plan", o->plans, "tensor-parallel plan (file or builtin:bert-tp | builtin:qwen2-tp), with --mesh");
@@ -67,14 +68,15 @@ void add_forward(CLI::App& app) {
     if (o->inputs.empty() == o->texts.empty()) throw ConfigError("give one of --inputs or --texts");
     Batch batch = o->inputs.empty() ? read_text_batch(o->texts, Tokenizer::from_file(o->model), *model)
                                     : read_batch(o->inputs, *model);
+    const std::vector<std::string> hooks = forward_hooks(*model, o->hooks);
     if (!dist || dist->rank() == 0) {
       // The choice and why go in the output's header (stderr stays for errors and warnings).
-      forward_to_file(*model, batch, o->out,
+      forward_to_file(*model, batch, hooks, o->out,
                       {{"compute_dtype", dtype_short_name(choice.dtype)}, {"compute_dtype_reason", choice.reason},
                        {"weights_dtype", dtype_short_name(weights)}});
     } else {
-      ForwardOptions fo;  // the other ranks take part in the collectives and discard the result
-      model->forward(batch, fo);
+      // The other ranks take part in the collectives (the same points, so the same gathers) and discard them.
+      model->forward(batch, Capture(model->hook_points(), hooks, [](const std::string&, const at::Tensor&) {}));
     }
   });
 }

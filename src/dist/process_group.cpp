@@ -3,6 +3,8 @@
 // neither the Gloo headers nor USE_C10D_GLOO.
 #include "dist/process_group.h"
 
+#include <c10/core/InferenceMode.h>
+
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
@@ -275,7 +277,12 @@ at::Tensor Dist::all_gather(const at::Tensor& shard, int64_t dim, const std::str
   if (bits != in.scalar_type()) in = in.view(bits);
   std::vector<at::Tensor> inputs{in};
   std::vector<std::vector<at::Tensor>> outputs(1);
-  for (size_t i = 0; i < g->ranks.size(); ++i) outputs[0].push_back(at::empty_like(in));
+  {
+    // Gloo copies into the outputs on its own thread, outside any InferenceMode of the caller's: they must be
+    // normal tensors, not inference tensors (a forward under InferenceMode gathers split activations).
+    c10::InferenceMode normal(false);
+    for (size_t i = 0; i < g->ranks.size(); ++i) outputs[0].push_back(at::empty(in.sizes(), in.options()));
+  }
   run(*g, "all_gather", [&](c10d::ProcessGroupGloo& pg) { return pg.allgather(outputs, inputs); });
   at::Tensor full = at::cat(outputs[0], d);
   return bits != shard.scalar_type() ? full.view(shard.scalar_type()) : full;

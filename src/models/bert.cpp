@@ -3,7 +3,12 @@
 // Module paths equal HF BertModel's checkpoint names: embeddings.{word,position,token_type}_embeddings,
 // embeddings.LayerNorm, encoder.layer.{i}.attention.self.{query,key,value}, encoder.layer.{i}.attention.output.
 // {dense,LayerNorm}, encoder.layer.{i}.intermediate.dense, encoder.layer.{i}.output.{dense,LayerNorm},
-// pooler.dense. Left out: dropout (inference only), relative position embeddings, the MLM/NSP heads.
+// pooler.dense.
+// Hook points (post-norm, as the goldens' README defines them): resid_pre is the layer's input, attn.hook_z the
+// input of attention.output.dense in heads, attn_out that dense's output before the add & LayerNorm,
+// resid_mid the output of attention.output.LayerNorm, mlp.hook_post the intermediate's activation, mlp_out
+// output.dense's output before the add & LayerNorm, resid_post the layer's output; no ln_final;
+// pooler_output [B,H] (per sequence). Left out: dropout (inference only), relative position embeddings, the MLM/NSP heads.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = heads, hd = H / nh, I = intermediate size.
 #include "models/bert.h"
@@ -67,7 +72,12 @@ struct BertResidualOutputImpl : torch::nn::Module {
     dense = register_module("dense", Linear(b, join_path(p, "dense"), in, H, true));
     LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), H, eps));
   }
-  at::Tensor forward(const at::Tensor& h, const at::Tensor& residual) { return LayerNorm(dense(h) + residual); }
+  // LayerNorm(dense(h) + residual), reporting dense(h) as `point`.
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& residual, const BlockCapture& capture, BlockPoint point) {
+    at::Tensor y = dense(h);  // [B,T,H]
+    capture(point, y);
+    return LayerNorm(y + residual);
+  }
   Linear dense{nullptr};
   fme::LayerNorm LayerNorm{nullptr};
 };
@@ -100,9 +110,19 @@ struct BertLayerImpl : torch::nn::Module {
     output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.intermediate_size, c.hidden_size, c.layer_norm_eps));
   }
   // x [B,T,H] -> [B,T,H]
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
-    at::Tensor a = attention_->output(attention_->self(x, key_mask), x);  // LN(x + attn)
-    return output(intermediate(a), a);                                  // LN(a + mlp)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const BlockCapture& capture) {
+    capture(BlockPoint::ResidPre, x);
+    const int64_t hd = attention_->self->hd;
+    at::Tensor z = attention_->self(x, key_mask);  // [B,T,nh*hd]
+    if (capture.wants(BlockPoint::AttnZ))
+      capture(BlockPoint::AttnZ, whole_input(*attention_->output->dense, z).unflatten(-1, {-1, hd}));
+    at::Tensor a = attention_->output(z, x, capture, BlockPoint::AttnOut);  // LN(x + attn)
+    capture(BlockPoint::ResidMid, a);
+    at::Tensor h = intermediate(a);  // [B,T,I]
+    if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*output->dense, h));
+    at::Tensor y = output(h, a, capture, BlockPoint::MlpOut);  // LN(a + mlp)
+    capture(BlockPoint::ResidPost, y);
+    return y;
   }
   BertAttention attention_{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -151,28 +171,26 @@ class Bert final : public Model {
   int64_t vocab_size() const override { return cfg_.vocab_size; }
   torch::nn::Module& module() override { return *net_; }
 
-  void forward(const Batch& batch, const ForwardOptions& opts) override {
+  std::vector<HookPoint> hook_points() const override {
+    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
+                                    cfg_.num_attention_heads, cfg_.head_dim());
+    points.push_back({"pooler_output", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1, /*per_token=*/false});
+    return points;
+  }
+
+  void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
     const int64_t T = batch.input_ids.size(1);
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("bert: sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
                        std::to_string(cfg_.max_position_embeddings));
-    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
-    auto emit = [&](const std::string& name, const at::Tensor& x) {
-      if (opts.capture) opts.capture(name, x);
-    };
+    const int64_t last = capture.last_block(num_layers());
     at::Tensor types = batch.token_type_ids.defined() ? batch.token_type_ids : at::zeros_like(batch.input_ids);
     at::Tensor x = net_->embeddings(batch.input_ids, types, compute_dtype());     // [B,T,H]
-    emit("embeddings", x);
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);   // [B,T]
-    for (int64_t i = 0; i <= last; ++i) {
-      x = net_->encoder->layer->ptr<BertLayerImpl>(i)->forward(x, key_mask);
-      emit("resid_post." + std::to_string(i), x);
-    }
-    if (last == num_layers() - 1 && opts.final_norm) {
-      emit("final", x);  // BERT is post-LN: last_hidden_state is the last block's output
-      emit("pooler_output", net_->pooler(x));
-    }
+    for (int64_t i = 0; i <= last; ++i)
+      x = net_->encoder->layer->ptr<BertLayerImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
+    if (capture.wants("pooler_output")) capture("pooler_output", net_->pooler(x));
   }
 
  private:

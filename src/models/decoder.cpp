@@ -4,7 +4,11 @@
 // names, the same for every variant: model.embed_tokens, model.layers.{i}.self_attn.{q,k,v,o}_proj (and
 // .{q,k}_norm), model.layers.{i}.mlp.{gate,up,down}_proj, model.layers.{i}.{input,post_attention}_layernorm,
 // model.norm, and lm_head unless tie_word_embeddings (then lm_head.weight is model.embed_tokens.weight).
-// Left out: the LM head's logits (fme extracts hidden states), KV cache, sliding window.
+// Hook points (models/hook_points.h): resid_pre is the block's input, attn.hook_z the input of o_proj in heads,
+// attn_out what is added to the residual (Gemma 2: after post_attention_layernorm), resid_mid the residual
+// between attention and MLP, mlp.hook_post act(gate) * up (the input of down_proj), mlp_out what is added
+// (Gemma 2: after post_feedforward_layernorm), ln_final.hook_normalized the output of model.norm.
+// Left out: the LM head's logits (fme extracts hidden states), KV cache.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = query heads, nkv = key/value heads, hd = head_dim
 // (explicit, or H / nh), I = intermediate (MLP) size, V = vocab.
@@ -44,7 +48,8 @@ struct DecoderAttentionImpl : torch::nn::Module {
 
   // x [B,T,H], key_mask [B,T] -> [B,T,H]. With q/k/v colwise and o rowwise (tensor parallel), this process
   // holds nh/size query heads and nkv/size kv heads: the head counts come from the local weights.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin,
+                     const BlockCapture& capture) {
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t nh = q_proj->weight.size(0) / hd, nkv = k_proj->weight.size(0) / hd;
     at::Tensor q = q_proj(x).view({B, T, nh, hd});   // [B, T, nh, hd]
@@ -57,6 +62,7 @@ struct DecoderAttentionImpl : torch::nn::Module {
     k = apply_rope(k.transpose(1, 2), cos, sin);                      // [B, nkv, T, hd]
     at::Tensor v = v_proj(x).view({B, T, nkv, hd}).transpose(1, 2);  // [B, nkv, T, hd]
     at::Tensor o = attention(q, k, v.contiguous(), key_mask, opts);   // [B, T, nh*hd]
+    if (capture.wants(BlockPoint::AttnZ)) capture(BlockPoint::AttnZ, whole_input(*o_proj, o).unflatten(-1, {-1, hd}));
     return o_proj(o);                                                 // [B, T, H]
   }
 
@@ -76,11 +82,13 @@ struct DecoderMLPImpl : torch::nn::Module {
   }
   // down(act(gate(x)) * up(x)), act = silu (SwiGLU) or tanh-approximated gelu (Gemma's GeGLU):
   // [B,T,H] -> [B,T,I] -> [B,T,H]
-  at::Tensor forward(const at::Tensor& x) {
+  at::Tensor forward(const at::Tensor& x, const BlockCapture& capture) {
     at::Tensor g = gate_proj(x);  // [B,T,I]
     if (gelu_tanh) g = at::gelu(g, "tanh");
     else at::silu_(g);
-    return down_proj(g.mul_(up_proj(x)));
+    g.mul_(up_proj(x));
+    if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*down_proj, g));
+    return down_proj(g);
   }
   bool gelu_tanh;
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
@@ -103,13 +111,20 @@ struct DecoderLayerImpl : torch::nn::Module {
   }
   // x [B,T,H] -> [B,T,H]. Llama/Qwen: x += attn(input_ln(x)); x += mlp(post_attention_ln(x)).
   // Gemma 2 (norms on both sides): x += post_attention_ln(attn(input_ln(x))); x += post_ff_ln(mlp(pre_ff_ln(x))).
-  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin) {
-    if (!gemma) {
-      x = x + self_attn(input_layernorm(x), key_mask, cos, sin);
-      return x + mlp(post_attention_layernorm(x));
-    }
-    x = x + post_attention_layernorm(self_attn(input_layernorm(x), key_mask, cos, sin));
-    return x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
+  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const at::Tensor& cos, const at::Tensor& sin,
+                     const BlockCapture& capture) {
+    capture(BlockPoint::ResidPre, x);
+    at::Tensor a = self_attn(input_layernorm(x), key_mask, cos, sin, capture);  // [B,T,H]
+    if (gemma) a = post_attention_layernorm(a);
+    capture(BlockPoint::AttnOut, a);
+    x = x + a;
+    capture(BlockPoint::ResidMid, x);
+    at::Tensor m = mlp(gemma ? pre_feedforward_layernorm(x) : post_attention_layernorm(x), capture);  // [B,T,H]
+    if (gemma) m = post_feedforward_layernorm(m);
+    capture(BlockPoint::MlpOut, m);
+    x = x + m;
+    capture(BlockPoint::ResidPost, x);
+    return x;
   }
   bool gemma;
   DecoderAttention self_attn{nullptr};
@@ -160,26 +175,27 @@ class Decoder final : public Model {
     return {};
   }
 
-  void forward(const Batch& batch, const ForwardOptions& opts) override {
+  std::vector<HookPoint> hook_points() const override {
+    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
+                                    cfg_.num_attention_heads, cfg_.head_dim());
+    points.push_back({"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1});
+    return points;
+  }
+
+  void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
     auto& m = *net_->model;
     const int64_t T = batch.input_ids.size(1);
-    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
-    auto emit = [&](const std::string& name, const at::Tensor& x) {
-      if (opts.capture) opts.capture(name, x);
-    };
+    const int64_t last = capture.last_block(num_layers());
 
     at::Tensor x = m.embed_tokens(batch.input_ids, compute_dtype());  // [B,T,H]
     // Gemma: times sqrt(H), the scalar rounded to the compute dtype first (HF's normalizer tensor).
     if (cfg_.gemma_norms) x = x * at::scalar_tensor(std::sqrt(double(cfg_.hidden_size)), x.options());
-    emit("embeddings", x);
     auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type(), cfg_.rope_scaling);  // [T, hd]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
-    for (int64_t i = 0; i <= last; ++i) {
-      x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin);  // [B,T,H]
-      emit("resid_post." + std::to_string(i), x);
-    }
-    if (last == num_layers() - 1 && opts.final_norm) emit("final", m.norm(x));
+    for (int64_t i = 0; i <= last; ++i)
+      x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin, BlockCapture{capture, i});  // [B,T,H]
+    if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.norm(x));
   }
 
  private:

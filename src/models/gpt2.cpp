@@ -2,6 +2,9 @@
 // Conv1D, then a gelu MLP), a final LayerNorm. Module paths equal HF's GPT2LMHeadModel names:
 // transformer.{wte,wpe}, transformer.h.{i}.{ln_1,ln_2}, transformer.h.{i}.attn.{c_attn,c_proj},
 // transformer.h.{i}.mlp.{c_fc,c_proj}, transformer.ln_f; lm_head.weight is tied to transformer.wte.weight.
+// Hook points: resid_pre is ln_1's input, attn.hook_z the input of attn.c_proj in heads, attn_out attn's
+// output, resid_mid ln_2's input, mlp.hook_post gelu(c_fc(x)), mlp_out the MLP's output, ln_final.hook_normalized
+// the output of ln_f.
 // Left out: the LM head's logits, KV cache, cross-attention, tensor-parallel splits of the fused c_attn.
 //
 // Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
@@ -28,11 +31,13 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     if (c.scale_attn_by_inverse_layer_idx) opts.scale /= double(layer + 1);
   }
   // x [B,T,H] -> [B,T,H]: q, k, v are the three H-wide thirds of c_attn's output.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const BlockCapture& capture) {
     const int64_t B = x.size(0), T = x.size(1), H = x.size(2), nh = H / hd;
     auto qkv = c_attn(x).split(H, -1);                                               // 3 x [B,T,H]
     auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
-    return c_proj(attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]).contiguous(), key_mask, opts));
+    at::Tensor z = attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]).contiguous(), key_mask, opts);  // [B,T,H]
+    if (capture.wants(BlockPoint::AttnZ)) capture(BlockPoint::AttnZ, z.unflatten(-1, {nh, hd}));
+    return c_proj(z);
   }
   int64_t hd;
   AttentionOptions opts;
@@ -46,7 +51,11 @@ struct Gpt2MLPImpl : torch::nn::Module {
     c_proj = register_module("c_proj", Conv1D(b, join_path(p, "c_proj"), c.intermediate_size, c.hidden_size));
   }
   // c_proj(gelu(c_fc(x))): [B,T,H] -> [B,T,I] -> [B,T,H]; gelu_new is the tanh approximation.
-  at::Tensor forward(const at::Tensor& x) { return c_proj(at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none")); }
+  at::Tensor forward(const at::Tensor& x, const BlockCapture& capture) {
+    at::Tensor h = at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none");  // [B,T,I]
+    capture(BlockPoint::MlpPost, h);
+    return c_proj(h);
+  }
   bool tanh_gelu;
   Conv1D c_fc{nullptr}, c_proj{nullptr};
 };
@@ -60,9 +69,17 @@ struct Gpt2BlockImpl : torch::nn::Module {
     mlp = register_module("mlp", Gpt2MLP(b, join_path(p, "mlp"), c));
   }
   // x [B,T,H] -> [B,T,H]:  x += attn(ln_1(x));  x += mlp(ln_2(x))
-  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask) {
-    x = x + attn(ln_1(x), key_mask);
-    return x + mlp(ln_2(x));
+  at::Tensor forward(at::Tensor x, const at::Tensor& key_mask, const BlockCapture& capture) {
+    capture(BlockPoint::ResidPre, x);
+    at::Tensor a = attn(ln_1(x), key_mask, capture);  // [B,T,H]
+    capture(BlockPoint::AttnOut, a);
+    x = x + a;
+    capture(BlockPoint::ResidMid, x);
+    at::Tensor m = mlp(ln_2(x), capture);  // [B,T,H]
+    capture(BlockPoint::MlpOut, m);
+    x = x + m;
+    capture(BlockPoint::ResidPost, x);
+    return x;
   }
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Gpt2Attention attn{nullptr};
@@ -111,26 +128,26 @@ class Gpt2 final : public Model {
     return {};
   }
 
-  void forward(const Batch& batch, const ForwardOptions& opts) override {
+  std::vector<HookPoint> hook_points() const override {
+    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
+                                    cfg_.num_attention_heads, cfg_.head_dim());
+    points.push_back({"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1});
+    return points;
+  }
+
+  void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
     auto& m = *net_->transformer;
     const int64_t T = batch.input_ids.size(1);
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
                        std::to_string(cfg_.max_position_embeddings));
-    const int64_t last = opts.last_block < 0 ? num_layers() - 1 : opts.last_block;
-    auto emit = [&](const std::string& name, const at::Tensor& x) {
-      if (opts.capture) opts.capture(name, x);
-    };
+    const int64_t last = capture.last_block(num_layers());
     at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                                     // [1,T]
     at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
-    emit("embeddings", x);
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
-    for (int64_t i = 0; i <= last; ++i) {
-      x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask);
-      emit("resid_post." + std::to_string(i), x);
-    }
-    if (last == num_layers() - 1 && opts.final_norm) emit("final", m.ln_f(x));
+    for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
+    if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.ln_f(x));
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -12,6 +13,18 @@
 #include "util/error.h"
 
 namespace fme {
+
+namespace {
+std::atomic<int64_t> g_score_budget{64ll << 20};
+}  // namespace
+
+int64_t attention_score_budget() { return g_score_budget.load(std::memory_order_relaxed); }
+void set_attention_score_budget(int64_t bytes) { g_score_budget.store(std::max<int64_t>(bytes, 1), std::memory_order_relaxed); }
+
+at::Tensor whole_input(const LinearImpl& consumer, const at::Tensor& x) {
+  if (consumer.par.split != Split::Rowwise) return x;
+  return consumer.par.group->all_gather_last_dim(x.contiguous());
+}
 
 at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x) {
   return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
@@ -148,7 +161,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t nkv = k.size(1), g = nh / nkv;
   const bool causal = opts.causal;
-  const int64_t score_budget_bytes = opts.score_budget_bytes;
+  const int64_t score_budget_bytes = opts.score_budget_bytes > 0 ? opts.score_budget_bytes : attention_score_budget();
   const double scale = opts.scale > 0 ? opts.scale : 1.0 / std::sqrt(double(hd));
   // Scores stay in q's dtype: the masked value is that dtype's lowest finite number, and softmax
   // accumulates reduced-precision inputs in fp32 inside its kernel (what HF's fp32 softmax + cast gives,

@@ -70,6 +70,12 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// The whole input of `consumer` from this process's part of it: `x` itself, or, when `consumer` is rowwise
+// (its input split over the mesh axis), the parts of every process gathered along the last dimension. Used
+// to report a split activation (attention heads, MLP hidden units) whole; a collective, so every process of
+// the axis must call it.
+at::Tensor whole_input(const LinearImpl& consumer, const at::Tensor& x);
+
 // Parameter `w` in the dtype of the activations `x`: `w` itself when they agree, else a converted copy made
 // just before the op and freed after it (bf16-stored weights with fp32 compute widen exactly, one GEMM's
 // weight at a time).
@@ -98,8 +104,11 @@ struct AttentionOptions {
   double scale = 0;      // scores = q k^T * scale; 0: head_dim^-0.5
   double softcap = 0;    // > 0: scores = softcap * tanh(scores / softcap) before masking (Gemma 2)
   int64_t window = 0;    // > 0 (causal only): query t sees keys t - window + 1 .. t (sliding-window layers)
-  int64_t score_budget_bytes = 64ll << 20;
+  int64_t score_budget_bytes = 0;  // 0: the process default (attention_score_budget())
 };
+// The process default budget, 64 MiB; settable so that a test can run whole models through 16-query blocks.
+int64_t attention_score_budget();
+void set_attention_score_budget(int64_t bytes);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                      const AttentionOptions& opts);
 inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,

@@ -1,11 +1,6 @@
 // The interface every architecture implements, kept free of <torch/torch.h> so that pipelines and the CLI
-// compile quickly. A model is a module tree whose dotted parameter paths equal the Hugging Face names.
-//
-// Capture points (named once per block, as llama.cpp's cb(cur, name, il)):
-//   "embeddings"    [B,T,H] the input of block 0
-//   "resid_post.i"  [B,T,H] the residual stream after block i (before any final norm)
-//   "final"         [B,T,H] Qwen2: after the final RMSNorm; BERT: last_hidden_state
-//   "pooler_output" [B,H]   BERT only
+// compile quickly. A model is a module tree whose dotted parameter paths equal the Hugging Face names; a
+// forward pass reports the hook points (models/hook_points.h) a Capture asks for.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -18,6 +13,7 @@
 
 #include "formats/hf_config.h"
 #include "models/build.h"
+#include "models/hook_points.h"
 
 namespace torch::nn {
 class Module;
@@ -32,26 +28,20 @@ struct Batch {
   at::Tensor token_type_ids;  // [B,T] int64, BERT only; undefined = all zeros
 };
 
-// Called with each capture point's name and activation as the forward pass computes it.
-using CaptureFn = std::function<void(const std::string& name, const at::Tensor& x)>;
-
-struct ForwardOptions {
-  int64_t last_block = -1;   // stop after this block (-1 = all blocks)
-  bool final_norm = true;    // compute "final" (and BERT's pooler) when all blocks run
-  CaptureFn capture;         // may be empty
-};
-
 class Model {
  public:
   virtual ~Model() = default;
-  virtual std::string model_type() const = 0;  // "qwen2", "bert"
+  virtual std::string model_type() const = 0;  // "qwen2", "bert", ...
   virtual const ModelConfig& config() const = 0;
   virtual int64_t num_layers() const = 0;
   virtual int64_t hidden_size() const = 0;
   virtual int64_t vocab_size() const = 0;
 
-  // Runs the model (no autograd) and reports capture points through opts.capture.
-  virtual void forward(const Batch& batch, const ForwardOptions& opts) = 0;
+  // Every point a forward can report, in the order it computes them (under tensor parallelism: global shapes).
+  virtual std::vector<HookPoint> hook_points() const = 0;
+  // Runs the model (no autograd) up to the deepest block `capture` needs, reporting the points it asks for.
+  // Under tensor parallelism every rank passes the same request (split points are gathered collectively).
+  virtual void forward(const Batch& batch, const Capture& capture) = 0;
 
   // The module tree (HF names); parameters in registration order.
   virtual torch::nn::Module& module() = 0;

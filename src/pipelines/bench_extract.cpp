@@ -128,11 +128,10 @@ int run_bench_extract(const BenchExtractOptions& o) {
         auto acc = ids.accessor<int64_t, 2>();
         for (int64_t i = 0; i < o.batch; ++i)
           for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % qcfg->vocab_size);
-        ForwardOptions fo;
-        fo.last_block = last;
-        fo.final_norm = false;
+        const Capture capture(model->hook_points(), {block_hook_name(last, BlockPoint::ResidPost)},
+                              [](const std::string&, const at::Tensor&) {});
         const double t0 = now();
-        model->forward(Batch{ids, at::ones_like(ids), {}}, fo);
+        model->forward(Batch{ids, at::ones_like(ids), {}}, capture);
         seconds += now() - t0;
       }
       return seconds;

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "models/hook_select.h"
 #include "models/tensor_io.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -99,12 +100,20 @@ Batch read_text_batch(const std::string& jsonl_path, const Tokenizer& tokenizer,
   return b;
 }
 
-uint64_t forward_to_file(Model& model, const Batch& batch, const std::string& out_path,
-                         const std::map<std::string, std::string>& metadata) {
+std::vector<std::string> forward_hooks(const Model& model, const std::string& spec) {
+  const auto points = model.hook_points();
+  if (!spec.empty()) return select_hooks(spec, points);
+  std::vector<std::string> all;
+  for (const auto& p : points) all.push_back(p.name);
+  return all;
+}
+
+uint64_t forward_to_file(Model& model, const Batch& batch, const std::vector<std::string>& hooks,
+                         const std::string& out_path, const std::map<std::string, std::string>& metadata) {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  ForwardOptions opts;
-  opts.capture = [&](const std::string& name, const at::Tensor& x) { out.emplace_back(name, x.to(at::kFloat).contiguous()); };
-  model.forward(batch, opts);
+  model.forward(batch, Capture(model.hook_points(), hooks, [&](const std::string& name, const at::Tensor& x) {
+                  out.emplace_back(name, x.to(at::kFloat).contiguous());
+                }));
   out.emplace_back("input_ids", batch.input_ids);
   out.emplace_back("attention_mask", batch.attention_mask);
   if (batch.token_type_ids.defined()) out.emplace_back("token_type_ids", batch.token_type_ids);

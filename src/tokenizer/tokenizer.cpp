@@ -6,6 +6,8 @@
 // byte sequences that are not UTF-8 become U+FFFD, as HF's decode does.
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -33,6 +35,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<tok::Decoder> decoder;
   tok::AddedTokens added;
   std::unordered_set<std::string> special_contents;
+  std::vector<int32_t> special_ids;  // ascending
   int64_t vocab_size = 0;
 
   // Normalized text without raw added tokens -> normalized added tokens, pre-tokenizer, model.
@@ -107,8 +110,12 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, const std::string& 
   impl->vocab_size = impl->model->vocab().id_space();
   for (const auto& t : added) {
     impl->vocab_size = std::max<int64_t>(impl->vocab_size, int64_t(t.id) + 1);
-    if (t.special) impl->special_contents.insert(t.content);
+    if (t.special) {
+      impl->special_contents.insert(t.content);
+      impl->special_ids.push_back(t.id);
+    }
   }
+  std::sort(impl->special_ids.begin(), impl->special_ids.end());
   impl->added.build(std::move(added), impl->normalizer.get());
   return Tokenizer(std::move(impl));
 }
@@ -149,6 +156,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   if (add_special_tokens && m.post_processor) m.post_processor->process(out);
   return out;
 }
+
+std::vector<int32_t> Tokenizer::special_ids() const { return impl_->special_ids; }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   const Impl& m = *impl_;

@@ -35,6 +35,8 @@ class Tokenizer {
   // -1 if unknown.
   int32_t token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;  // "" if unknown
+  // Ids of the added tokens marked special (BERT's [CLS]/[SEP]/[PAD], Qwen's <|im_start|>, ...), ascending.
+  std::vector<int32_t> special_ids() const;
 
   struct Impl;
 

@@ -78,14 +78,19 @@ class Cli : public ::testing::Test {
   fs::path dir_;
 };
 
-double max_abs_err_real(const SafetensorsFile& a, const SafetensorsFile& b, const std::string& name) {
+// Max |a[name_a] - b[name_b]| over b's real tokens, for [B,T,...] float32 tensors.
+double max_abs_err_real(const SafetensorsFile& a, const SafetensorsFile& b, const std::string& name,
+                        const std::string& name_b = "") {
   const auto& ta = a.get(name);
-  const auto& tb = b.get(name);
+  const auto& tb = b.get(name_b.empty() ? name : name_b);
   EXPECT_EQ(ta.shape, tb.shape) << name;
+  if (ta.shape != tb.shape) return 1e30;
   const auto* mask = reinterpret_cast<const int64_t*>(b.data(b.get("attention_mask")));
   const auto* x = reinterpret_cast<const float*>(a.data(ta));
   const auto* y = reinterpret_cast<const float*>(b.data(tb));
-  const int64_t BT = tb.shape[0] * tb.shape[1], H = tb.shape[2];
+  const int64_t BT = tb.shape[0] * tb.shape[1];
+  int64_t H = 1;
+  for (size_t d = 2; d < tb.shape.size(); ++d) H *= tb.shape[d];
   double err = 0;
   for (int64_t i = 0; i < BT; ++i)
     if (mask[i])
@@ -95,7 +100,8 @@ double max_abs_err_real(const SafetensorsFile& a, const SafetensorsFile& b, cons
 
 TEST_F(Cli, ForwardMatchesTheHFGoldenThroughTheCli) {
   for (std::string model : {"qwen2-tiny", "bert-tiny"}) {
-    const std::string golden = shared("models/" + model + "/golden.safetensors");
+    // hooks.safetensors: every hook point as HF computes it, under the names fme writes.
+    const std::string golden = shared("models/" + model + "/hooks.safetensors");
     const std::string out = path(model + ".safetensors");
     Result r = run("forward --model " + shared("models/" + model) + " --inputs " + golden + " --out " + out +
                    " --dtype fp32 --threads 2");
@@ -104,11 +110,11 @@ TEST_F(Cli, ForwardMatchesTheHFGoldenThroughTheCli) {
     auto b = SafetensorsFile::open(golden);
     int compared = 0;
     for (const auto& t : b->tensors()) {
-      if (t.shape.size() != 3) continue;
+      if (t.shape.size() < 3) continue;
       EXPECT_LE(max_abs_err_real(*a, *b, t.name), 1e-4) << model << " " << t.name;
       ++compared;
     }
-    EXPECT_GE(compared, 4);
+    EXPECT_GE(compared, 7 * 2);  // two blocks of 7 points (and Qwen2's ln_final)
     EXPECT_NE(a->find("input_ids"), nullptr);
     EXPECT_NE(a->find("attention_mask"), nullptr);
   }
@@ -128,7 +134,7 @@ TEST_F(Cli, ForwardRecordsItsComputeDtypeAndKeepsBf16WeightsInFp32Compute) {
   EXPECT_NE(a->metadata().at("compute_dtype_reason").find("no native bf16"), std::string::npos);
   // bf16 weights: close to the fp32 golden (the weights' rounding), not equal to it.
   auto b = SafetensorsFile::open(golden);
-  const double err = max_abs_err_real(*a, *b, "resid_post.2");
+  const double err = max_abs_err_real(*a, *b, "blocks.2.hook_resid_post", "resid_post.2");
   EXPECT_GT(err, 0.0);
   EXPECT_LE(err, 0.05);
   // An explicit bf16 there: computed, with a one-line warning.
@@ -159,12 +165,30 @@ TEST_F(Cli, InitThenForwardOnTextsAndInspect) {
   const auto& ids = o->get("input_ids");
   ASSERT_EQ(ids.shape.size(), 2u);
   EXPECT_EQ(ids.shape[0], 2);
-  for (const char* n : {"embeddings", "resid_post.0", "resid_post.3", "final"}) {
+  for (const char* n : {"blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.3.hook_resid_post",
+                        "blocks.3.hook_mlp_out", "ln_final.hook_normalized"}) {
     const auto& t = o->get(n);
     EXPECT_EQ(t.dtype, DType::F32) << n;
     EXPECT_EQ(t.shape, (std::vector<int64_t>{2, ids.shape[1], 32})) << n;
   }
-  EXPECT_EQ(o->find("resid_post.4"), nullptr);
+  EXPECT_EQ(o->get("blocks.1.attn.hook_z").shape, (std::vector<int64_t>{2, ids.shape[1], 4, 8}));
+  EXPECT_EQ(o->find("blocks.4.hook_resid_post"), nullptr);
+  // --hooks: only the points it names; a pattern that matches nothing is an error naming the valid ones.
+  r = run("forward --model " + model + " --texts " + path("t.jsonl") + " --out " + path("h.safetensors") +
+          " --hooks 'blocks.{1..2}.hook_resid_post,*.mlp.hook_post'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    auto h = SafetensorsFile::open(path("h.safetensors"));
+    std::vector<std::string> names;
+    for (const auto& t : h->tensors()) names.push_back(t.name);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"attention_mask", "blocks.0.mlp.hook_post", "blocks.1.hook_resid_post",
+                                               "blocks.1.mlp.hook_post", "blocks.2.hook_resid_post",
+                                               "blocks.2.mlp.hook_post", "blocks.3.mlp.hook_post", "input_ids"}));
+  }
+  expect_error(run("forward --model " + model + " --texts " + path("t.jsonl") + " --out " + path("h2.safetensors") +
+                   " --hooks blocks.9.hook_resid_post"),
+               {"--hooks", "blocks.9.hook_resid_post", "blocks.{0..3}", "ln_final.hook_normalized"}, path("h2.safetensors"));
 
   r = run("inspect " + model);
   ASSERT_EQ(r.code, 0) << r.err;

@@ -2,8 +2,10 @@
 """Test of examples/read_shards.py against a synthetic `fme extract` run directory.
 
 Builds the run with its own minimal safetensors writer (so the reader is not checked against itself):
-an F32 + BF16 shard, an F16 shard, and a zstd-compressed shard made with the zstd CLI. Then checks that
-iter_samples yields exactly the rows written and that --verify catches corruption and bad indices.
+an F32 + BF16 shard, an F16 shard, and a zstd-compressed shard made with the zstd CLI, in format version 2
+(hook points by name, one of them [N, heads, head_dim]) and in version 1 (resid_post.{layer}, as fme wrote
+before hook points). Then checks that iter_samples yields exactly the rows written and that --verify catches
+corruption and bad indices.
 Usage: read_shards_test.py PATH/TO/read_shards.py   (exit status non-zero if any check fails)
 """
 
@@ -22,6 +24,10 @@ import numpy as np
 
 HIDDEN = 8
 LAYERS = [10, 11]
+# Version 2: the hook points stored, with one token's row shape.
+POINTS = [("blocks.10.attn.hook_z", [2, 4]), ("blocks.11.hook_resid_post", [HIDDEN])]
+# Version 1: resid_post.{layer}, read as blocks.{layer}.hook_resid_post.
+V1_POINTS = [(f"blocks.{L}.hook_resid_post", [HIDDEN]) for L in LAYERS]
 
 
 def load_module(path):
@@ -66,8 +72,9 @@ def sha256_of(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shard, corrupt_index=None):
-    """Writes shards + manifest. Returns {sample_index: (token_ids, {layer: expected float array})}."""
+def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shard, corrupt_index=None, version=2):
+    """Writes shards + manifest. Returns {sample_index: (token_ids, {hook name: expected float array})}."""
+    points = POINTS if version == 2 else V1_POINTS
     os.makedirs(run_dir, exist_ok=True)
     expected, entries = {}, []
     for k, (dtypes, ids) in enumerate(zip(layer_dtypes_per_shard, sample_ids_per_shard)):
@@ -76,19 +83,20 @@ def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shar
         n = int(offsets[-1])
         tok = rng.integers(0, 50000, size=n).astype(np.int32)
         tensors, per_layer = {}, {}
-        for layer, dt in zip(LAYERS, dtypes):
-            x = rng.standard_normal((n, HIDDEN)).astype(np.float32) * (layer - 9)
+        for k_point, ((hook, row_shape), dt) in enumerate(zip(points, dtypes)):
+            key = hook if version == 2 else f"resid_post.{LAYERS[k_point]}"
+            x = rng.standard_normal([n] + row_shape).astype(np.float32) * (k_point + 1)
             if dt == "F32":
-                tensors[f"resid_post.{layer}"] = ("F32", x)
-                per_layer[layer] = x
+                tensors[key] = ("F32", x)
+                per_layer[hook] = x
             elif dt == "BF16":
                 bits = to_bf16_bits(x)
-                tensors[f"resid_post.{layer}"] = ("BF16", bits)
-                per_layer[layer] = bf16_bits_to_f32(bits)
+                tensors[key] = ("BF16", bits)
+                per_layer[hook] = bf16_bits_to_f32(bits)
             elif dt == "F16":
                 h = x.astype(np.float16)
-                tensors[f"resid_post.{layer}"] = ("F16", h)
-                per_layer[layer] = h
+                tensors[key] = ("F16", h)
+                per_layer[hook] = h
         idx = np.array(ids, dtype=np.int64)
         if corrupt_index == "order" and k == 0:
             idx = idx[::-1].copy()
@@ -107,11 +115,15 @@ def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shar
             path += ".zst"
         for j, sid in enumerate(ids):
             a, b = offsets[j], offsets[j + 1]
-            expected[sid] = (tok[a:b].copy(), {L: per_layer[L][a:b].copy() for L in LAYERS})
+            expected[sid] = (tok[a:b].copy(), {h: per_layer[h][a:b].copy() for h, _ in points})
         entries.append({"file": name, "first_sample": ids[0], "last_sample": ids[-1], "samples": len(ids),
                         "tokens": n, "bytes": os.path.getsize(path), "sha256": sha256_of(path)})
-    manifest = {"format": "fme-activations", "version": 1, "model": "synthetic", "layers": LAYERS,
-                "hidden_size": HIDDEN, "shards": entries, "complete": True}
+    manifest = {"format": "fme-activations", "version": version, "model": "synthetic", "hidden_size": HIDDEN,
+                "shards": entries, "complete": True}
+    if version == 1:
+        manifest["layers"] = LAYERS
+    else:
+        manifest["hooks"] = [{"name": h, "row_shape": r, "dtype": "F32"} for h, r in POINTS]
     with open(os.path.join(run_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     return expected
@@ -134,6 +146,9 @@ class Ctx:
         self.ids = [[0, 1, 2, 4], [5, 6, 9], [10, 11, 12, 13, 20]]
         self.expected = make_run(self.run, self.rng, [("F32", "BF16"), ("F16", "F16"), ("F32", "BF16")],
                                  [False, False, True], self.ids)
+        self.run_v1 = os.path.join(tmp, "run-v1")
+        self.expected_v1 = make_run(self.run_v1, self.rng, [("F32", "BF16"), ("F16", "F16")], [False, True],
+                                    self.ids[:2], version=1)
 
     def fresh_copy(self, name):
         dst = os.path.join(self.tmp, name)
@@ -142,45 +157,50 @@ class Ctx:
 
 
 def check_rows_exact(c):
-    seen = []
-    for sid, tok, acts in c.rs.iter_samples(c.run):
-        want_tok, want_acts = c.expected[sid]
-        assert tok.dtype == np.int32, tok.dtype
-        assert np.array_equal(tok, want_tok), f"sample {sid}: token ids differ"
-        assert sorted(acts) == LAYERS, sorted(acts)
-        for L in LAYERS:
-            got, want = acts[L], want_acts[L]
-            assert got.dtype == want.dtype, f"sample {sid} layer {L}: dtype {got.dtype}, want {want.dtype}"
-            assert got.shape == (len(want_tok), HIDDEN), got.shape
-            assert np.array_equal(got, want), f"sample {sid} layer {L}: values differ"
-        seen.append(sid)
-    assert seen == [i for ids in c.ids for i in ids], seen
+    for run, expected, points, ids in ((c.run, c.expected, POINTS, c.ids), (c.run_v1, c.expected_v1, V1_POINTS, c.ids[:2])):
+        seen = []
+        for sid, tok, acts in c.rs.iter_samples(run):
+            want_tok, want_acts = expected[sid]
+            assert tok.dtype == np.int32, tok.dtype
+            assert np.array_equal(tok, want_tok), f"sample {sid}: token ids differ"
+            assert sorted(acts) == sorted(h for h, _ in points), sorted(acts)
+            for h, row_shape in points:
+                got, want = acts[h], want_acts[h]
+                assert got.dtype == want.dtype, f"sample {sid} {h}: dtype {got.dtype}, want {want.dtype}"
+                assert got.shape == tuple([len(want_tok)] + row_shape), got.shape
+                assert np.array_equal(got, want), f"sample {sid} {h}: values differ"
+            seen.append(sid)
+        assert seen == [i for x in ids for i in x], seen
 
 
 def check_bf16_is_float32(c):
     t = c.rs.load_shard(os.path.join(c.run, "shard-00000.safetensors"))
-    assert t["resid_post.11"].dtype == np.float32
-    assert t["resid_post.10"].dtype == np.float32
+    assert t["blocks.11.hook_resid_post"].dtype == np.float32
+    assert t["blocks.10.attn.hook_z"].dtype == np.float32
     assert t["token_ids"].dtype == np.int32 and t["sample_index"].dtype == np.int64
 
 
 def check_layer_subset(c):
-    rows = list(c.rs.iter_samples(c.run, layers=[11]))
-    assert len(rows) == sum(len(x) for x in c.ids)
-    for sid, _, acts in rows:
-        assert list(acts) == [11]
-        assert np.array_equal(acts[11], c.expected[sid][1][11])
-    try:
-        list(c.rs.iter_samples(c.run, layers=[99]))
-    except c.rs.ShardError as e:
-        assert "99" in str(e), e
-    else:
-        raise AssertionError("asking for a layer that was not extracted must fail")
+    for kwargs in ({"layers": [11]}, {"hooks": ["blocks.11.hook_resid_post"]}):
+        rows = list(c.rs.iter_samples(c.run, **kwargs))
+        assert len(rows) == sum(len(x) for x in c.ids)
+        for sid, _, acts in rows:
+            assert list(acts) == ["blocks.11.hook_resid_post"]
+            assert np.array_equal(acts["blocks.11.hook_resid_post"], c.expected[sid][1]["blocks.11.hook_resid_post"])
+    rows = list(c.rs.iter_samples(c.run_v1, layers=[10]))  # version 1: the same names
+    assert list(rows[0][2]) == ["blocks.10.hook_resid_post"]
+    for kwargs in ({"layers": [99]}, {"hooks": ["blocks.10.hook_mlp_out"]}):
+        try:
+            list(c.rs.iter_samples(c.run, **kwargs))
+        except c.rs.ShardError as e:
+            assert "99" in str(e) or "hook_mlp_out" in str(e), e
+        else:
+            raise AssertionError("asking for a point that was not extracted must fail")
 
 
 def check_zero_copy_uncompressed(c):
     t = c.rs.load_shard(os.path.join(c.run, "shard-00001.safetensors"))
-    arr = t["resid_post.10"]
+    arr = t["blocks.10.attn.hook_z"]
     assert not arr.flags.writeable, "views of the read-only map must not be writeable"
     base, backed = arr, False
     while base is not None:
@@ -199,7 +219,7 @@ def check_zst_via_cli(c):
     finally:
         c.rs._zstandard = saved
     assert t["sample_index"].tolist() == c.ids[2]
-    assert np.array_equal(t["resid_post.10"][: len(c.expected[10][0])], c.expected[10][1][10])
+    assert np.array_equal(t["blocks.10.attn.hook_z"][: len(c.expected[10][0])], c.expected[10][1]["blocks.10.attn.hook_z"])
 
 
 def check_summary_cli(c):
@@ -207,7 +227,12 @@ def check_summary_cli(c):
     assert p.returncode == 0, p.stderr
     n_samples = sum(len(x) for x in c.ids)
     n_tokens = sum(len(v[0]) for v in c.expected.values())
-    for want in (f"samples:     {n_samples}", f"tokens:      {n_tokens}", "layers:      10, 11",
+    for want in (f"samples:     {n_samples}", f"tokens:      {n_tokens}", "format:      version 2",
+                 "hooks:       blocks.10.attn.hook_z, blocks.11.hook_resid_post"):
+        assert want in p.stdout, f"{want!r} not in:\n{p.stdout}"
+    p = run_cli(c.script, c.run_v1, "--verify")
+    assert p.returncode == 0, p.stderr
+    for want in ("format:      version 1", "hooks:       blocks.10.hook_resid_post, blocks.11.hook_resid_post",
                  f"hidden size: {HIDDEN}"):
         assert want in p.stdout, f"{want!r} not in:\n{p.stdout}"
 

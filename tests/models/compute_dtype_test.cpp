@@ -103,15 +103,12 @@ TEST(ComputeDtype, TheRealProbeMeasuresBothDtypesOncePerProcess) {
 
 // Every capture point of `model` on the golden inputs, as fp32.
 std::map<std::string, at::Tensor> captures(Model& model, const std::map<std::string, at::Tensor>& golden) {
-  Batch b{golden.at("input_ids"), golden.at("attention_mask"), {}};
-  if (golden.count("token_type_ids")) b.token_type_ids = golden.at("token_type_ids");
   std::map<std::string, at::Tensor> out;
-  ForwardOptions o;
-  o.capture = [&](const std::string& n, const at::Tensor& x) {
-    EXPECT_EQ(x.scalar_type(), at::kFloat) << n << " not computed in fp32";
-    out[n] = x.clone();
-  };
-  model.forward(b, o);
+  const auto points = model.hook_points();
+  model.forward(test::golden_batch(golden), Capture::all(points, [&](const std::string& n, const at::Tensor& x) {
+                  EXPECT_EQ(x.scalar_type(), at::kFloat) << n << " not computed in fp32";
+                  out[n] = x.clone();
+                }));
   return out;
 }
 

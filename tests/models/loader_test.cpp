@@ -130,16 +130,11 @@ TEST_F(LoaderTest, Gpt2WithoutTheTransformerPrefixAndWithMaskBuffersLoads) {
   EXPECT_EQ(r.loaded, model->named_parameters().size());
   EXPECT_EQ(std::count(r.ignored.begin(), r.ignored.end(), "h.0.attn.bias"), 1);
   auto golden = read_safetensors(test::shared("models/gpt2-tiny/golden.safetensors"));
-  at::Tensor last;
-  ForwardOptions o;
-  o.capture = [&](const std::string& n, const at::Tensor& x) {
-    if (n == "final") last = x.clone();
-  };
-  model->forward(Batch{golden.at("input_ids"), golden.at("attention_mask"), {}}, o);
+  const at::Tensor last = test::capture_points(*model, test::golden_batch(golden), {"ln_final.hook_normalized"}).at("ln_final.hook_normalized");
   EXPECT_LE(test::max_abs_err_real(last, golden.at("final"), golden.at("attention_mask")), 1e-4);
   // A sequence past n_positions (64) is an error, not an out-of-range position lookup.
   at::Tensor ids = at::zeros({1, 65}, at::kLong);
-  EXPECT_THROW(model->forward(Batch{ids, at::ones_like(ids), {}}, o), ShapeError);
+  EXPECT_THROW(model->forward(Batch{ids, at::ones_like(ids), {}}, Capture()), ShapeError);
 }
 
 }  // namespace

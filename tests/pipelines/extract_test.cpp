@@ -10,8 +10,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <thread>
 
+#include "../models/test_util.h"
 #include "models/loader.h"
 #include "models/tensor_io.h"
 #include "formats/safetensors.h"
@@ -80,7 +83,7 @@ std::map<std::string, std::string> run_files(const std::string& dir) {
     const std::string n = e.path().filename().string();
     if (n == "manifest.json") {
       Json m = read_json_file(e.path().string());
-      out[n] = m["shards"].dump() + m["totals"].dump() + m["complete"].dump();
+      out[n] = m["shards"].dump() + m["totals"].dump() + m["complete"].dump() + m["stats"].dump();
     } else {
       out[n] = read_file(e.path().string());
     }
@@ -95,7 +98,7 @@ TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverSt
                     "line up with each other.\"}\n{\"text\": \"Middle-sized text here.\"}\n");
   const std::string out = path("acts");
   ASSERT_EQ(run({"extract", "--model", model(), "--dataset", texts, "--out", out, "--dtype", "fp32", "--out-dtype", "fp32",
-                 "--layers", "1,3", "--quiet"}),
+                 "--layers", "1,3", "--hooks", "blocks.1.attn.hook_z,blocks.{0..2}.mlp.hook_post", "--quiet"}),
             0);
   auto model_ = load_model(model(), at::kFloat);
   Tokenizer tok = Tokenizer::from_file(model());
@@ -105,7 +108,16 @@ TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverSt
   auto shard = read_safetensors(out + "/" + m["shards"][0]["file"].get<std::string>());
   at::Tensor offsets = shard.at("sample_offsets"), index = shard.at("sample_index");
   EXPECT_EQ(index.sizes(), (at::IntArrayRef{3}));
-  EXPECT_EQ(shard.count("resid_post.0"), 0u);
+  EXPECT_EQ(shard.count("blocks.0.hook_resid_post"), 0u);
+  const std::vector<std::string> stored{"blocks.0.mlp.hook_post", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post",
+                                        "blocks.1.hook_resid_post", "blocks.2.mlp.hook_post", "blocks.3.hook_resid_post"};
+  // The manifest lists the points in forward order, with each row's shape and the storage dtype.
+  ASSERT_EQ(m["hooks"].size(), stored.size()) << m["hooks"];
+  EXPECT_EQ(m["hooks"][1]["name"], "blocks.1.attn.hook_z");
+  EXPECT_EQ(m["hooks"][1]["row_shape"], Json::parse("[4, 8]"));
+  EXPECT_EQ(m["hooks"][0]["row_shape"], Json::parse("[96]"));
+  EXPECT_EQ(m["hooks"][0]["dtype"], "F32");
+  EXPECT_EQ(m["version"], 2);
   std::ifstream in(texts);
   std::vector<std::string> docs;
   for (std::string line; std::getline(in, line);)
@@ -116,13 +128,11 @@ TEST_F(Extract, ActivationsEqualAnUnpaddedForwardOfEachSampleAndPaddingIsNeverSt
     ASSERT_EQ(b - a, static_cast<int64_t>(ids.size())) << "sample " << j << " must store exactly its real tokens";
     at::Tensor want_ids = at::tensor(std::vector<int64_t>(ids.begin(), ids.end())).view({1, -1});
     EXPECT_TRUE(at::equal(shard.at("token_ids").slice(0, a, b).to(at::kLong), want_ids[0]));
-    std::map<std::string, at::Tensor> ref;
-    ForwardOptions fo;
-    fo.capture = [&](const std::string& n, const at::Tensor& x) { ref[n] = x[0].clone(); };
-    model_->forward(Batch{want_ids, at::ones_like(want_ids), {}}, fo);
-    for (const char* layer : {"resid_post.1", "resid_post.3"}) {
-      double err = (shard.at(layer).slice(0, a, b) - ref[layer]).abs().max().item<double>();
-      EXPECT_LE(err, 1e-5) << layer << " sample " << j;
+    auto ref = test::capture_points(*model_, Batch{want_ids, at::ones_like(want_ids), {}}, stored);
+    for (const auto& name : stored) {
+      ASSERT_EQ(shard.at(name).size(0), offsets[3].item<int64_t>()) << name;
+      double err = (shard.at(name).slice(0, a, b) - ref.at(name)[0]).abs().max().item<double>();
+      EXPECT_LE(err, 1e-5) << name << " sample " << j;
     }
   }
   // samples.jsonl has one line per sample, with its source line (blank line 2 skipped in the numbering).
@@ -173,6 +183,118 @@ TEST_F(Extract, KilledRunsResumeToByteIdenticalOutput) {
   EXPECT_GE(killed_mid_run, 2) << "the kills should land while the run is going";
 }
 
+// --exclude-special-tokens / --exclude-bos leave rows out; the stored rows keep their ids and positions, and
+// the manifest's running statistics equal fp64 sums over exactly the stored rows.
+TEST_F(Extract, ExcludedRowsPositionsAndRunningStatistics) {
+  // The model with a declared BOS (<|endoftext|>, a special token of the Qwen tokenizer).
+  const std::string dir = path("model-bos");
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(model())) fs::copy(e.path(), fs::path(dir) / e.path().filename());
+  Json config = read_json_file(dir + "/config.json");
+  config["bos_token_id"] = 151643;
+  write_file_atomic(dir + "/config.json", config.dump(2));
+  const std::string data = path("bos.jsonl");
+  const std::vector<std::vector<int64_t>> docs{{151643, 9707, 1879, 151644, 872, 198}, {9707, 151643, 11, 151645}, {151643}};
+  std::string text;
+  for (const auto& d : docs) text += Json{{"input_ids", d}}.dump() + "\n";
+  write_file_atomic(data, text);
+  auto extract = [&](const std::string& out, std::vector<std::string> flags) {
+    std::vector<std::string> args{"extract", "--model", dir, "--dataset", data, "--out", out, "--dtype", "fp32",
+                                  "--out-dtype", "fp32", "--hooks", "blocks.1.hook_resid_post,blocks.0.attn.hook_z", "--quiet"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::string err;
+    EXPECT_EQ(run(args, &err), 0) << err;
+    return read_json_file(out + "/manifest.json");
+  };
+  const std::set<int64_t> special{151643, 151644, 151645};
+  struct Want {
+    std::vector<std::string> flags;
+    std::function<bool(int64_t id, int64_t pos)> keep;
+  };
+  const std::vector<Want> cases{
+      {{}, [](int64_t, int64_t) { return true; }},
+      {{"--exclude-bos"}, [](int64_t id, int64_t pos) { return !(pos == 0 && id == 151643); }},
+      {{"--exclude-special-tokens"}, [&](int64_t id, int64_t) { return !special.count(id); }},
+  };
+  auto model_ = load_model(dir, at::kFloat);
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const std::string out = path("excl-" + std::to_string(c));
+    Json m = extract(out, cases[c].flags);
+    auto shard = read_safetensors(out + "/" + m["shards"][0]["file"].get<std::string>());
+    const at::Tensor ids = shard.at("token_ids"), pos = shard.at("token_positions"), off = shard.at("sample_offsets");
+    const at::Tensor index = shard.at("sample_index");
+    int64_t excluded = 0;
+    for (int64_t j = 0; j < index.size(0); ++j) {
+      const auto& doc = docs[index[j].item<int64_t>()];
+      std::vector<int64_t> want_pos;
+      for (size_t t = 0; t < doc.size(); ++t)
+        if (cases[c].keep(doc[t], static_cast<int64_t>(t))) want_pos.push_back(static_cast<int64_t>(t));
+      excluded += static_cast<int64_t>(doc.size() - want_pos.size());
+      const int64_t a = off[j].item<int64_t>(), b = off[j + 1].item<int64_t>();
+      ASSERT_EQ(b - a, static_cast<int64_t>(want_pos.size())) << "case " << c << " sample " << j;
+      // The stored rows are the forward's rows at those positions of the whole sample.
+      at::Tensor full = at::tensor(doc, at::kLong).view({1, -1});
+      auto ref = test::capture_points(*model_, Batch{full, at::ones_like(full), {}},
+                                      {"blocks.1.hook_resid_post", "blocks.0.attn.hook_z"});
+      for (size_t k = 0; k < want_pos.size(); ++k) {
+        EXPECT_EQ(pos[a + k].item<int64_t>(), want_pos[k]);
+        EXPECT_EQ(ids[a + k].item<int64_t>(), doc[want_pos[k]]);
+        for (const char* name : {"blocks.1.hook_resid_post", "blocks.0.attn.hook_z"})
+          EXPECT_LE((shard.at(name)[a + k] - ref.at(name)[0][want_pos[k]]).abs().max().item<double>(), 1e-5) << name;
+      }
+    }
+    EXPECT_EQ(m["totals"]["excluded_tokens"], excluded) << "case " << c;
+    EXPECT_EQ(m["totals"]["tokens"], ids.size(0));
+    // Statistics over the stored rows, recomputed here in fp64.
+    for (const char* name : {"blocks.1.hook_resid_post", "blocks.0.attn.hook_z"}) {
+      const at::Tensor x = shard.at(name).to(at::kDouble).flatten(1);  // [N, row numel]
+      const Json& st = m["stats"][name];
+      ASSERT_EQ(st["rows"], x.size(0)) << name;
+      const std::vector<double> mean = st["mean"];
+      ASSERT_EQ(static_cast<int64_t>(mean.size()), x.size(1));
+      const at::Tensor want_mean = x.mean(0);
+      for (int64_t i = 0; i < x.size(1); ++i) EXPECT_NEAR(mean[i], want_mean[i].item<double>(), 1e-12) << name << " " << i;
+      const double want_sq = x.mul(x).sum(1).mean().item<double>();
+      EXPECT_NEAR(st["mean_sq_norm"].get<double>(), want_sq, 1e-12 * want_sq) << name;
+    }
+  }
+  // What the flags need is checked before anything runs: a model without a BOS token.
+  std::string err;
+  EXPECT_EQ(run({"extract", "--model", model(), "--dataset", data, "--out", path("nobos"), "--exclude-bos", "--quiet"}, &err), 1);
+  EXPECT_NE(err.find("--exclude-bos"), std::string::npos) << err;
+  EXPECT_NE(err.find("bos_token_id"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(path("nobos")));
+}
+
+// A run of the previous format version (resid_post.{i} per layer) is refused on --resume, naming the version;
+// a --hooks pattern that matches nothing is an error naming the valid points, before any output exists.
+TEST_F(Extract, OldFormatRunsAndUnknownHookPointsAreClearErrors) {
+  const std::string out = path("v1");
+  std::vector<std::string> base{"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples",
+                                "1",       "--quiet", "--out", out, "--layers", "0"};
+  ASSERT_EQ(run(base), 0);
+  Json m = read_json_file(out + "/manifest.json");
+  m["version"] = 1;
+  write_file_atomic(out + "/manifest.json", m.dump(2));
+  auto again = base;
+  again.push_back("--resume");
+  std::string err;
+  EXPECT_EQ(run(again, &err), 1);
+  EXPECT_NE(err.find("format version 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("resumes only version 2"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+
+  const std::string none = path("nohook");
+  EXPECT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "1", "--quiet",
+                 "--out", none, "--hooks", "blocks.{0..1}.hook_resid_post,blocks.0.hook_nope"},
+                &err),
+            1);
+  EXPECT_NE(err.find("'blocks.0.hook_nope' matches no hook point"), std::string::npos) << err;
+  EXPECT_NE(err.find("blocks.{0..3}.{hook_resid_pre,attn.hook_z,hook_attn_out"), std::string::npos) << err;
+  EXPECT_NE(err.find("ln_final.hook_normalized"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(none));
+}
+
 TEST_F(Extract, RefusesUnsafeRestarts) {
   const std::string out = path("refuse");
   std::vector<std::string> base{"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples",
@@ -185,7 +307,7 @@ TEST_F(Extract, RefusesUnsafeRestarts) {
   changed.insert(changed.end(), {"--resume", "--layers", "1"});
   EXPECT_EQ(run(changed, &err), 1);
   EXPECT_NE(err.find("different settings"), std::string::npos) << err;
-  EXPECT_NE(err.find("layers"), std::string::npos) << err;
+  EXPECT_NE(err.find("settings.hooks"), std::string::npos) << err;
   auto same = base;
   same.push_back("--resume");
   EXPECT_EQ(run(same, &err), 0) << err;  // a finished run resumes to nothing
@@ -254,7 +376,7 @@ TEST_F(Extract, AutoDtypeFollowsTheCpuAndIsRecordedWithItsReason) {
   EXPECT_FALSE(m["compute"].contains("probe_gflops"));  // nothing to probe: bf16 cannot be fast here
   EXPECT_EQ(m["identity"]["settings"]["dtype"], "fp32");
   auto shard = SafetensorsFile::open(out + "/" + m["shards"][0]["file"].get<std::string>());
-  EXPECT_EQ(shard->find("resid_post.1")->dtype, DType::BF16);
+  EXPECT_EQ(shard->find("blocks.1.hook_resid_post")->dtype, DType::BF16);
 
   // This machine as it is: auto is recorded with what it resolved to, bf16 only where the CPU has it.
   const std::string here = path("auto-here");
@@ -315,8 +437,10 @@ TEST_F(Extract, Bf16WeightsWithFp32ComputeAreRecorded) {
 TEST_F(Extract, NumpyReaderLoadsARealCompressedRun) {
   const std::string out = path("zst");
   ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "5",
-                 "--compress", "zstd", "--shard-size", "100000", "--out-dtype", "fp32", "--quiet", "--out", out}),
+                 "--compress", "zstd", "--shard-size", "100000", "--quiet", "--out", out, "--exclude-special-tokens",
+                 "--hooks", "blocks.{0,2}.hook_resid_post,blocks.1.mlp.hook_post,blocks.3.attn.hook_z"}),
             0);
+  // --verify recomputes the manifest's statistics with numpy over the stored (bf16) rows of every shard.
   const std::string script = std::string(FME_SOURCE_DIR) + "/examples/read_shards.py";
   const std::string log = out + ".py.log";
   int code = std::system(("/usr/bin/python3 " + script + " --verify " + out + " >" + log + " 2>&1").c_str());
@@ -327,7 +451,16 @@ TEST_F(Extract, NumpyReaderLoadsARealCompressedRun) {
   std::string raw = zstd_decompress(read_file(out + "/" + m["shards"][0]["file"].get<std::string>()), "shard");
   write_file_atomic(out + ".raw.safetensors", raw);
   auto t = read_safetensors(out + ".raw.safetensors");
-  for (const char* n : {"token_ids", "sample_index", "sample_offsets", "resid_post.0", "resid_post.3"}) EXPECT_EQ(t.count(n), 1u) << n;
+  for (const char* n : {"token_ids", "token_positions", "sample_index", "sample_offsets", "blocks.0.hook_resid_post",
+                        "blocks.2.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.3.attn.hook_z"})
+    EXPECT_EQ(t.count(n), 1u) << n;
+  EXPECT_GE(m["shards"].size(), 2u);
+  // A statistic that does not match the rows is caught.
+  m["stats"]["blocks.1.mlp.hook_post"]["mean"][3] = m["stats"]["blocks.1.mlp.hook_post"]["mean"][3].get<double>() + 1e-3;
+  write_file_atomic(out + "/manifest.json", m.dump(2));
+  code = std::system(("/usr/bin/python3 " + script + " --verify " + out + " >" + log + " 2>&1").c_str());
+  EXPECT_NE(code, 0) << read_file(log);
+  EXPECT_NE(read_file(log).find("stats.blocks.1.mlp.hook_post.mean"), std::string::npos) << read_file(log);
 }
 
 }  // namespace

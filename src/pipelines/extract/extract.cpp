@@ -13,6 +13,7 @@
 #include "models/loader.h"
 #include "models/tensor_io.h"
 #include "pipelines/extract/batcher.h"
+#include "pipelines/extract/row_filter.h"
 #include "pipelines/extract/run_dir.h"
 #include "pipelines/extract/sample_source.h"
 #include "util/bounded_queue.h"
@@ -108,6 +109,28 @@ int64_t count_samples(const std::string& kind, const ExtractOptions& o) {
   return o.max_samples >= 0 ? std::min(n, o.max_samples) : n;
 }
 
+// Keeps the rows of `r` the filter stores: ids, their positions and every point's rows.
+void keep_rows(SampleResult& r, const RowFilter& filter) {
+  const int64_t n = static_cast<int64_t>(r.ids.size());
+  if (filter.keeps_all()) {
+    r.positions.resize(n);
+    for (int64_t t = 0; t < n; ++t) r.positions[t] = static_cast<int32_t>(t);
+    return;
+  }
+  const std::vector<int64_t> kept = filter.kept(r.ids);
+  std::vector<int32_t> ids;
+  r.positions.clear();
+  for (int64_t t : kept) {
+    ids.push_back(r.ids[t]);
+    r.positions.push_back(static_cast<int32_t>(t));
+  }
+  r.rec.excluded = n - static_cast<int64_t>(kept.size());
+  r.ids = std::move(ids);
+  if (r.rec.excluded == 0) return;
+  const at::Tensor index = at::tensor(kept, at::kLong);
+  for (auto& t : r.points) t = t.index_select(0, index);  // [kept, row...]
+}
+
 // What the reader hands the forward stage: samples to run as one padded batch, and skipped samples
 // that only need recording.
 struct Work {
@@ -122,7 +145,8 @@ std::string ExtractSummary::to_json() const {
          {"seconds", seconds},   {"tokens_per_s", seconds > 0 ? tokens / seconds : 0.0},
          {"pipeline_seconds", pipeline_seconds}, {"forward_seconds", forward_seconds},
          {"shards", shards},     {"bytes", bytes},                   {"truncated", truncated},
-         {"skipped", skipped},   {"dtype", dtype},                   {"weights_dtype", weights_dtype},
+         {"skipped", skipped},   {"excluded_tokens", excluded_tokens}, {"dtype", dtype},
+         {"weights_dtype", weights_dtype},
          {"out_dtype", out_dtype}};
   return j.dump();
 }
@@ -163,7 +187,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                  r.weights_dtype.c_str(), r.out_dtype.c_str());
 
   auto model = load_model(o.model_dir, compute, weights);
-  const std::vector<int64_t> layers = parse_layers(o.layers, model->num_layers());
+  const std::vector<HookPoint> points = extract_hook_points(o, model->hook_points(), model->num_layers());
   std::unique_ptr<Tokenizer> tokenizer;
   if (fs::exists(fs::path(o.model_dir) / "tokenizer.json"))
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(o.model_dir));
@@ -171,11 +195,12 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   if (const auto* bert = std::get_if<BertConfig>(&model->config())) hard_max_len = bert->max_position_embeddings;
   if (const auto* gpt2 = std::get_if<Gpt2Config>(&model->config())) hard_max_len = gpt2->max_position_embeddings;
   SampleSource source(o, tokenizer.get(), model->vocab_size(), hard_max_len);
+  const RowFilter row_filter(o.exclude_special_tokens, o.exclude_bos, tokenizer.get(), o.model_dir);
 
   Json model_id{{"model_type", model->model_type()}, {"hidden_size", model->hidden_size()},
                 {"num_layers", model->num_layers()}, {"hash", model_hash(o.model_dir)}};
   Json dataset_id{{"kind", source.kind()}, {"fingerprint", dataset_fingerprint(o.dataset)}};
-  Json settings = output_settings(r);
+  Json settings = output_settings(r, points);
   if (!o.prompt_template.empty()) settings["prompt_template"] = sha256_hex(read_file(o.prompt_template));
   Json identity{{"model", model_id}, {"dataset", dataset_id}, {"settings", settings}};
   Json model_info = model_id;
@@ -184,7 +209,6 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   dataset_info["path"] = fs::absolute(o.dataset).string();
   Json info{{"model", model_info},
             {"dataset", dataset_info},
-            {"layers", layers},
             {"dtype", r.dtype},
             {"weights_dtype", r.weights_dtype},
             {"out_dtype", r.out_dtype},
@@ -193,7 +217,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                         {"augment", o.augment},
                         {"seed", o.seed}}},
             {"settings", settings}};
-  RunDir run(o.out, identity, info, layers, o.shard_size, o.compress == "zstd", o.resume);
+  RunDir run(o.out, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume);
 
   ExtractSummary sum;
   sum.dtype = r.dtype;
@@ -208,6 +232,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     sum.bytes = t.bytes;
     sum.truncated = t.truncated;
     sum.skipped = t.skipped;
+    sum.excluded_tokens = t.excluded_tokens;
   };
   if (run.complete()) {  // --resume of a finished run: nothing left to do
     fill();
@@ -219,9 +244,12 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   const int64_t window_start = resume_from / o.bucket_window * o.bucket_window;  // re-form the same batches
   const int64_t total = count_samples(source.kind(), o);
   Progress progress("extract", o.quiet);
-  const int64_t last_block = layers.back();
-  std::map<std::string, size_t> capture_slot;
-  for (size_t i = 0; i < layers.size(); ++i) capture_slot["resid_post." + std::to_string(layers[i])] = i;
+  std::map<std::string, size_t> capture_slot;  // hook name -> its place in SampleResult::points
+  std::vector<std::string> hook_names;
+  for (size_t i = 0; i < points.size(); ++i) {
+    capture_slot[points[i].name] = i;
+    hook_names.push_back(points[i].name);
+  }
 
   const double t_pipeline = now();
   BoundedQueue<Work> to_compute(4);
@@ -262,7 +290,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     }
   });
 
-  // Stage 2: the forward pass, keeping each sample's real-token rows of the requested layers.
+  // Stage 2: the forward pass, keeping each sample's real-token rows of the requested hook points.
   std::thread computer([&] {
     try {
       while (auto w = to_compute.pop()) {
@@ -282,20 +310,16 @@ ExtractSummary run_extract(const ExtractOptions& o) {
               ids[b][t] = v[t];
               mask[b][t] = 1;
             }
-            res[b].layers.resize(layers.size());
+            res[b].points.resize(points.size());
           }
-          ForwardOptions fo;
-          fo.last_block = last_block;
-          fo.final_norm = false;
-          fo.capture = [&](const std::string& name, const at::Tensor& x) {  // x [B,T,H]
-            auto it = capture_slot.find(name);
-            if (it == capture_slot.end()) return;
+          const Capture capture(model->hook_points(), hook_names, [&](const std::string& name, const at::Tensor& x) {
+            const size_t slot = capture_slot.at(name);  // x [B,T,row...]
             // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
-            // model never writes into a tensor it has emitted (each block returns a new residual tensor).
-            for (int64_t b = 0; b < B; ++b) res[b].layers[it->second] = x[b].narrow(0, 0, static_cast<int64_t>(w->batch[b].ids.size()));
-          };
+            // model never writes into a tensor it has reported.
+            for (int64_t b = 0; b < B; ++b) res[b].points[slot] = x[b].narrow(0, 0, static_cast<int64_t>(w->batch[b].ids.size()));
+          });
           const double t0 = now();
-          model->forward(batch, fo);
+          model->forward(batch, capture);
           sum.forward_seconds += now() - t0;
           for (int64_t b = 0; b < B; ++b) {
             res[b].rec = std::move(w->batch[b].rec);
@@ -319,7 +343,9 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     while (auto rs = to_write.pop()) {
       for (auto& r : *rs) {
         if (r.rec.index < resume_from) continue;  // committed before the crash
-        for (auto& t : r.layers) t = t.to(store, false, /*copy=*/true);  // [n, H]: own memory, storage dtype, no padding
+        if (r.rec.skipped.empty()) keep_rows(r, row_filter);
+        // [n, row...]: own contiguous memory in the storage dtype, no padding.
+        for (auto& t : r.points) t = t.to(store, false, /*copy=*/true, at::MemoryFormat::Contiguous);
         pending.emplace(r.rec.index, std::move(r));
       }
       for (auto it = pending.find(next); it != pending.end(); it = pending.find(++next)) {

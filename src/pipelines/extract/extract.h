@@ -1,4 +1,4 @@
-// `fme extract`: residual-stream activations of chosen layers, for every real token of every sample of a
+// `fme extract`: activations at chosen hook points (models/hook_points.h), for every real token of every sample of a
 // dataset, into shards that any Python user can read — exactly once, resumable after a kill.
 //
 // Three stages on their own threads, joined by bounded queues, so the forward pass never waits on I/O:
@@ -13,6 +13,7 @@ namespace fme {
 
 struct ExtractSummary {
   int64_t samples = 0, stored_samples = 0, tokens = 0, shards = 0, bytes = 0, truncated = 0, skipped = 0;
+  int64_t excluded_tokens = 0;
   double seconds = 0;           // whole run, model loading included
   double pipeline_seconds = 0;  // from the first sample read to the last shard written
   double forward_seconds = 0;   // inside the forward pass

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "models/hook_select.h"
 #include "util/error.h"
 
 namespace fme {
@@ -40,7 +41,25 @@ std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers) {
   return {out.begin(), out.end()};
 }
 
-Json output_settings(const ExtractOptions& o) {
+std::vector<HookPoint> extract_hook_points(const ExtractOptions& o, const std::vector<HookPoint>& available,
+                                           int64_t num_layers) {
+  std::vector<HookPoint> per_token;
+  for (const auto& h : available)
+    if (h.per_token) per_token.push_back(h);
+  std::set<std::string> names;
+  if (!o.hooks.empty())
+    for (const auto& n : select_hooks(o.hooks, per_token)) names.insert(n);
+  if (!o.layers.empty() || o.hooks.empty())
+    for (int64_t l : parse_layers(o.layers, num_layers)) names.insert(block_hook_name(l, BlockPoint::ResidPost));
+  std::vector<HookPoint> out;
+  for (const auto& h : per_token)
+    if (names.count(h.name)) out.push_back(h);
+  return out;
+}
+
+Json output_settings(const ExtractOptions& o, const std::vector<HookPoint>& points) {
+  std::vector<std::string> hooks;
+  for (const auto& p : points) hooks.push_back(p.name);
   Json j{{"format", o.format},
               {"text_field", o.text_field},
               {"max_samples", o.max_samples},
@@ -49,7 +68,9 @@ Json output_settings(const ExtractOptions& o) {
               {"seed", o.seed},
               {"max_seq_len", o.max_seq_len},
               {"skip_longer", o.skip_longer},
-              {"layers", o.layers},
+              {"hooks", hooks},
+              {"exclude_special_tokens", o.exclude_special_tokens},
+              {"exclude_bos", o.exclude_bos},
               {"dtype", o.dtype},
               {"out_dtype", o.out_dtype},
               {"batch_tokens", o.batch_tokens},

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "models/hook_points.h"
 #include "util/json.h"
 
 namespace fme {
@@ -21,8 +22,12 @@ struct ExtractOptions {
   uint64_t seed = 0;
   int64_t max_seq_len = 0;      // 0: never truncate
   int64_t skip_longer = 0;      // 0: never skip
+  bool exclude_special_tokens = false;  // rows of the tokenizer's special tokens are not stored
+  bool exclude_bos = false;             // nor a leading BOS row
   // Compute.
-  std::string layers = "all";   // "10-23", "0,5,7-9", "all"
+  std::string hooks;            // hook points: 'blocks.{10..23}.hook_resid_post,blocks.12.hook_mlp_out' (globs too)
+  std::string layers;           // shorthand for blocks.{i}.hook_resid_post: "10-23", "0,5,7-9", "all"
+                                // (neither given: every block's hook_resid_post)
   std::string dtype = "auto";   // compute: auto | fp32 | bf16 (auto: bf16 only where the hardware is fast at it)
   std::string weights_dtype;    // weights kept in: fp32 | bf16 (default: the compute dtype)
   std::string out_dtype;        // storage: fp32 | bf16 | fp16 (default: bf16; on --resume, the run's)
@@ -42,9 +47,15 @@ struct ExtractOptions {
 // "10-23", "0,3,5-7", "all" -> sorted unique block indices < num_layers; ConfigError otherwise.
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers);
 
+// The per-token hook points a run stores, in forward order: those --hooks selects, and the hook_resid_post of
+// each --layers block; every block's hook_resid_post when neither is given. ConfigError naming the valid
+// points when a pattern matches none.
+std::vector<HookPoint> extract_hook_points(const ExtractOptions& o, const std::vector<HookPoint>& available,
+                                           int64_t num_layers);
+
 // The settings that determine the bytes of the output (everything but threads/quiet/resume/out), with
 // dtype, weights_dtype and out_dtype already resolved to concrete names (weights_dtype listed only where it
-// differs from the compute dtype, as runs before it existed record it).
-Json output_settings(const ExtractOptions& o);
+// differs from the compute dtype) and the hook points resolved to their names.
+Json output_settings(const ExtractOptions& o, const std::vector<HookPoint>& points);
 
 }  // namespace fme

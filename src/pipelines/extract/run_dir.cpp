@@ -20,7 +20,6 @@ namespace fme {
 namespace {
 
 constexpr const char* kFormat = "fme-activations";
-constexpr int kVersion = 1;
 
 std::string shard_name(int64_t n, bool zstd) {
   char buf[64];
@@ -83,10 +82,16 @@ Json recorded_run_settings(const std::string& dir) {
   return Json::object();
 }
 
-RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> layers, uint64_t shard_size, bool zstd,
-               bool resume)
-    : dir_(std::move(dir)), identity_(std::move(identity)), info_(std::move(info)), layers_(std::move(layers)),
-      shard_size_(shard_size), zstd_(zstd) {
+RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
+               uint64_t shard_size, bool zstd, bool resume)
+    : dir_(std::move(dir)), identity_(std::move(identity)), info_(std::move(info)), points_(std::move(points)),
+      store_(store), shard_size_(shard_size), zstd_(zstd) {
+  for (const auto& p : points_) {
+    int64_t numel = 1;
+    for (int64_t d : p.row_shape) numel *= d;
+    stats_.push_back({0, at::zeros({numel}, at::kDouble), 0});
+    pending_stats_.push_back({0, at::zeros({numel}, at::kDouble), 0});
+  }
   std::error_code ec;
   const fs::path manifest = fs::path(dir_) / "manifest.json";
   // A run killed before its first manifest landed leaves only temp files: that is an empty run.
@@ -113,6 +118,12 @@ RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> l
   }
   Json m = read_json_file(manifest.string());
   if (m.value("format", "") != kFormat) throw FormatError(manifest.string() + ": not an fme activations manifest");
+  const int version = m.value("version", 0);
+  if (version != kRunFormatVersion)
+    throw ConfigError(manifest.string() + ": the run there was written in format version " + std::to_string(version) +
+                      ", and this fme resumes only version " + std::to_string(kRunFormatVersion) +
+                      " runs (version 1 stored resid_post.{i}, version 2 hook points by name); its shards still read "
+                      "(examples/read_shards.py reads both): start a new run in another directory");
   auto diff = differences(m.value("identity", Json::object()), identity_);
   if (!diff.empty()) {
     std::string msg;
@@ -122,7 +133,18 @@ RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> l
   shards_ = m.at("shards");
   const Json& t = m.at("totals");
   totals_ = {t.at("samples"), t.at("stored_samples"), t.at("tokens"), t.at("bytes"), t.at("shards"),
-             t.at("truncated"), t.at("skipped")};
+             t.at("truncated"), t.at("skipped"), t.value("excluded_tokens", int64_t{0})};
+  const Json& stats = m.at("stats");
+  for (size_t l = 0; l < points_.size(); ++l) {
+    const Json& s = stats.at(points_[l].name);
+    const std::vector<double> sum = s.at("sum").get<std::vector<double>>();
+    if (static_cast<int64_t>(sum.size()) != stats_[l].sum.numel())
+      throw FormatError(manifest.string() + ": stats." + points_[l].name + ".sum has " + std::to_string(sum.size()) +
+                        " entries, expected " + std::to_string(stats_[l].sum.numel()));
+    std::copy(sum.begin(), sum.end(), stats_[l].sum.data_ptr<double>());
+    stats_[l].rows = s.at("rows");
+    stats_[l].sum_sq_norm = s.at("sum_sq_norm");
+  }
   next_sample_ = next_expected_ = m.at("next_sample");
   samples_jsonl_bytes_ = m.at("samples_jsonl_bytes");
   complete_ = m.at("complete");
@@ -162,8 +184,19 @@ void RunDir::add(SampleResult&& r) {
     ++totals_.skipped;
     return;
   }
-  for (const auto& t : r.layers) pending_bytes_ += t.numel() * t.element_size();
-  pending_bytes_ += r.ids.size() * 4 + 16;
+  if (r.points.size() != points_.size()) throw Error("extract: internal error: a sample without every hook point");
+  totals_.excluded_tokens += r.rec.excluded;
+  for (size_t l = 0; l < points_.size(); ++l) {
+    const at::Tensor& t = r.points[l];  // [n, row...] as stored
+    pending_bytes_ += t.numel() * t.element_size();
+    if (t.size(0) == 0) continue;
+    at::Tensor x = t.to(at::kDouble).reshape({t.size(0), -1});  // [n, row numel]
+    PointStats& s = pending_stats_[l];
+    s.rows += t.size(0);
+    s.sum += x.sum(0);
+    s.sum_sq_norm += x.mul(x).sum().item<double>();
+  }
+  pending_bytes_ += r.ids.size() * 8 + 16;
   pending_.push_back(std::move(r));
   if (pending_bytes_ >= shard_size_) commit(false);
 }
@@ -176,30 +209,34 @@ void RunDir::commit(bool final) {
   if (!pending_.empty()) {
     const int64_t S = static_cast<int64_t>(pending_.size());
     std::vector<int64_t> index(S), offsets(S + 1, 0);
-    std::vector<int32_t> ids;
+    std::vector<int32_t> ids, positions;
     for (int64_t j = 0; j < S; ++j) {
       index[j] = pending_[j].rec.index;
       offsets[j + 1] = offsets[j] + static_cast<int64_t>(pending_[j].ids.size());
       ids.insert(ids.end(), pending_[j].ids.begin(), pending_[j].ids.end());
+      positions.insert(positions.end(), pending_[j].positions.begin(), pending_[j].positions.end());
     }
+    if (positions.size() != ids.size()) throw Error("extract: internal error: token positions do not match token ids");
     const int64_t N = offsets[S];
-    // Each layer's [N, H] is the samples' rows one after another, written from the samples' own buffers.
+    // Each point's [N, row...] is the samples' rows one after another, written from the samples' own buffers.
     SafetensorsWriter w;
-    for (size_t l = 0; l < layers_.size(); ++l) {
+    for (size_t l = 0; l < points_.size(); ++l) {
       std::vector<std::pair<const void*, size_t>> rows;
-      for (auto& r : pending_) rows.emplace_back(r.layers[l].data_ptr(), r.layers[l].numel() * r.layers[l].element_size());
-      const at::Tensor& first = pending_.front().layers[l];
-      w.add_chunks("resid_post." + std::to_string(layers_[l]), to_dtype(first.scalar_type()), {N, first.size(1)}, std::move(rows));
+      for (auto& r : pending_) rows.emplace_back(r.points[l].data_ptr(), r.points[l].numel() * r.points[l].element_size());
+      std::vector<int64_t> shape{N};
+      shape.insert(shape.end(), points_[l].row_shape.begin(), points_[l].row_shape.end());
+      w.add_chunks(points_[l].name, to_dtype(store_), shape, std::move(rows));
     }
     w.add("token_ids", DType::I32, {N}, ids.data(), ids.size() * sizeof(int32_t));
+    w.add("token_positions", DType::I32, {N}, positions.data(), positions.size() * sizeof(int32_t));
     w.add("sample_index", DType::I64, {S}, index.data(), index.size() * sizeof(int64_t));
     w.add("sample_offsets", DType::I64, {S + 1}, offsets.data(), offsets.size() * sizeof(int64_t));
-    std::string layer_list;
-    for (int64_t l : layers_) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
+    std::string hook_list;
+    for (const auto& p : points_) hook_list += (hook_list.empty() ? "" : ",") + p.name;
     std::map<std::string, std::string> meta{{"format", kFormat},
-                                            {"version", std::to_string(kVersion)},
+                                            {"version", std::to_string(kRunFormatVersion)},
                                             {"model", info_.contains("model") ? info_["model"].value("path", "") : ""},
-                                            {"layers", layer_list},
+                                            {"hooks", hook_list},
                                             {"first_sample", std::to_string(index.front())},
                                             {"last_sample", std::to_string(index.back())}};
     const std::string name = shard_name(totals_.shards, zstd_);
@@ -235,6 +272,13 @@ void RunDir::commit(bool final) {
     pending_.clear();
     pending_bytes_ = 0;
   }
+  // The statistics describe exactly the committed shards: the shard's partial sums join them now.
+  for (size_t l = 0; l < points_.size(); ++l) {
+    stats_[l].rows += pending_stats_[l].rows;
+    stats_[l].sum += pending_stats_[l].sum;
+    stats_[l].sum_sq_norm += pending_stats_[l].sum_sq_norm;
+    pending_stats_[l] = {0, at::zeros_like(pending_stats_[l].sum), 0};
+  }
   if (!pending_lines_.empty()) {
     append_durably((fs::path(dir_) / "samples.jsonl").string(), pending_lines_);
     samples_jsonl_bytes_ += pending_lines_.size();
@@ -246,14 +290,32 @@ void RunDir::commit(bool final) {
 }
 
 void RunDir::write_manifest() {
-  Json m{{"format", kFormat}, {"version", kVersion}};
+  Json m{{"format", kFormat}, {"version", kRunFormatVersion}};
   for (auto it = info_.begin(); it != info_.end(); ++it) m[it.key()] = it.value();
+  Json hooks = Json::array();
+  for (const auto& p : points_) hooks.push_back({{"name", p.name}, {"row_shape", p.row_shape}, {"dtype", std::string(dtype_name(to_dtype(store_)))}});
+  m["hooks"] = hooks;
+  Json stats = Json::object();
+  for (size_t l = 0; l < points_.size(); ++l) {
+    const PointStats& s = stats_[l];
+    const double* sum = s.sum.data_ptr<double>();
+    const int64_t n = s.sum.numel();
+    std::vector<double> mean(n, 0.0);
+    if (s.rows > 0)
+      for (int64_t i = 0; i < n; ++i) mean[i] = sum[i] / double(s.rows);
+    stats[points_[l].name] = {{"rows", s.rows},
+                              {"mean", mean},
+                              {"mean_sq_norm", s.rows > 0 ? s.sum_sq_norm / double(s.rows) : 0.0},
+                              {"sum", std::vector<double>(sum, sum + n)},  // exact fp64 accumulators, for --resume
+                              {"sum_sq_norm", s.sum_sq_norm}};
+  }
+  m["stats"] = stats;
   m["identity"] = identity_;
   m["settings_hash"] = sha256_hex(identity_.dump());
   m["shards"] = shards_;
   m["totals"] = Json{{"samples", totals_.samples}, {"stored_samples", totals_.stored_samples}, {"tokens", totals_.tokens},
                      {"bytes", totals_.bytes},     {"shards", totals_.shards},                 {"truncated", totals_.truncated},
-                     {"skipped", totals_.skipped}};
+                     {"skipped", totals_.skipped}, {"excluded_tokens", totals_.excluded_tokens}};
   m["truncated"] = totals_.truncated;
   m["skipped"] = totals_.skipped;
   m["next_sample"] = next_sample_;

@@ -12,20 +12,35 @@
 #include <string>
 #include <vector>
 
+#include "models/hook_points.h"
 #include "pipelines/extract/sample_source.h"
 #include "util/json.h"
 
 namespace fme {
 
-// A computed sample: its record, its token ids [n] and, per requested layer, its activations [n, H].
+// A computed sample: its record, the token ids [n] and positions [n] of its stored rows and, per stored hook
+// point, their activations [n, ...].
 struct SampleResult {
   SampleRecord rec;
   std::vector<int32_t> ids;
-  std::vector<at::Tensor> layers;  // one per requested layer, [n, H] in the storage dtype
+  std::vector<int32_t> positions;  // each stored row's position in the sample (0..tokens-1), ascending
+  std::vector<at::Tensor> points;  // one per stored hook point, [n, row...] in the storage dtype, contiguous
 };
+
+// Running statistics of one hook point over the stored rows (as stored, accumulated in fp64), for SAE
+// normalisation: mean = sum / rows, mean squared norm = sum_sq_norm / rows.
+struct PointStats {
+  int64_t rows = 0;
+  at::Tensor sum;          // [row numel] float64
+  double sum_sq_norm = 0;  // sum over rows of |row|^2
+};
+
+// The format version this fme writes: 1 stored resid_post.{i} per layer; 2 stores hook points by name.
+constexpr int kRunFormatVersion = 2;
 
 struct RunTotals {
   int64_t samples = 0, stored_samples = 0, tokens = 0, bytes = 0, shards = 0, truncated = 0, skipped = 0;
+  int64_t excluded_tokens = 0;  // rows left out by the row filter (not counted in tokens)
 };
 
 // The output settings a run in `dir` was started with (its manifest's identity.settings), or an empty object
@@ -35,9 +50,10 @@ Json recorded_run_settings(const std::string& dir);
 class RunDir {
  public:
   // `identity` = {"model": .., "dataset": .., "settings": ..}: what must match for --resume.
-  // `info` = other manifest fields (layers, dtypes, prompt, ...). Fresh: `dir` must be absent or empty.
-  RunDir(std::string dir, Json identity, Json info, std::vector<int64_t> layers, uint64_t shard_size, bool zstd,
-         bool resume);
+  // `info` = other manifest fields (dtypes, prompt, ...); `points` = the hook points stored, each sample's
+  // rows in `store` dtype. Fresh: `dir` must be absent or empty.
+  RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
+         uint64_t shard_size, bool zstd, bool resume);
 
   int64_t next_sample() const { return next_sample_; }  // first sample index not yet committed
   const RunTotals& totals() const { return totals_; }
@@ -55,7 +71,10 @@ class RunDir {
 
   std::string dir_;
   Json identity_, info_;
-  std::vector<int64_t> layers_;
+  std::vector<HookPoint> points_;
+  at::ScalarType store_;
+  std::vector<PointStats> stats_;          // committed shards
+  std::vector<PointStats> pending_stats_;  // the shard being filled
   uint64_t shard_size_;
   bool zstd_;
   Json shards_ = Json::array();

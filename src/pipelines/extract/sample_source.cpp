@@ -17,6 +17,7 @@ Json SampleRecord::to_json() const {
          {"truncated", truncated}};
   if (truncated || !skipped.empty()) j["original_tokens"] = original_tokens;
   if (!skipped.empty()) j["skipped"] = skipped;
+  if (excluded > 0) j["excluded_tokens"] = excluded;
   return j;
 }
 

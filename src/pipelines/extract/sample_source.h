@@ -20,7 +20,8 @@ struct SampleRecord {
   int64_t index = 0;
   Json source;                // {"task": id, "file": path, "test_index": i} | {"line": n}
   Json augmentation;          // ARC with --augment: the variant; else null
-  int64_t tokens = 0;         // tokens stored (after truncation)
+  int64_t tokens = 0;         // tokens run through the model (after truncation)
+  int64_t excluded = 0;       // of those, rows not stored (--exclude-special-tokens, --exclude-bos)
   int64_t original_tokens = 0;
   bool truncated = false;
   std::string skipped;        // "" or why ("longer than --skip-longer", "empty")
