@@ -1,5 +1,6 @@
 // Decoders of HF tokenizer.json: turn the token strings of decode() back into text.
-// Supported types: ByteLevel, WordPiece, Sequence; without a decoder tokens are joined with spaces (as HF).
+// Supported types: ByteLevel, WordPiece, Replace, ByteFallback, Fuse, Strip, Sequence; without a decoder
+// tokens are joined with spaces (as HF).
 #pragma once
 #include <memory>
 #include <string>

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 
 namespace fme::tok {
@@ -112,6 +113,27 @@ class BertNormalizer : public Normalizer {
   bool clean_text_, chinese_, strip_accents_, lowercase_;
 };
 
+// HF's Prepend: `prepend` before any non-empty text (SentencePiece's leading "▁").
+class PrependNormalizer : public Normalizer {
+ public:
+  explicit PrependNormalizer(std::string prepend) : prepend_(std::move(prepend)) {}
+  std::string normalize(std::string_view s) const override { return s.empty() ? std::string() : prepend_ + std::string(s); }
+
+ private:
+  std::string prepend_;
+};
+
+// HF's Replace: every match of the pattern (a literal or a regex) becomes `content`.
+class ReplaceNormalizer : public Normalizer {
+ public:
+  ReplaceNormalizer(std::unique_ptr<Regex> pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  std::string normalize(std::string_view s) const override { return pattern_->replace_all(s, content_); }
+
+ private:
+  std::unique_ptr<Regex> pattern_;
+  std::string content_;
+};
+
 class SequenceNormalizer : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
@@ -146,6 +168,11 @@ std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& pa
                                             f.bool_or(j, "handle_chinese_chars", path, true),
                                             f.bool_or(j, "strip_accents", path, lowercase), lowercase);
   }
+  if (type == "Prepend") return std::make_unique<PrependNormalizer>(f.get_string(j, "prepend", path));
+  if (type == "Replace")
+    return std::make_unique<ReplaceNormalizer>(
+        Regex::from_pattern(f.get_object(j, "pattern", path), JsonFields::join(path, "pattern"), f),
+        f.get_string(j, "content", path));
   if (type == "Sequence") {
     const Json& list = f.get_array(j, "normalizers", path);
     std::vector<std::unique_ptr<Normalizer>> steps;
@@ -154,7 +181,7 @@ std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& pa
     return std::make_unique<SequenceNormalizer>(std::move(steps));
   }
   f.unsupported(path + ".type", type,
-                "NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, BertNormalizer, Sequence");
+                "NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, BertNormalizer, Prepend, Replace, Sequence");
 }
 
 }  // namespace fme::tok

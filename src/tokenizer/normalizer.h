@@ -1,6 +1,6 @@
 // Normalizers of HF tokenizer.json: they rewrite each stretch of text between added tokens before
 // pre-tokenization. Supported types: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, BertNormalizer,
-// Sequence.
+// Prepend, Replace (SentencePiece-style "▁" handling), Sequence.
 #pragma once
 #include <memory>
 #include <string>

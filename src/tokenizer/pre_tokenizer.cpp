@@ -89,17 +89,7 @@ Behavior parse_behavior(const std::string& name, const std::string& path, const 
 class SplitPreTokenizer : public PreTokenizer {
  public:
   SplitPreTokenizer(const Json& j, const std::string& path, const JsonFields& f) {
-    const Json& pattern = f.get_object(j, "pattern", path);
-    std::string ppath = JsonFields::join(path, "pattern");
-    if (const Json* r = JsonFields::find(pattern, "Regex")) {
-      if (!r->is_string()) f.fail(ppath + ".Regex", "expected a string, found " + JsonFields::found(*r));
-      regex_ = std::make_unique<Regex>(r->get<std::string>(), false, f.file() + ": field '" + ppath + ".Regex'");
-    } else if (const Json* s = JsonFields::find(pattern, "String")) {
-      if (!s->is_string()) f.fail(ppath + ".String", "expected a string, found " + JsonFields::found(*s));
-      regex_ = std::make_unique<Regex>(s->get<std::string>(), true, f.file() + ": field '" + ppath + ".String'");
-    } else {
-      f.fail(ppath, "expected {\"Regex\": ...} or {\"String\": ...}, found " + JsonFields::found(pattern));
-    }
+    regex_ = Regex::from_pattern(f.get_object(j, "pattern", path), JsonFields::join(path, "pattern"), f);
     behavior_ = parse_behavior(f.get_string(j, "behavior", path), JsonFields::join(path, "behavior"), f);
     invert_ = f.bool_or(j, "invert", path, false);
   }

@@ -66,8 +66,24 @@ std::string Regex::translate(const std::string& p) {
 }
 
 Regex::Regex(const std::string& pattern, bool literal, const std::string& where) : where_(where) {
-  std::string pat = literal ? pattern : translate(pattern);
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0u);
+  // A literal is quoted (\Q...\E, each "\E" in it spelled out) rather than compiled with PCRE2_LITERAL,
+  // which PCRE2 refuses together with PCRE2_UCP.
+  std::string pat;
+  if (literal) {
+    pat = "\\Q";
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern.compare(i, 2, "\\E") == 0) {
+        pat += "\\E\\\\E\\Q";
+        ++i;
+      } else {
+        pat += pattern[i];
+      }
+    }
+    pat += "\\E";
+  } else {
+    pat = translate(pattern);
+  }
+  uint32_t options = PCRE2_UTF | PCRE2_UCP;
   int err = 0;
   PCRE2_SIZE err_off = 0;
   code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(), options, &err, &err_off, nullptr);
@@ -110,6 +126,36 @@ void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>&
     last_match_end = end;
     last_end = end;
   }
+}
+
+
+std::unique_ptr<Regex> Regex::from_pattern(const Json& pattern, const std::string& path, const JsonFields& f) {
+  if (!pattern.is_object()) f.fail(path, "expected {\"Regex\": ...} or {\"String\": ...}, found " + JsonFields::found(pattern));
+  if (const Json* r = JsonFields::find(pattern, "Regex")) {
+    if (!r->is_string()) f.fail(path + ".Regex", "expected a string, found " + JsonFields::found(*r));
+    return std::make_unique<Regex>(r->get<std::string>(), false, f.file() + ": field '" + path + ".Regex'");
+  }
+  if (const Json* s = JsonFields::find(pattern, "String")) {
+    if (!s->is_string()) f.fail(path + ".String", "expected a string, found " + JsonFields::found(*s));
+    return std::make_unique<Regex>(s->get<std::string>(), true, f.file() + ": field '" + path + ".String'");
+  }
+  f.fail(path, "expected {\"Regex\": ...} or {\"String\": ...}, found " + JsonFields::found(pattern));
+}
+
+std::string Regex::replace_all(std::string_view s, std::string_view content) const {
+  std::vector<std::pair<size_t, size_t>> m;
+  find_all(s, m);
+  if (m.empty()) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + m.size() * content.size());
+  size_t pos = 0;
+  for (const auto& [a, b] : m) {
+    out.append(s.data() + pos, a - pos);
+    out.append(content);
+    pos = b;
+  }
+  out.append(s.data() + pos, s.size() - pos);
+  return out;
 }
 
 }  // namespace fme::tok

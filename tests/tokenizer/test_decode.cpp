@@ -42,6 +42,47 @@ TEST_P(TokenizerQwenRoundTrip, EveryDocumentDecodesToItsNfcText) {
 INSTANTIATE_TEST_SUITE_P(Shared, TokenizerQwenRoundTrip, ::testing::Values("qwen2.5", "qwen3"),
                          [](const auto& info) { return info.param == "qwen3" ? std::string("qwen3") : std::string("qwen2_5"); });
 
+// GPT-2 and Llama 3 (byte-level BPE, no normalizer) and Mistral and Gemma 3 (SentencePiece-style BPE: "▁" for
+// spaces, byte fallback for what the vocabulary lacks) decode every document back to its exact text, with
+// the special tokens their templates add (<s>, <bos>, <|begin_of_text|>) skipped.
+class TokenizerLosslessRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizerLosslessRoundTrip, EveryDocumentDecodesToItsText) {
+  const fme::Tokenizer& tok = tokt::shared_tokenizer(GetParam());
+  size_t total = 0, ok = 0;
+  for (const auto& doc : tokt::doc_files()) {
+    for (size_t n = 0; n < doc.texts.size(); ++n) {
+      const std::string& text = doc.texts[n];
+      ++total;
+      if (tok.decode(tok.encode(text), /*skip_special_tokens=*/true) == text && tok.decode(tok.encode(text, false)) == text) ++ok;
+      else ADD_FAILURE() << GetParam() << " " << doc.path << " doc " << n << " does not round-trip";
+    }
+  }
+  std::cout << "[ round-trip ] " << GetParam() << ": " << ok << "/" << total << " documents\n";
+  EXPECT_EQ(ok, total);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shared, TokenizerLosslessRoundTrip, ::testing::Values("gpt2", "llama3", "mistral", "gemma3"),
+                         [](const auto& info) { return info.param; });
+
+// The SentencePiece decoders on cases worked out from HF's rules: byte runs that are UTF-8 become their text,
+// a run that is not becomes one U+FFFD per byte, "▁" becomes a space and Mistral strips one leading space.
+TEST(TokenizerSentencePieceDecode, ByteFallbackFuseAndStrip) {
+  const fme::Tokenizer& mistral = tokt::shared_tokenizer("mistral");
+  auto id = [&](const char* t) {
+    const int32_t i = mistral.token_to_id(t);
+    EXPECT_GE(i, 0) << t;
+    return i;
+  };
+  // "é" as bytes C3 A9; "▁a" a vocabulary piece.
+  EXPECT_EQ(mistral.decode({id("\xE2\x96\x81" "a"), id("<0xC3>"), id("<0xA9>")}), "a\xC3\xA9");
+  EXPECT_EQ(mistral.decode({id("\xE2\x96\x81" "a"), id("<0xC3>"), id("\xE2\x96\x81" "a")}), "a\xEF\xBF\xBD a");
+  EXPECT_EQ(mistral.decode({id("<0xFF>"), id("<0xFE>")}), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  // Characters outside the vocabulary are encoded as their UTF-8 bytes and come back whole.
+  const std::string rare = "\xF0\x9F\xA6\x80 crab";
+  EXPECT_EQ(mistral.decode(mistral.encode(rare, false)), rare);
+}
+
 TEST(TokenizerQwenDecode, PromptsRoundTripWithSpecialTokens) {
   const fme::Tokenizer& tok = tokt::shared_tokenizer("qwen2.5");
   for (const auto& p : tokt::read_jsonl(tokt::data_dir() + "/prompts/expected_prompts.jsonl")) {

@@ -51,7 +51,7 @@ TEST_P(TokenizerReferenceIds, EveryDocumentMatchesHf) {
   EXPECT_GE(total, 220u);  // 2 x 100 FineWeb + 2 x 10 Common Crawl documents
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, TokenizerReferenceIds, ::testing::Values("qwen2.5", "qwen3", "bert-base-uncased"), test_name);
+INSTANTIATE_TEST_SUITE_P(Shared, TokenizerReferenceIds, ::testing::Values("qwen2.5", "qwen3", "bert-base-uncased", "gpt2", "llama3", "mistral", "gemma3"), test_name);
 
 // BERT's template is [CLS] A [SEP]; without special tokens only A remains.
 TEST(TokenizerReferenceIds, BertWithoutSpecialTokensDropsClsAndSep) {
