@@ -104,8 +104,8 @@ TEST(TokenizerBadFiles, UnsupportedPipelineParts) {
   expect_error<fme::UnsupportedError>(j.dump(), {"pre_tokenizer.pretokenizers[1].type", "Metaspace"});
 
   j = minimal_bpe();
-  j["decoder"] = {{"type", "Fuse"}};
-  expect_error<fme::UnsupportedError>(j.dump(), {"decoder.type", "Fuse"});
+  j["decoder"] = {{"type", "CTC"}};
+  expect_error<fme::UnsupportedError>(j.dump(), {"decoder.type", "CTC", "ByteFallback"});
 
   j = minimal_bpe();
   j["post_processor"] = {{"type", "Mystery"}};
@@ -134,6 +134,18 @@ TEST(TokenizerBadFiles, BrokenPipelineParts) {
                          {"single", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}}},
                          {"special_tokens", Json::object()}};
   expect_error<fme::FormatError>(j.dump(), {"post_processor.special_tokens", "[CLS]"});
+
+  j = minimal_bpe();
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Text", " "}}}, {"content", "x"}};
+  expect_error<fme::FormatError>(j.dump(), {"normalizer.pattern", "\"String\""});
+
+  j = minimal_bpe();
+  j["normalizer"] = {{"type", "Prepend"}};
+  expect_error<fme::FormatError>(j.dump(), {"normalizer.prepend", "missing"});
+
+  j = minimal_bpe();
+  j["decoder"] = {{"type", "Strip"}, {"content", "ab"}, {"start", 1}, {"stop", 0}};
+  expect_error<fme::FormatError>(j.dump(), {"decoder.content", "one character"});
 }
 
 TEST(TokenizerBadFiles, MissingFileIsAnIoError) {
