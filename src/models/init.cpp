@@ -58,7 +58,7 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
   double std_dev = 0.02;
   int64_t pad_row = -1;
   std::visit([&](const auto& c) { std_dev = c.initializer_range; }, model.config());
-  if (auto* bert = std::get_if<BertConfig>(&model.config())) pad_row = bert->pad_token_id;
+  pad_row = model.padding_row();
   const auto& shards = model.shards();
   // All normal fills run as one batch at the end: the threads start once, not once per tensor.
   std::vector<NormalFill> fills;

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "models/architecture.h"
 #include "models/tensor_io.h"
 #include "util/error.h"
 
@@ -16,26 +17,24 @@ namespace {
 
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 }  // namespace
 
 LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint) {
   LoadReport report;
   const std::string where = ckpt.dir();
-  // BertFor* checkpoints prefix the encoder with "bert."; accept it when the model's own names lack it.
-  std::string prefix;
-  if (model.model_type() == "bert" && ckpt.find("embeddings.word_embeddings.weight") == nullptr &&
-      ckpt.find("bert.embeddings.word_embeddings.weight") != nullptr)
-    prefix = "bert.";
-  // GPT-2 checkpoints saved from GPT2Model (as the original OpenAI conversion) lack the "transformer." prefix.
-  const bool strip_transformer = model.model_type() == "gpt2" && ckpt.find("transformer.wte.weight") == nullptr &&
-                                 ckpt.find("wte.weight") != nullptr;
+  // The family's naming rules: checkpoints of another class of the family (BertForMaskedLM's "bert.",
+  // GPT2Model without "transformer.") name the parameters with another prefix.
+  const CheckpointNames& rules = architecture_for(model.config()).names;
+  std::vector<const CheckpointNames::Prefix*> renames;
+  for (const auto& r : rules.prefixes) {
+    const std::string stored = r.stored_prefix + r.probe.substr(r.model_prefix.size());
+    if (ckpt.find(r.probe) == nullptr && ckpt.find(stored) != nullptr) renames.push_back(&r);
+  }
   auto ckpt_name = [&](const std::string& name) {
-    if (strip_transformer && starts_with(name, "transformer.")) return name.substr(12);
-    return prefix + name;
+    for (const auto* r : renames)
+      if (starts_with(name, r->model_prefix)) return r->stored_prefix + name.substr(r->model_prefix.size());
+    return name;
   };
 
   std::set<std::string> used;
@@ -87,17 +86,8 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
   std::vector<std::string> unexpected;
   for (const auto& [name, entry] : ckpt.tensors()) {
     if (used.count(name)) continue;
-    if (model.model_type() == "bert" && (starts_with(name, "cls.") || name == "bert.embeddings.position_ids" ||
-                                         name == "embeddings.position_ids")) {
-      report.ignored.push_back(name);  // MLM/NSP heads and HF's position_ids buffer: not part of the encoder
-      continue;
-    }
-    if (model.model_type() == "gpt2" && (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias"))) {
-      report.ignored.push_back(name);  // older GPT-2 exports store the causal-mask buffers; fme builds the mask
-      continue;
-    }
-    if (model.model_type() != "bert" && ends_with(name, ".rotary_emb.inv_freq")) {
-      report.ignored.push_back(name);  // older Llama exports store RoPE's buffer; fme computes it from the config
+    if (rules.ignored(name)) {
+      report.ignored.push_back(name);  // heads fme does not build, buffers it computes (the family's rules)
       continue;
     }
     unexpected.push_back(name);

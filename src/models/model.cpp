@@ -1,30 +1,14 @@
-// The architecture table: model config type -> factory. Adding an architecture adds a config struct, a model
-// file and one row here.
+// Building a model through the architecture registry, and Model's own helpers.
 #include "models/model.h"
 
 #include <torch/nn/module.h>
 
-#include "models/bert.h"
-#include "models/decoder.h"
-#include "models/gpt2.h"
+#include "models/architecture.h"
 
 namespace fme {
-namespace {
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-}  // namespace
 
 std::unique_ptr<Model> create_model(const ModelConfig& config, Builder& builder) {
-  auto model = std::visit(Overloaded{
-                              [&](const DecoderConfig& c) { return make_decoder(c, builder); },
-                              [&](const BertConfig& c) { return make_bert(c, builder); },
-                              [&](const Gpt2Config& c) { return make_gpt2(c, builder); },
-                          },
-                          config);
+  auto model = architecture_for(config).create(config, builder);
   model->set_shards(builder.shards());
   model->set_compute_dtype(model->dtype());
   return model;

@@ -36,6 +36,12 @@ class Model {
   virtual int64_t num_layers() const = 0;
   virtual int64_t hidden_size() const = 0;
   virtual int64_t vocab_size() const = 0;
+  // The longest sequence the model accepts (learned positions: BERT, GPT-2); 0 when unbounded (RoPE).
+  virtual int64_t max_positions() const { return 0; }
+  // How many token_type_ids (segments) a Batch may use: BERT's type_vocab_size; 0 when the model takes none.
+  virtual int64_t token_types() const { return 0; }
+  // The embedding row kept at zero at initialisation (BERT's pad_token_id), or -1.
+  virtual int64_t padding_row() const { return -1; }
 
   // Every point a forward can report, in the order it computes them (under tensor parallelism: global shapes).
   virtual std::vector<HookPoint> hook_points() const = 0;

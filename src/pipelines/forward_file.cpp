@@ -56,12 +56,12 @@ Batch read_batch(const std::string& path, const Model& model) {
   if (m.size(1) > 1 && m.narrow(1, 1, m.size(1) - 1).gt(m.narrow(1, 0, m.size(1) - 1)).any().item<bool>())
     throw ShapeError(path + ": attention_mask is not right-padded (a 1 follows a 0 in some row)");
   if (b.token_type_ids.defined()) {
-    const auto* bert = std::get_if<BertConfig>(&model.config());
-    if (!bert) throw ShapeError(path + ": token_type_ids given, but a " + model.model_type() + " model takes none");
+    if (model.token_types() == 0)
+      throw ShapeError(path + ": token_type_ids given, but a " + model.model_type() + " model takes none");
     const int64_t tlo = b.token_type_ids.min().item<int64_t>(), thi = b.token_type_ids.max().item<int64_t>();
-    if (tlo < 0 || thi >= bert->type_vocab_size)
+    if (tlo < 0 || thi >= model.token_types())
       throw ShapeError(path + ": token_type_ids holds " + std::to_string(tlo < 0 ? tlo : thi) + ", outside [0, " +
-                       std::to_string(bert->type_vocab_size) + ")");
+                       std::to_string(model.token_types()) + ")");
   }
   return b;
 }

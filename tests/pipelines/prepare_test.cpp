@@ -182,6 +182,22 @@ TEST_F(Prepare, AMeshThatCutsAttentionHeadsIsRefusedNamingTheModule) {
   EXPECT_FALSE(fs::exists(path("o.safetensors")));
 }
 
+// A tp mesh without --plan takes the architecture's own plan; a family without one is a clear error.
+TEST_F(Prepare, ATensorParallelMeshWithoutAPlanUsesTheModelsOwn) {
+  const std::string model = shared("models/qwen3-tiny"), in = shared("models/qwen3-tiny/golden.safetensors");
+  const std::string a = path("own.safetensors"), b = path("explicit.safetensors");
+  Out r = run_world(2, "forward --model " + model + " --inputs " + in + " --out " + a + " --mesh tp=2 --dtype fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_world(2, "forward --model " + model + " --inputs " + in + " --out " + b +
+                       " --plan builtin:decoder-tp --mesh tp=2 --dtype fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_file(a), read_file(b));
+  r = run_world(2, "forward --model " + shared("models/gpt2-tiny") + " --inputs " + shared("models/gpt2-tiny/golden.safetensors") +
+                       " --out " + path("g.safetensors") + " --mesh tp=2 --dtype fp32");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("gpt2 has no built-in tensor-parallel plan"), std::string::npos) << r.err;
+}
+
 TEST_F(Prepare, TensorParallelDecodersEqualOneProcess) {
   for (std::string model : {"llama-tiny", "qwen3-tiny", "gemma2-tiny"}) {
     const std::string in = shared("models/" + model + "/golden.safetensors");

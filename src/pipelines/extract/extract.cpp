@@ -191,10 +191,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   std::unique_ptr<Tokenizer> tokenizer;
   if (fs::exists(fs::path(o.model_dir) / "tokenizer.json"))
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(o.model_dir));
-  int64_t hard_max_len = 0;
-  if (const auto* bert = std::get_if<BertConfig>(&model->config())) hard_max_len = bert->max_position_embeddings;
-  if (const auto* gpt2 = std::get_if<Gpt2Config>(&model->config())) hard_max_len = gpt2->max_position_embeddings;
-  SampleSource source(o, tokenizer.get(), model->vocab_size(), hard_max_len);
+  SampleSource source(o, tokenizer.get(), model->vocab_size(), model->max_positions());
   const RowFilter row_filter(o.exclude_special_tokens, o.exclude_bos, tokenizer.get(), o.model_dir);
 
   Json model_id{{"model_type", model->model_type()}, {"hidden_size", model->hidden_size()},

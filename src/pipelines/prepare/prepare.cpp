@@ -9,6 +9,7 @@
 #include <set>
 
 #include "formats/checkpoint.h"
+#include "models/architecture.h"
 #include "models/init.h"
 #include "models/loader.h"
 #include "models/presets.h"
@@ -94,7 +95,16 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
   // plans: parse and resolve in one traversal per plan into the explicit table.
   t0 = Clock::now();
   std::vector<plans::Plan> all_plans;
-  for (const auto& spec : o.plans) {
+  std::vector<std::string> plan_specs = o.plans;
+  // A tensor-parallel mesh without --plan: the architecture's own plan (its registry row).
+  if (plan_specs.empty() && !o.mesh.empty() && plans::Mesh::parse(o.mesh).has("tp")) {
+    const Architecture& arch = architecture_for(config);
+    if (arch.tp_plan.empty())
+      throw ConfigError("--mesh " + o.mesh + " without --plan: " + model_type(config) +
+                        " has no built-in tensor-parallel plan; give one with --plan");
+    plan_specs.push_back(arch.tp_plan);
+  }
+  for (const auto& spec : plan_specs) {
     auto p = load_plan_spec(spec);
     all_plans.insert(all_plans.end(), p.begin(), p.end());
   }

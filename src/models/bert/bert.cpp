@@ -11,12 +11,13 @@
 // pooler_output [B,H] (per sequence). Left out: dropout (inference only), relative position embeddings, the MLM/NSP heads.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = heads, hd = H / nh, I = intermediate size.
-#include "models/bert.h"
+#include "models/bert/bert.h"
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
 #include "models/layers.h"
+#include "models/model_of.h"
 #include "util/error.h"
 
 namespace fme {
@@ -160,23 +161,14 @@ struct BertModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
-class Bert final : public Model {
+class Bert final : public ModelOf<BertConfig, BertModel> {
  public:
-  Bert(const BertConfig& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
+  using ModelOf::ModelOf;
 
   std::string model_type() const override { return "bert"; }
-  const ModelConfig& config() const override { return config_; }
-  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
-  int64_t hidden_size() const override { return cfg_.hidden_size; }
-  int64_t vocab_size() const override { return cfg_.vocab_size; }
-  torch::nn::Module& module() override { return *net_; }
-
-  std::vector<HookPoint> hook_points() const override {
-    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
-                                    cfg_.num_attention_heads, cfg_.head_dim());
-    points.push_back({"pooler_output", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1, /*per_token=*/false});
-    return points;
-  }
+  int64_t max_positions() const override { return cfg_.max_position_embeddings; }
+  int64_t token_types() const override { return cfg_.type_vocab_size; }
+  int64_t padding_row() const override { return cfg_.pad_token_id; }
 
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
@@ -193,10 +185,10 @@ class Bert final : public Model {
     if (capture.wants("pooler_output")) capture("pooler_output", net_->pooler(x));
   }
 
- private:
-  ModelConfig config_;
-  BertConfig cfg_;
-  BertModel net_;
+ protected:
+  std::vector<HookPoint> model_points() const override {
+    return {{"pooler_output", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1, /*per_token=*/false}};
+  }
 };
 
 }  // namespace

@@ -12,14 +12,16 @@
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = query heads, nkv = key/value heads, hd = head_dim
 // (explicit, or H / nh), I = intermediate (MLP) size, V = vocab.
-#include "models/decoder.h"
+#include "models/decoder/decoder.h"
 
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <torch/torch.h>
 
+#include "models/causal_lm.h"
 #include "models/layers.h"
+#include "models/model_of.h"
 
 namespace fme {
 namespace {
@@ -136,6 +138,7 @@ TORCH_MODULE(DecoderLayer);
 
 // HF's DecoderModel: the "model." prefix of every checkpoint name.
 struct DecoderModelImpl : torch::nn::Module {
+  static constexpr const char* kPrefix = "model";
   DecoderModelImpl(Builder& b, const std::string& p, const DecoderConfig& c) {
     embed_tokens = register_module("embed_tokens", Embedding(b, join_path(p, "embed_tokens"), c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
@@ -149,42 +152,19 @@ struct DecoderModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(DecoderModel);
 
-struct DecoderForCausalLMImpl : torch::nn::Module {
-  DecoderForCausalLMImpl(Builder& b, const DecoderConfig& c) {
-    model = register_module("model", DecoderModel(b, "model", c));
-    if (!c.tie_word_embeddings)
-      lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
-  }
-  DecoderModel model{nullptr};
-  Linear lm_head{nullptr};  // (V, H); absent when tied
-};
-TORCH_MODULE(DecoderForCausalLM);
-
-class Decoder final : public Model {
+class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
  public:
-  Decoder(const DecoderConfig& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
+  using ModelOf::ModelOf;
 
   std::string model_type() const override { return cfg_.model_type; }
-  const ModelConfig& config() const override { return config_; }
-  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
-  int64_t hidden_size() const override { return cfg_.hidden_size; }
-  int64_t vocab_size() const override { return cfg_.vocab_size; }
-  torch::nn::Module& module() override { return *net_; }
   std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
     if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "model.embed_tokens.weight"}};
     return {};
   }
 
-  std::vector<HookPoint> hook_points() const override {
-    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
-                                    cfg_.num_attention_heads, cfg_.head_dim());
-    points.push_back({"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1});
-    return points;
-  }
-
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
-    auto& m = *net_->model;
+    auto& m = *net_->body;
     const int64_t T = batch.input_ids.size(1);
     const int64_t last = capture.last_block(num_layers());
 
@@ -198,10 +178,10 @@ class Decoder final : public Model {
     if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.norm(x));
   }
 
- private:
-  ModelConfig config_;
-  DecoderConfig cfg_;
-  DecoderForCausalLM net_;
+ protected:
+  std::vector<HookPoint> model_points() const override {
+    return {{"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1}};
+  }
 };
 
 }  // namespace

@@ -5,11 +5,14 @@
 #pragma once
 #include <memory>
 
+#include "models/architecture.h"
 #include "models/build.h"
 #include "models/model.h"
 
 namespace fme {
 
 std::unique_ptr<Model> make_decoder(const DecoderConfig& config, Builder& builder);
+// Its registry row (architecture.cpp).
+const Architecture& decoder_architecture();
 
 }  // namespace fme

@@ -8,14 +8,16 @@
 // Left out: the LM head's logits, KV cache, cross-attention, tensor-parallel splits of the fused c_attn.
 //
 // Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
-#include "models/gpt2.h"
+#include "models/gpt2/gpt2.h"
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
+#include "models/causal_lm.h"
 #include "models/layers.h"
+#include "models/model_of.h"
 #include "util/error.h"
 
 namespace fme {
@@ -89,6 +91,7 @@ TORCH_MODULE(Gpt2Block);
 
 // HF's GPT2Model: the "transformer." prefix of every checkpoint name.
 struct Gpt2ModelImpl : torch::nn::Module {
+  static constexpr const char* kPrefix = "transformer";
   Gpt2ModelImpl(Builder& b, const std::string& p, const Gpt2Config& c) {
     wte = register_module("wte", Embedding(b, join_path(p, "wte"), c.vocab_size, c.hidden_size));
     wpe = register_module("wpe", Embedding(b, join_path(p, "wpe"), c.max_position_embeddings, c.hidden_size));
@@ -102,42 +105,21 @@ struct Gpt2ModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(Gpt2Model);
 
-struct Gpt2LMHeadModelImpl : torch::nn::Module {
-  Gpt2LMHeadModelImpl(Builder& b, const Gpt2Config& c) {
-    transformer = register_module("transformer", Gpt2Model(b, "transformer", c));
-    if (!c.tie_word_embeddings)
-      lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
-  }
-  Gpt2Model transformer{nullptr};
-  Linear lm_head{nullptr};  // (V, H); absent when tied
-};
-TORCH_MODULE(Gpt2LMHeadModel);
-
-class Gpt2 final : public Model {
+// HF's GPT2LMHeadModel.
+class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
  public:
-  Gpt2(const Gpt2Config& c, Builder& b) : config_(c), cfg_(c), net_(b, c) {}
+  using ModelOf::ModelOf;
 
   std::string model_type() const override { return "gpt2"; }
-  const ModelConfig& config() const override { return config_; }
-  int64_t num_layers() const override { return cfg_.num_hidden_layers; }
-  int64_t hidden_size() const override { return cfg_.hidden_size; }
-  int64_t vocab_size() const override { return cfg_.vocab_size; }
-  torch::nn::Module& module() override { return *net_; }
+  int64_t max_positions() const override { return cfg_.max_position_embeddings; }
   std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
     if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "transformer.wte.weight"}};
     return {};
   }
 
-  std::vector<HookPoint> hook_points() const override {
-    auto points = block_hook_points(cfg_.num_hidden_layers, cfg_.hidden_size, cfg_.intermediate_size,
-                                    cfg_.num_attention_heads, cfg_.head_dim());
-    points.push_back({"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1});
-    return points;
-  }
-
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
-    auto& m = *net_->transformer;
+    auto& m = *net_->body;
     const int64_t T = batch.input_ids.size(1);
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
@@ -150,10 +132,10 @@ class Gpt2 final : public Model {
     if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.ln_f(x));
   }
 
- private:
-  ModelConfig config_;
-  Gpt2Config cfg_;
-  Gpt2LMHeadModel net_;
+ protected:
+  std::vector<HookPoint> model_points() const override {
+    return {{"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1}};
+  }
 };
 
 }  // namespace

@@ -1,0 +1,28 @@
+// BERT's registry row.
+#include "models/bert/bert.h"
+
+namespace fme {
+
+const Architecture& bert_architecture() {
+  static const Architecture a{
+      "bert",
+      {"bert"},
+      [](const ModelConfig& c, Builder& b) { return make_bert(std::get<BertConfig>(c), b); },
+      // BertFor* checkpoints prefix the encoder with "bert."; their MLM/NSP heads ("cls.") and HF's
+      // position_ids buffer are not parameters of the encoder.
+      {{{"", "bert.", "embeddings.word_embeddings.weight"}},
+       {"cls."},
+       {},
+       {"bert.embeddings.position_ids", "embeddings.position_ids"}},
+      "builtin:bert-tp",
+      [](const ModelConfig& config, int64_t B, int64_t T, int64_t last_block) {
+        const auto& c = std::get<BertConfig>(config);
+        const double H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim();
+        const double linear = 4 * H * H + 2 * H * I;  // q, k, v, attention output; intermediate, output
+        const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
+        return double(B) * T * blocks * (2.0 * linear + 4.0 * c.num_attention_heads * hd * T);  // every key visible
+      }};
+  return a;
+}
+
+}  // namespace fme
