@@ -67,6 +67,9 @@ struct BertConfig {
   int64_t pad_token_id = 0;
   double initializer_range = 0.02;
   std::string position_embedding_type = "absolute";  // only "absolute" is supported
+  // Not in config.json: whether the model has BertModel's pooler (BertForMaskedLM's encoder has none; the
+  // loader sets it from the checkpoint).
+  bool pooler = true;
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 

@@ -40,6 +40,9 @@ struct Architecture {
   // Matmul FLOPs of blocks 0..last_block (-1: all) on B sequences of T tokens (no padding): 2 x (block
   // linear weights) per token, plus attention's QK^T and PV (2 x 2 x hd per head per visible key).
   std::function<double(const ModelConfig&, int64_t B, int64_t T, int64_t last_block)> flops;
+  // Optional: fits the config to what a checkpoint holds, given whether it has a tensor of some name
+  // (BERT: no pooler in a BertForMaskedLM checkpoint).
+  std::function<void(ModelConfig&, const std::function<bool(const std::string&)>& has)> fit_checkpoint;
 };
 
 // Every architecture, in registry order.

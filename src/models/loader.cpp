@@ -20,22 +20,32 @@ bool starts_with(const std::string& s, const std::string& p) { return s.compare(
 
 }  // namespace
 
+CheckpointNameMap::CheckpointNameMap(const Model& model, const Checkpoint& ckpt)
+    : rules_(&architecture_for(model.config()).names) {
+  for (const auto& r : rules_->prefixes) {
+    const std::string stored = r.stored_prefix + r.probe.substr(r.model_prefix.size());
+    if (ckpt.find(r.probe) == nullptr && ckpt.find(stored) != nullptr) renames_.push_back(&r);
+  }
+}
+
+std::string CheckpointNameMap::operator()(const std::string& name) const {
+  for (const auto* r : renames_)
+    if (starts_with(name, r->model_prefix)) return r->stored_prefix + name.substr(r->model_prefix.size());
+  return name;
+}
+
+bool CheckpointNameMap::ignored(const std::string& stored) const { return rules_->ignored(stored); }
+
+std::vector<std::string> CheckpointNameMap::renames() const {
+  std::vector<std::string> out;
+  for (const auto* r : renames_) out.push_back("'" + r->model_prefix + "*' stored as '" + r->stored_prefix + "*'");
+  return out;
+}
+
 LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint) {
   LoadReport report;
   const std::string where = ckpt.dir();
-  // The family's naming rules: checkpoints of another class of the family (BertForMaskedLM's "bert.",
-  // GPT2Model without "transformer.") name the parameters with another prefix.
-  const CheckpointNames& rules = architecture_for(model.config()).names;
-  std::vector<const CheckpointNames::Prefix*> renames;
-  for (const auto& r : rules.prefixes) {
-    const std::string stored = r.stored_prefix + r.probe.substr(r.model_prefix.size());
-    if (ckpt.find(r.probe) == nullptr && ckpt.find(stored) != nullptr) renames.push_back(&r);
-  }
-  auto ckpt_name = [&](const std::string& name) {
-    for (const auto* r : renames)
-      if (starts_with(name, r->model_prefix)) return r->stored_prefix + name.substr(r->model_prefix.size());
-    return name;
-  };
+  const CheckpointNameMap ckpt_name(model, ckpt);
 
   std::set<std::string> used;
   c10::InferenceMode guard;
@@ -86,7 +96,7 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
   std::vector<std::string> unexpected;
   for (const auto& [name, entry] : ckpt.tensors()) {
     if (used.count(name)) continue;
-    if (rules.ignored(name)) {
+    if (ckpt_name.ignored(name)) {
       report.ignored.push_back(name);  // heads fme does not build, buffers it computes (the family's rules)
       continue;
     }
@@ -102,14 +112,21 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
   return report;
 }
 
+ModelConfig load_model_config(const std::string& dir, const Checkpoint& ckpt) {
+  ModelConfig config = load_model_config(dir);
+  const Architecture& arch = architecture_for(config);
+  if (arch.fit_checkpoint) arch.fit_checkpoint(config, [&](const std::string& n) { return ckpt.find(n) != nullptr; });
+  return config;
+}
+
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType dtype, LoadReport* report) {
   return load_model(dir, dtype, dtype, report);
 }
 
 std::unique_ptr<Model> load_model(const std::string& dir, at::ScalarType compute, at::ScalarType weights,
                                   LoadReport* report) {
-  ModelConfig config = load_model_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
+  ModelConfig config = load_model_config(dir, ckpt);
   auto model = create_model(config, at::TensorOptions().dtype(weights));  // uninitialised: the load fills it
   LoadReport r = load_checkpoint(*model, ckpt);
   model->set_compute_dtype(compute);

@@ -197,6 +197,40 @@ TEST_F(Cli, InitThenForwardOnTextsAndInspect) {
   EXPECT_NE(r.out.find("[151936, 32]"), std::string::npos);
 }
 
+// A BertForMaskedLM checkpoint ("bert." prefix, MLM head) shows its real tensors, and what is not loaded.
+TEST_F(Cli, InspectShowsBertForMaskedLMCheckpoints) {
+  const std::string dir = path("mlm");
+  fs::create_directories(dir);
+  fs::copy(shared("models/bert-tiny/config.json"), dir + "/config.json");
+  // train_model.safetensors is a BertForMaskedLM state without its word embeddings (left out to stay small):
+  // put them back under their BertForMaskedLM name.
+  auto mlm = SafetensorsFile::open(shared("models/bert-tiny/train_model.safetensors"));
+  auto base = SafetensorsFile::open(shared("models/bert-tiny/model.safetensors"));
+  SafetensorsWriter w;
+  for (const auto& t : mlm->tensors()) w.add(t.name, t.dtype, t.shape, mlm->data(t), t.end - t.begin);
+  const auto& emb = base->get("embeddings.word_embeddings.weight");
+  w.add("bert.embeddings.word_embeddings.weight", emb.dtype, emb.shape, base->data(emb), emb.end - emb.begin);
+  w.set_metadata("format", "pt");
+  w.write(dir + "/model.safetensors");
+  Result r = run("inspect " + dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("(missing)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checkpoint names: '*' stored as 'bert.*'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not loaded: cls.predictions.bias"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(not part of this model)"), std::string::npos) << r.out;
+  // The model loads from it too (forward runs on its golden inputs).
+  r = run("forward --model " + dir + " --inputs " + shared("models/bert-tiny/golden.safetensors") + " --out " +
+          path("o.safetensors") + " --dtype fp32 --hooks blocks.1.hook_resid_post");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LE(max_abs_err_real(*SafetensorsFile::open(path("o.safetensors")),
+                             *SafetensorsFile::open(shared("models/bert-tiny/hooks.safetensors")), "blocks.1.hook_resid_post"),
+            1e-4);
+  // Without a pooler there is no pooler_output to ask for.
+  expect_error(run("forward --model " + dir + " --inputs " + shared("models/bert-tiny/golden.safetensors") + " --out " +
+                   path("p.safetensors") + " --hooks pooler_output"),
+               {"pooler_output", "matches no hook point"}, path("p.safetensors"));
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
   for (std::string sub : {"", "init", "inspect", "tokenize", "forward", "extract", "prepare", "bench extract"}) {
     Result r = run(sub + " --help");

@@ -10,7 +10,7 @@ const Architecture& bert_architecture() {
       [](const ModelConfig& c, Builder& b) { return make_bert(std::get<BertConfig>(c), b); },
       // BertFor* checkpoints prefix the encoder with "bert."; their MLM/NSP heads ("cls.") and HF's
       // position_ids buffer are not parameters of the encoder.
-      {{{"", "bert.", "embeddings.word_embeddings.weight"}},
+      {{{"", "bert.", "embeddings.LayerNorm.weight"}},
        {"cls."},
        {},
        {"bert.embeddings.position_ids", "embeddings.position_ids"}},
@@ -21,6 +21,11 @@ const Architecture& bert_architecture() {
         const double linear = 4 * H * H + 2 * H * I;  // q, k, v, attention output; intermediate, output
         const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
         return double(B) * T * blocks * (2.0 * linear + 4.0 * c.num_attention_heads * hd * T);  // every key visible
+      },
+      [](ModelConfig& config, const std::function<bool(const std::string&)>& has) {
+        // BertForMaskedLM's encoder is built without the pooler (add_pooling_layer=False).
+        auto& c = std::get<BertConfig>(config);
+        c.pooler = has("pooler.dense.weight") || has("bert.pooler.dense.weight");
       }};
   return a;
 }

@@ -153,11 +153,11 @@ struct BertModelImpl : torch::nn::Module {
   BertModelImpl(Builder& b, const BertConfig& c) {
     embeddings = register_module("embeddings", BertEmbeddings(b, "embeddings", c));
     encoder = register_module("encoder", BertEncoder(b, "encoder", c));
-    pooler = register_module("pooler", BertPooler(b, "pooler", c));
+    if (c.pooler) pooler = register_module("pooler", BertPooler(b, "pooler", c));
   }
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
-  BertPooler pooler{nullptr};
+  BertPooler pooler{nullptr};  // absent in BertForMaskedLM
 };
 TORCH_MODULE(BertModel);
 
@@ -187,6 +187,7 @@ class Bert final : public ModelOf<BertConfig, BertModel> {
 
  protected:
   std::vector<HookPoint> model_points() const override {
+    if (!cfg_.pooler) return {};
     return {{"pooler_output", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1, /*per_token=*/false}};
   }
 };

@@ -83,7 +83,8 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
 
   // build: the architecture as a shape-only (meta) model: module paths, types and global shapes, no memory.
   auto t0 = Clock::now();
-  const ModelConfig config = o.model_dir.empty() ? find_preset(o.model_preset).config : load_model_config(o.model_dir);
+  const ModelConfig config = o.model_dir.empty() ? find_preset(o.model_preset).config
+                                                 : load_model_config(o.model_dir, Checkpoint::open(o.model_dir));
   const at::ScalarType dtype = parse_scalar_type(o.dtype, "--dtype");
   std::vector<plans::ModuleDesc> modules;
   {
