@@ -3,6 +3,9 @@
 // same run (a square matmul of the same dtype). Prints one JSON line per dtype.
 //   bench_forward [--preset NAME] [--batch 4] [--seq 512] [--reps 3] [--threads N] [--dtype fp32|bf16|auto|both]
 // Each line names the CPU and its ISA features (AVX-512, AVX512_BF16, AMX, AVX2, FMA, AES-NI, VAES).
+// --capture-all also times the forward reporting every hook point (all 7 per block and the model's own),
+// each copied out as extract's writer does, and compares the extra time with copying the same bytes alone
+// (capture_overhead_over_copy: 1 means capturing costs exactly its copies).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -32,11 +35,13 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bench_forward: forward tokens/s of a decoder preset (qwen2, qwen3, llama) (random weights) next to the GEMM peak of the same dtype"};
+  CLI::App app{"bench_forward: forward tokens/s of a preset (random weights) next to the GEMM peak of the same dtype"};
+  bool capture_all = false;
   std::string preset = "qwen2.5-0.5b", which = "both";
   int64_t B = 4, T = 512;
   int reps = 3, threads = static_cast<int>(std::thread::hardware_concurrency());
-  app.add_option("--preset", preset, "decoder preset (fme init --list)");
+  app.add_option("--preset", preset, "preset (fme init --list)");
+  app.add_flag("--capture-all", capture_all, "also time a forward that reports (and copies) every hook point");
   app.add_option("--batch", B, "sequences per batch")->check(CLI::PositiveNumber);
   app.add_option("--seq", T, "tokens per sequence")->check(CLI::PositiveNumber);
   app.add_option("--reps", reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
@@ -46,10 +51,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
   const auto& p = fme::find_preset(preset);
-  if (!std::holds_alternative<fme::DecoderConfig>(p.config)) {
-    std::fprintf(stderr, "bench_forward: only decoder presets (qwen2, qwen3, llama) are supported\n");
-    return 2;
-  }
   auto model = fme::create_model(p.config);
   fme::init_weights(*model, 0);
   const double flops = fme::forward_flops(p.config, B, T);
@@ -84,6 +85,40 @@ int main(int argc, char** argv) {
                 {"seconds", best},    {"tokens_per_s", B * T / best}, {"gflops", gflops},
                 {"gemm_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
     if (!auto_reason.empty()) j["dtype_reason"] = auto_reason;
+    if (capture_all) {
+      // Every point copied to its own memory as it is reported (what extract's writer does with its rows).
+      std::vector<at::Tensor> copies;
+      const auto all = fme::Capture::all(model->hook_points(), [&](const std::string&, const at::Tensor& x) {
+        copies.push_back(x.contiguous().clone());
+      });
+      // Plain and capturing forwards alternate, so that the machine's drift hits both alike.
+      double with = 1e30, plain = 1e30, copy = 1e30;
+      for (int r = 0; r < reps; ++r) {
+        double t0 = now();
+        model->forward(batch, opts);
+        plain = std::min(plain, now() - t0);
+        copies.clear();
+        t0 = now();
+        model->forward(batch, all);
+        with = std::min(with, now() - t0);
+      }
+      // The same bytes copied alone, from sources already in memory.
+      std::vector<at::Tensor> sources = copies;
+      int64_t bytes = 0;
+      for (const auto& s : sources) bytes += s.numel() * s.element_size();
+      for (int r = 0; r < reps; ++r) {
+        std::vector<at::Tensor> again;
+        double t0 = now();
+        for (const auto& s : sources) again.push_back(s.clone());
+        copy = std::min(copy, now() - t0);
+      }
+      j["capture_all_points"] = sources.size();
+      j["capture_all_bytes"] = bytes;
+      j["plain_seconds_interleaved"] = plain;
+      j["capture_all_seconds"] = with;
+      j["copy_seconds"] = copy;
+      j["capture_overhead_over_copy"] = (with - plain) / copy;
+    }
     j.update(cpu);
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);

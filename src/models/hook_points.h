@@ -39,6 +39,10 @@ struct HookPoint {
   bool per_token = true;           // false: one row per sequence ([B, ...], BERT's pooler_output)
 };
 
+// The pre-norm families' last point: the final norm's output [B,T,H], after all `layers` blocks.
+constexpr const char* kLnFinal = "ln_final.hook_normalized";
+inline HookPoint ln_final_point(int64_t layers, int64_t hidden) { return {kLnFinal, {hidden}, layers - 1, true}; }
+
 // The seven points of each of `layers` blocks, in forward order.
 std::vector<HookPoint> block_hook_points(int64_t layers, int64_t hidden, int64_t intermediate, int64_t heads,
                                          int64_t head_dim);

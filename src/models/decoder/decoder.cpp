@@ -175,12 +175,12 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin, BlockCapture{capture, i});  // [B,T,H]
-    if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.norm(x));
+    if (capture.wants(kLnFinal)) capture(kLnFinal, m.norm(x));
   }
 
  protected:
   std::vector<HookPoint> model_points() const override {
-    return {{"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1}};
+    return {ln_final_point(cfg_.num_hidden_layers, cfg_.hidden_size)};
   }
 };
 

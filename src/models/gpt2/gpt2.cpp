@@ -129,12 +129,12 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
     at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
     for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
-    if (capture.wants("ln_final.hook_normalized")) capture("ln_final.hook_normalized", m.ln_f(x));
+    if (capture.wants(kLnFinal)) capture(kLnFinal, m.ln_f(x));
   }
 
  protected:
   std::vector<HookPoint> model_points() const override {
-    return {{"ln_final.hook_normalized", {cfg_.hidden_size}, cfg_.num_hidden_layers - 1}};
+    return {ln_final_point(cfg_.num_hidden_layers, cfg_.hidden_size)};
   }
 };
 
