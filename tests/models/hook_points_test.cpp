@@ -35,8 +35,11 @@ TEST_P(HookParity, EveryPointMatchesHF) {
     ++compared;
   }
   // Every per-token point fme offers is one HF's file has (and so was compared).
-  for (const auto& p : model->hook_points())
-    if (p.per_token) EXPECT_EQ(hooks.count(p.name), 1u) << GetParam() << ": '" << p.name << "' not in hooks.safetensors";
+  for (const auto& p : model->hook_points()) {
+    if (p.per_token) {
+      EXPECT_EQ(hooks.count(p.name), 1u) << GetParam() << ": '" << p.name << "' not in hooks.safetensors";
+    }
+  }
   EXPECT_GE(compared, 7u * static_cast<size_t>(model->num_layers()));
 }
 

@@ -19,7 +19,8 @@ const Architecture& decoder_architecture() {
         const double visible = (T + 1) / 2.0;                        // causal (sliding windows ignored)
         const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
         return double(B) * T * blocks * (2.0 * linear + 4.0 * c.num_attention_heads * hd * visible);
-      }};
+      },
+      nullptr};  // nothing to fit: the config says it all
   return a;
 }
 

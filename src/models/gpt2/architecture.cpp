@@ -18,7 +18,8 @@ const Architecture& gpt2_architecture() {
         const double linear = 4 * H * H + 2 * H * I;  // c_attn (q, k, v), c_proj; c_fc, mlp.c_proj
         const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
         return double(B) * T * blocks * (2.0 * linear + 4.0 * c.num_attention_heads * hd * (T + 1) / 2.0);
-      }};
+      },
+      nullptr};  // nothing to fit: the config says it all
   return a;
 }
 

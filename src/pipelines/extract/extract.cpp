@@ -292,7 +292,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     try {
       while (auto w = to_compute.pop()) {
         std::vector<SampleResult> out;
-        for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}});
+        for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}, {}});
         if (!w->batch.empty()) {
           const int64_t B = static_cast<int64_t>(w->batch.size());
           int64_t T = 0;
