@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "models/hook_select.h"
+#include "models/padded_batch.h"
 #include "models/tensor_io.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -81,23 +82,15 @@ Batch read_text_batch(const std::string& jsonl_path, const Tokenizer& tokenizer,
     if (rows.back().empty()) throw ShapeError(where + ": text has no tokens");
   }
   if (rows.empty()) throw ShapeError(jsonl_path + ": no lines with a \"text\" field");
-  int64_t T = 0;
-  for (const auto& r : rows) T = std::max<int64_t>(T, static_cast<int64_t>(r.size()));
-  const int64_t B = static_cast<int64_t>(rows.size());
-  Batch b;
-  b.input_ids = at::zeros({B, T}, at::kLong);
-  b.attention_mask = at::zeros({B, T}, at::kLong);
-  auto ids = b.input_ids.accessor<int64_t, 2>();
-  auto mask = b.attention_mask.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < B; ++i)
-    for (size_t t = 0; t < rows[i].size(); ++t) {
-      if (rows[i][t] >= model.vocab_size())
-        throw ShapeError(jsonl_path + ": token id " + std::to_string(rows[i][t]) + " is outside the model's vocabulary of " +
+  std::vector<const std::vector<int32_t>*> ptrs;
+  for (const auto& r : rows) {
+    for (int32_t id : r)
+      if (id >= model.vocab_size())
+        throw ShapeError(jsonl_path + ": token id " + std::to_string(id) + " is outside the model's vocabulary of " +
                          std::to_string(model.vocab_size()));
-      ids[i][t] = rows[i][t];
-      mask[i][t] = 1;
-    }
-  return b;
+    ptrs.push_back(&r);
+  }
+  return right_padded_batch(ptrs);
 }
 
 std::vector<std::string> forward_hooks(const Model& model, const std::string& spec) {

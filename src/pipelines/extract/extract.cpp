@@ -11,6 +11,7 @@
 #include "data/arc_task.h"
 #include "models/compute_dtype.h"
 #include "models/loader.h"
+#include "models/padded_batch.h"
 #include "models/tensor_io.h"
 #include "pipelines/extract/batcher.h"
 #include "pipelines/extract/row_filter.h"
@@ -295,20 +296,11 @@ ExtractSummary run_extract(const ExtractOptions& o) {
         for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}, {}});
         if (!w->batch.empty()) {
           const int64_t B = static_cast<int64_t>(w->batch.size());
-          int64_t T = 0;
-          for (const auto& s : w->batch) T = std::max<int64_t>(T, static_cast<int64_t>(s.ids.size()));
-          Batch batch{at::zeros({B, T}, at::kLong), at::zeros({B, T}, at::kLong), {}};
-          auto ids = batch.input_ids.accessor<int64_t, 2>();
-          auto mask = batch.attention_mask.accessor<int64_t, 2>();
+          std::vector<const std::vector<int32_t>*> rows;
+          for (const auto& s : w->batch) rows.push_back(&s.ids);
+          const Batch batch = right_padded_batch(rows);
           std::vector<SampleResult> res(B);
-          for (int64_t b = 0; b < B; ++b) {
-            const auto& v = w->batch[b].ids;
-            for (size_t t = 0; t < v.size(); ++t) {
-              ids[b][t] = v[t];
-              mask[b][t] = 1;
-            }
-            res[b].points.resize(points.size());
-          }
+          for (auto& r : res) r.points.resize(points.size());
           const Capture capture(model->hook_points(), hook_names, [&](const std::string& name, const at::Tensor& x) {
             const size_t slot = capture_slot.at(name);  // x [B,T,row...]
             // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
