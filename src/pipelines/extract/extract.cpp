@@ -188,7 +188,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                  r.weights_dtype.c_str(), r.out_dtype.c_str());
 
   auto model = load_model(o.model_dir, compute, weights);
-  const std::vector<HookPoint> points = extract_hook_points(o, model->hook_points(), model->num_layers());
+  const std::vector<HookPoint> available = model->hook_points();  // listed once, not per batch
+  const std::vector<HookPoint> points = extract_hook_points(o, available, model->num_layers());
   std::unique_ptr<Tokenizer> tokenizer;
   if (fs::exists(fs::path(o.model_dir) / "tokenizer.json"))
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(o.model_dir));
@@ -301,7 +302,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
           const Batch batch = right_padded_batch(rows);
           std::vector<SampleResult> res(B);
           for (auto& r : res) r.points.resize(points.size());
-          const Capture capture(model->hook_points(), hook_names, [&](const std::string& name, const at::Tensor& x) {
+          const Capture capture(available, hook_names, [&](const std::string& name, const at::Tensor& x) {
             const size_t slot = capture_slot.at(name);  // x [B,T,row...]
             // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
             // model never writes into a tensor it has reported.
