@@ -32,7 +32,7 @@ std::vector<HookPoint> block_hook_points(int64_t layers, int64_t hidden, int64_t
       std::vector<int64_t> shape{hidden};
       if (bp == BlockPoint::AttnZ) shape = {heads, head_dim};
       if (bp == BlockPoint::MlpPost) shape = {intermediate};
-      out.push_back({block_hook_name(i, bp), shape, i, true});
+      out.push_back({block_hook_name(i, bp), shape, i, true, p});
     }
   return out;
 }
@@ -46,19 +46,12 @@ Capture::Capture(const std::vector<HookPoint>& available, const std::vector<std:
     if (it == by_name.end()) throw ConfigError("capture: the model has no hook point '" + n + "'");
     const HookPoint& h = *it->second;
     last_block_ = std::max(last_block_, h.block);
-    // "blocks.{i}.<suffix>" is a block point; anything else a model-level one.
-    bool is_block = false;
-    if (n.rfind("blocks.", 0) == 0) {
-      const size_t dot = n.find('.', 7);
-      const std::string suffix = dot == std::string::npos ? "" : n.substr(dot + 1);
-      for (int p = 0; p < kBlockPoints; ++p)
-        if (suffix == block_point_suffix(static_cast<BlockPoint>(p))) {
-          if (static_cast<int64_t>(blocks_.size()) <= h.block) blocks_.resize(h.block + 1, 0);
-          blocks_[h.block] |= 1u << p;
-          is_block = true;
-        }
+    if (h.point < 0) {
+      others_.insert(n);
+      continue;
     }
-    if (!is_block) others_.insert(n);
+    if (static_cast<int64_t>(blocks_.size()) <= h.block) blocks_.resize(h.block + 1, 0);
+    blocks_[h.block] |= 1u << h.point;
   }
 }
 

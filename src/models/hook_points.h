@@ -37,6 +37,7 @@ struct HookPoint {
   std::vector<int64_t> row_shape;  // one token's activation: [H], [I] or [nh, hd]; per sequence: [H]
   int64_t block = -1;              // the deepest block the forward must run to compute it
   bool per_token = true;           // false: one row per sequence ([B, ...], BERT's pooler_output)
+  int point = -1;                  // a block point: its BlockPoint; -1 for a model-level point
 };
 
 // The pre-norm families' last point: the final norm's output [B,T,H], after all `layers` blocks.

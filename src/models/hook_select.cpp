@@ -74,10 +74,9 @@ std::string describe_hooks(const std::vector<HookPoint>& available) {
   std::vector<std::string> suffixes, others;
   std::set<std::string> seen;
   for (const auto& h : available) {
-    if (h.name.rfind("blocks.", 0) == 0) {
+    if (h.point >= 0) {
       blocks = std::max(blocks, h.block + 1);
-      const size_t dot = h.name.find('.', 7);
-      const std::string s = h.name.substr(dot + 1);
+      const std::string s = block_point_suffix(static_cast<BlockPoint>(h.point));
       if (seen.insert(s).second) suffixes.push_back(s);
     } else {
       others.push_back(h.name);

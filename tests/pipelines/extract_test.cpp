@@ -387,8 +387,12 @@ TEST_F(Extract, AutoDtypeFollowsTheCpuAndIsRecordedWithItsReason) {
   EXPECT_EQ(m["compute"]["requested"], "auto");
   const std::string d = m["dtype"];
   EXPECT_TRUE(d == "fp32" || d == "bf16") << d;
-  if (!cpu_features().native_bf16()) EXPECT_EQ(d, "fp32");
-  if (d == "bf16") EXPECT_TRUE(m["compute"].contains("probe_gflops")) << m["compute"];
+  if (!cpu_features().native_bf16()) {
+    EXPECT_EQ(d, "fp32");
+  }
+  if (d == "bf16") {
+    EXPECT_TRUE(m["compute"].contains("probe_gflops")) << m["compute"];
+  }
 }
 
 TEST_F(Extract, ExplicitSlowBf16WarnsAndResumeKeepsTheRunsDtype) {
