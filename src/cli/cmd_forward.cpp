@@ -33,7 +33,7 @@ void add_forward(CLI::App& app) {
   cmd->add_option("--hooks", o->hooks, "only these hook points: 'blocks.{0..3}.hook_resid_post,*.mlp.hook_post' (lists, {a..b}, globs)");
   cmd->add_option("--dtype", o->dtype, "compute dtype: auto | fp32 | bf16 (auto: bf16 only where this hardware is fast at it)");
   cmd->add_option("--weights-dtype", o->weights_dtype, "dtype the weights are kept in: fp32 | bf16 (default: the compute dtype)");
-  cmd->add_option("--plan", o->plans, "tensor-parallel plan (file or builtin:bert-tp | builtin:decoder-tp; default: the model's built-in plan), with --mesh");
+  cmd->add_option("--plan", o->plans, "tensor-parallel plan (file or builtin:bert-tp | builtin:decoder-tp | builtin:gpt2-tp; default: the model's built-in plan), with --mesh");
   cmd->add_option("--mesh", o->mesh, "mesh over the launched processes, e.g. tp=2; rank 0 writes --out");
   cmd->add_option("--timeout", o->timeout_s, "seconds to wait for peers");
   add_threads_option(cmd, &o->threads);

@@ -28,7 +28,7 @@ void add_prepare(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("prepare", "Build a model, apply plans, shard it over a mesh and create optimizer state");
   cmd->add_option("--model-preset", o->p.model_preset, "a preset (fme init --list)");
   cmd->add_option("--model", o->p.model_dir, "or an HF checkpoint directory (each process reads only its slices)");
-  cmd->add_option("--plan", o->p.plans, "plan file or builtin:bert-tp | builtin:decoder-tp (repeatable; applied in order; default with a tp mesh: the model's built-in plan)");
+  cmd->add_option("--plan", o->p.plans, "plan file or builtin:bert-tp | builtin:decoder-tp | builtin:gpt2-tp (repeatable; applied in order; default with a tp mesh: the model's built-in plan)");
   cmd->add_option("--mesh", o->p.mesh, "mesh axes over the launched processes, e.g. tp=2 or dp=2,tp=2");
   cmd->add_option("--dtype", o->p.dtype, "parameter dtype before plans: fp32 | bf16");
   cmd->add_option("--seed", o->p.seed, "initialisation seed");

@@ -35,10 +35,16 @@ struct ModuleParallel {
 };
 
 // Where a parameter's local tensor sits in its global tensor (for initialisation by global element index).
+// With parts > 1 the global dim is that many equal fused blocks (q, k, v) split alone: the local tensor holds
+// `parts` runs, run p being global [p * global/parts + offset, + local/parts).
 struct ShardInfo {
   std::vector<int64_t> global_shape;
   int dim = -1;        // the sharded dimension, or -1 if whole
-  int64_t offset = 0;  // first global index along `dim`
+  int64_t offset = 0;  // first global index along `dim` (within each part)
+  int64_t parts = 1;
+
+  // First global index along `dim` of the local run `part`.
+  int64_t global_start(int64_t part) const { return part * (global_shape[dim] / parts) + offset; }
 };
 
 class Builder {

@@ -17,11 +17,13 @@ namespace {
 
 // N(0, std) by global element index (util/counter_rng.h), so a shard holds exactly the values of the same
 // elements of the whole tensor: a model gathered from any mesh is bit-identical to the unsharded one.
-// Returns the fill block for fp32/bf16 tensors (run later, batched); other dtypes are filled here via fp32.
-std::optional<NormalFill> normal_block(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard,
-                                       float std_dev) {
+// Appends the fill blocks for fp32/bf16 tensors (run later, batched), one per fused part; other dtypes are
+// filled here via fp32.
+void normal_blocks(at::Tensor& t, uint64_t seed, const std::string& path, const ShardInfo& shard, float std_dev,
+                   std::vector<NormalFill>& fills) {
   const auto& g = shard.global_shape;
   const int64_t dim = shard.dim < 0 ? 0 : shard.dim;
+  const int64_t parts = shard.dim < 0 ? 1 : shard.parts;
   int64_t rows = 1, global_inner = 1, local_inner = 1, after = 1;
   for (int64_t d = 0; d < t.dim(); ++d) {
     if (d < dim) rows *= t.size(d);
@@ -31,25 +33,30 @@ std::optional<NormalFill> normal_block(at::Tensor& t, uint64_t seed, const std::
       if (d > dim) after *= g[d];
     }
   }
-  NormalFill f;
-  f.n_rows = rows;
-  f.row_len = f.out_row_stride = local_inner;
-  f.global_first_index = shard.dim < 0 ? 0 : shard.offset * after;
-  f.global_row_stride = global_inner;
-  f.key = stream_key(seed, path);
-  f.std = std_dev;
-  if (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16) {
-    f.out = t.data_ptr();
-    f.bf16 = t.scalar_type() == at::kBFloat16;
-    return f;
+  const bool direct = t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16;
+  at::Tensor tmp = direct ? t : at::empty(t.sizes(), at::kFloat);
+  const int64_t part_len = local_inner / parts;  // one run of the sharded dim, with what follows it
+  std::vector<NormalFill> mine;
+  for (int64_t p = 0; p < parts; ++p) {
+    NormalFill f;
+    f.n_rows = rows;
+    f.row_len = part_len;
+    f.out_row_stride = local_inner;
+    f.global_first_index = shard.dim < 0 ? 0 : shard.global_start(p) * after;
+    f.global_row_stride = global_inner;
+    f.key = stream_key(seed, path);
+    f.std = std_dev;
+    f.bf16 = tmp.scalar_type() == at::kBFloat16;
+    f.out = static_cast<uint8_t*>(tmp.data_ptr()) + p * part_len * tmp.element_size();
+    mine.push_back(f);
   }
-  at::Tensor tmp = at::empty(t.sizes(), at::kFloat);
-  f.out = tmp.data_ptr();
-  fill_normal_batch({f}, at::get_num_threads());
+  if (direct) {
+    fills.insert(fills.end(), mine.begin(), mine.end());
+    return;
+  }
+  fill_normal_batch(mine, at::get_num_threads());
   t.copy_(tmp);
-  return std::nullopt;
 }
-
 }  // namespace
 
 namespace {
@@ -65,9 +72,8 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
   std::vector<std::function<void()>> after_fills;  // writes into filled tensors (BERT's padding row)
   auto normal = [&](at::Tensor& w, const std::string& path) {
     auto it = shards.find(path);
-    ShardInfo whole{w.sizes().vec(), -1, 0};
-    if (auto f = normal_block(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev)))
-      fills.push_back(*f);
+    const ShardInfo whole{w.sizes().vec(), -1, 0, 1};
+    normal_blocks(w, seed, path, it == shards.end() ? whole : it->second, static_cast<float>(std_dev), fills);
   };
   auto zero = [&](at::Tensor& t) {
     if (!fresh) t.zero_();  // fresh anonymous pages are zero already: touching them would only fault them in
@@ -81,16 +87,13 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
         normal(lin->lora_A, join_path(path, "lora_A"));
         lin->lora_B.zero_();
       }
-    } else if (auto* lin = m.as<LinearImpl>()) {
+    } else if (auto* lin = m.as<LinearImpl>()) {  // Conv1D too
       normal(lin->weight, join_path(path, "weight"));
       if (lin->bias.defined()) zero(lin->bias);
       if (lin->lora_A.defined()) {  // adapters start as a no-op: B = 0 (as PEFT)
         normal(lin->lora_A, join_path(path, "lora_A"));
         zero(lin->lora_B);
       }
-    } else if (auto* conv = m.as<Conv1DImpl>()) {
-      normal(conv->weight, join_path(path, "weight"));
-      zero(conv->bias);
     } else if (auto* emb = m.as<EmbeddingImpl>()) {
       normal(emb->weight, join_path(path, "weight"));
       // BERT's padding row is zero; with a vocab-sharded (rowwise) table only its owner holds it.

@@ -34,10 +34,20 @@ std::string join_path(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
-LinearImpl::LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool has_bias)
-    : par(b.parallel(path)) {
+LinearImpl::LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool has_bias, int64_t parts_)
+    : par(b.parallel(path)), parts(parts_) {
   weight = register_parameter("weight", b.param(join_path(path, "weight"), {out, in}));
   if (has_bias) bias = register_parameter("bias", b.param(join_path(path, "bias"), {out}));
+  if (par.lora_r > 0) {
+    lora_A = register_parameter("lora_A", b.param(join_path(path, "lora_A"), {par.lora_r, in}));
+    lora_B = register_parameter("lora_B", b.param(join_path(path, "lora_B"), {out, par.lora_r}));
+  }
+}
+
+LinearImpl::LinearImpl(InOut, Builder& b, const std::string& path, int64_t in, int64_t out, int64_t parts_)
+    : par(b.parallel(path)), parts(parts_), in_out(true) {
+  weight = register_parameter("weight", b.param(join_path(path, "weight"), {in, out}));
+  bias = register_parameter("bias", b.param(join_path(path, "bias"), {out}));
   if (par.lora_r > 0) {
     lora_A = register_parameter("lora_A", b.param(join_path(path, "lora_A"), {par.lora_r, in}));
     lora_B = register_parameter("lora_B", b.param(join_path(path, "lora_B"), {out, par.lora_r}));
@@ -47,7 +57,16 @@ LinearImpl::LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool rowwise = par.split == Split::Rowwise;
   const at::Tensor b = bias.defined() ? in_dtype_of(bias, x) : at::Tensor();
-  at::Tensor y = at::linear(x, in_dtype_of(weight, x), rowwise ? at::Tensor() : b);  // [..., out]
+  const at::Tensor w = in_dtype_of(weight, x);
+  at::Tensor y;  // [..., out]
+  if (!in_out) {
+    y = at::linear(x, w, rowwise ? at::Tensor() : b);
+  } else {
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(1);
+    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
+    y = (rowwise ? at::mm(x2, w) : at::addmm(b, x2, w)).view(shape);
+  }
   if (lora_A.defined())
     y.add_(at::linear(at::linear(x, in_dtype_of(lora_A, x)), in_dtype_of(lora_B, x)), par.lora_alpha / double(par.lora_r));
   if (rowwise) {
@@ -55,19 +74,6 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     if (b.defined()) y.add_(b);
   }
   return y;
-}
-
-Conv1DImpl::Conv1DImpl(Builder& b, const std::string& path, int64_t in, int64_t out) {
-  if (b.parallel(path).split != Split::None || b.parallel(path).lora_r > 0)
-    throw UnsupportedError(path + ": tensor-parallel splits and LoRA of GPT-2's Conv1D modules are not supported yet");
-  weight = register_parameter("weight", b.param(join_path(path, "weight"), {in, out}));
-  bias = register_parameter("bias", b.param(join_path(path, "bias"), {out}));
-}
-
-at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
-  auto shape = x.sizes().vec();
-  shape.back() = weight.size(1);
-  return at::addmm(in_dtype_of(bias, x), x.reshape({-1, x.size(-1)}), in_dtype_of(weight, x)).view(shape);
 }
 
 void check_head_split(const LinearImpl& proj, const std::string& path, int64_t heads, const std::string& what,

@@ -15,20 +15,28 @@ namespace fme {
 // y = x W^T + b, W (out, in). Colwise: W holds this process's out/size rows and y its slice of outputs.
 // Rowwise: W holds in/size columns, x is this process's slice of inputs, partial sums are all-reduced, then
 // b (replicated) is added once. LoRA: y += (x A^T) B^T * alpha/r, A (r, in), B (out, r), split like W.
+// `parts` > 1: the outputs are that many equal fused blocks (GPT-2's c_attn: q, k, v), and a colwise split
+// cuts each block alone, so this process holds [q_r, k_r, v_r], each out/parts/size wide.
 struct LinearImpl : torch::nn::Module {
-  LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool bias);
+  LinearImpl(Builder& b, const std::string& path, int64_t in, int64_t out, bool bias, int64_t parts = 1);
   at::Tensor forward(const at::Tensor& x);  // [..., in(local)] -> [..., out(local)]
   at::Tensor weight, bias, lora_A, lora_B;
   ModuleParallel par;
+  int64_t parts = 1;
+  bool in_out = false;  // weight stored (in, out): GPT-2's Conv1D
+
+ protected:
+  struct InOut {};
+  LinearImpl(InOut, Builder& b, const std::string& path, int64_t in, int64_t out, int64_t parts);
 };
 TORCH_MODULE(Linear);
 
-// GPT-2's Conv1D: y = x W + b with W stored (in, out), the transpose of Linear's (HF's addmm). No
-// tensor-parallel split yet (the fused c_attn needs a split per q/k/v part): a plan that splits one is refused.
-struct Conv1DImpl : torch::nn::Module {
-  Conv1DImpl(Builder& b, const std::string& path, int64_t in, int64_t out);
-  at::Tensor forward(const at::Tensor& x);  // [..., in] -> [..., out]
-  at::Tensor weight, bias;                  // (in, out), (out)
+// GPT-2's Conv1D: y = x W + b with W stored (in, out), the transpose of Linear's (HF's addmm). Otherwise a
+// Linear: the same splits (over W's dim 1 colwise, dim 0 rowwise) and LoRA (A (r, in), B (out, r), as PEFT's
+// fan_in_fan_out adapters). Plans see it as type "Conv1D".
+struct Conv1DImpl : LinearImpl {
+  Conv1DImpl(Builder& b, const std::string& path, int64_t in, int64_t out, int64_t parts = 1)
+      : LinearImpl(InOut{}, b, path, in, out, parts) {}
 };
 TORCH_MODULE(Conv1D);
 

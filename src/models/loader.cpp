@@ -42,6 +42,16 @@ std::vector<std::string> CheckpointNameMap::renames() const {
   return out;
 }
 
+namespace {
+// This process's part of the whole tensor `src`: one slice, or one per fused part laid side by side.
+at::Tensor local_slice(const at::Tensor& src, const ShardInfo& shard, int64_t local) {
+  if (shard.parts <= 1) return src.narrow(shard.dim, shard.offset, local);
+  std::vector<at::Tensor> runs;
+  for (int64_t p = 0; p < shard.parts; ++p) runs.push_back(src.narrow(shard.dim, shard.global_start(p), local / shard.parts));
+  return at::cat(runs, shard.dim);
+}
+}  // namespace
+
 LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<std::string>& not_in_checkpoint) {
   LoadReport report;
   const std::string where = ckpt.dir();
@@ -64,7 +74,7 @@ LoadReport load_checkpoint(Model& model, const Checkpoint& ckpt, const std::set<
     if (src.sizes() != expected)
       throw ShapeError(e->file->path() + ": tensor '" + ckpt_name(name) + "' has wrong shape; expected " +
                        shape_str(expected) + ", got " + shape_str(src.sizes()));
-    if (sharded) src = src.narrow(shard->second.dim, shard->second.offset, param.size(shard->second.dim));  // this process's slice
+    if (sharded) src = local_slice(src, shard->second, param.size(shard->second.dim));  // this process's slice
     if (!at::isFloatingType(src.scalar_type()))
       throw ShapeError(e->file->path() + ": tensor '" + ckpt_name(name) + "' has dtype " +
                        std::string(dtype_name(e->info->dtype)) + "; expected a floating type");

@@ -89,15 +89,15 @@ DecoderConfig gemma_2_2b() {
   return c;
 }
 
-// GPT-2 small (config.json of openai-community/gpt2).
-Gpt2Config gpt2_small() {
+// GPT-2 of the given sizes, otherwise as openai-community/gpt2's config.json (the full 50257-token vocabulary).
+Gpt2Config gpt2(int64_t layers, int64_t hidden, int64_t heads, int64_t positions) {
   Gpt2Config c;
   c.vocab_size = 50257;
-  c.hidden_size = 768;
-  c.intermediate_size = 3072;
-  c.num_hidden_layers = 12;
-  c.num_attention_heads = 12;
-  c.max_position_embeddings = 1024;
+  c.hidden_size = hidden;
+  c.intermediate_size = 4 * hidden;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.max_position_embeddings = positions;
   c.layer_norm_eps = 1e-5;
   c.activation_function = "gelu_new";
   return c;
@@ -132,7 +132,8 @@ std::vector<Preset> make_presets() {
                llama_3_2_1b(), ""});
   p.push_back({"gemma-2-2b", "Gemma 2 2B shapes: 26 layers, hidden 2304, 8 heads of 256, 4 KV heads, sliding window",
                gemma_2_2b(), ""});
-  p.push_back({"gpt2", "GPT-2 small shapes: 12 layers, hidden 768, 12 heads, 1024 positions", gpt2_small(), ""});
+  p.push_back({"gpt2", "GPT-2 small shapes: 12 layers, hidden 768, 12 heads, 1024 positions", gpt2(12, 768, 12, 1024), ""});
+  p.push_back({"gpt2-tiny", "GPT-2 2 layers, hidden 64, 4 heads, full GPT-2 vocabulary (tests)", gpt2(2, 64, 4, 1024), ""});
   p.push_back({"bert-tiny", "BERT 2 layers, hidden 64, 4 heads, full bert-base-uncased vocabulary (tests)", bert(2, 64, 4),
                "bert-base-uncased"});
   p.push_back({"bert-4l-768h", "BERT 4 layers, hidden 768, 12 heads", bert(4, 768, 12), "bert-base-uncased"});

@@ -48,7 +48,7 @@ std::string explain_text(const PlanTable& table, const ExplainOptions& options) 
       if (i < m.params.size()) {
         const ParamRow& p = m.params[i];
         l[3] = p.local_name + (p.added_by_lora ? " (added)" : "");
-        l[4] = p.spec.to_string();
+        l[4] = p.spec.to_string() + (p.parts > 1 ? " per part (" + std::to_string(p.parts) + " fused)" : "");
         l[5] = shape_str(p.global_shape);
         l[6] = shape_str(p.local_shape);
         l[7] = p.dtype;
@@ -107,7 +107,8 @@ Json explain_json(const PlanTable& table, const ExplainOptions& options) {
                               {"local_shape", p.local_shape},
                               {"dtype", p.dtype},
                               {"trainable", p.trainable},
-                              {"added_by_lora", p.added_by_lora}});
+                              {"added_by_lora", p.added_by_lora},
+                              {"fused_parts", p.parts}});
     }
     j["modules"].push_back(std::move(jm));
   }

@@ -263,6 +263,15 @@ const std::map<std::string, std::string>& builtins() {
        "*.intermediate.dense     colwise(tp)\n"
        "*.output.dense           rowwise(tp)\n"},
       {"decoder-tp", kDecoderTp},
+      {"gpt2-tp",
+       "# GPT-2's tensor-parallel plan (Megatron style) over its HF Conv1D modules: the fused c_attn is split\n"
+       "# by output features within each of its q, k and v parts, so a process holds whole heads of all three;\n"
+       "# the two output projections (attn.c_proj, mlp.c_proj) by input features.\n"
+       "plan tp\n"
+       "*.attn.c_attn   colwise(tp)\n"
+       "*.attn.c_proj   rowwise(tp)\n"
+       "*.mlp.c_fc      colwise(tp)\n"
+       "*.mlp.c_proj    rowwise(tp)\n"},
       // The same plan under each decoder's own name.
       {"llama-tp", kDecoderTp},
       {"qwen2-tp", kDecoderTp},

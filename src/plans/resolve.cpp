@@ -79,21 +79,31 @@ class Applier {
     return b;
   }
 
-  // Marks dim `dim` of `p` as sharded over the rule's axis, after checking the split is even.
-  void shard_dim(const ModuleRow& row, ParamRow& p, size_t dim) const {
+  // Marks dim `dim` of `p` as sharded over the rule's axis (each of `parts` fused blocks alone), after
+  // checking the split is even.
+  void shard_dim(const ModuleRow& row, ParamRow& p, size_t dim, int64_t parts = 1) const {
     const std::string& axis = rule_.transform.axis;
     int64_t n = mesh_.size(axis);
-    if (p.global_shape[dim] % n != 0)
+    if (p.global_shape[dim] % (n * parts) != 0)
       throw ShapeError(ctx_ + " on '" + row.path + "': parameter '" + p.name + "' dim " + std::to_string(dim) +
-                       " has size " + std::to_string(p.global_shape[dim]) + ", which mesh axis '" + axis +
-                       "' of size " + std::to_string(n) + " does not divide");
+                       " has size " + std::to_string(p.global_shape[dim]) +
+                       (parts > 1 ? " in " + std::to_string(parts) + " fused parts" : std::string()) +
+                       ", which mesh axis '" + axis + "' of size " + std::to_string(n) + " does not divide" +
+                       (parts > 1 ? " part by part" : ""));
     p.spec.dims[dim] = axis;
+    p.parts = parts;
+  }
+
+  // A Linear's weight is [out, in], a Conv1D's [in, out].
+  static size_t out_dim(const ModuleRow& row) { return row.type == "Conv1D" ? 1 : 0; }
+  static const char* weight_dims(const ModuleRow& row) {
+    return row.type == "Conv1D" ? "[in_features, out_features]" : "[out_features, in_features]";
   }
 
   void shard(ModuleRow& row) {
     const Transform& t = rule_.transform;
     bool col = t.kind == TransformKind::Colwise;
-    if (row.type != "Linear" && row.type != "Embedding") wrong_type(row, "Linear and Embedding");
+    if (row.type != "Linear" && row.type != "Conv1D" && row.type != "Embedding") wrong_type(row, "Linear, Conv1D and Embedding");
     if (row.sharding != Sharding::None) {
       // Name the earlier rule so the user sees which two plans collide.
       std::string earlier;
@@ -108,16 +118,18 @@ class Applier {
       ParamRow& w = weight(row, "[num_embeddings, embedding_dim]");
       shard_dim(row, w, col ? 1 : 0);
     } else {
-      // Linear weight [out, in]: colwise splits out (and so the bias), rowwise splits in and keeps the
-      // bias whole, since it is added once after the all-reduce of the partial outputs.
-      ParamRow& w = weight(row, "[out_features, in_features]");
-      ParamRow* b = bias(row, w.global_shape[0]);
-      shard_dim(row, w, col ? 0 : 1);
-      if (col && b) shard_dim(row, *b, 0);
+      // Linear weight [out, in] (Conv1D [in, out]): colwise splits out (and so the bias), each fused part
+      // alone; rowwise splits in and keeps the bias whole, since it is added once after the all-reduce of
+      // the partial outputs.
+      ParamRow& w = weight(row, weight_dims(row));
+      const size_t od = out_dim(row);
+      ParamRow* b = bias(row, w.global_shape[od]);
+      shard_dim(row, w, col ? od : 1 - od, col ? row.fused_parts : 1);
+      if (col && b) shard_dim(row, *b, 0, row.fused_parts);
       // LoRA added by an earlier plan follows the weight: B [out, r] splits like a colwise weight,
       // A [r, in] like a rowwise one, so B·A has the weight's sharding.
       if (col) {
-        if (ParamRow* lb = find_param(row, "lora_B"); lb && lb->added_by_lora) shard_dim(row, *lb, 0);
+        if (ParamRow* lb = find_param(row, "lora_B"); lb && lb->added_by_lora) shard_dim(row, *lb, 0, row.fused_parts);
       } else {
         if (ParamRow* la = find_param(row, "lora_A"); la && la->added_by_lora) shard_dim(row, *la, 1);
       }
@@ -128,15 +140,16 @@ class Applier {
 
   void lora(ModuleRow& row) {
     const Transform& t = rule_.transform;
-    if (row.type != "Linear") wrong_type(row, "Linear");
+    if (row.type != "Linear" && row.type != "Conv1D") wrong_type(row, "Linear and Conv1D");
     if (row.lora_r)
       throw ConfigError(ctx_ + " matched '" + row.path + "', which already has LoRA (r=" + std::to_string(*row.lora_r) +
                         ") from an earlier plan; a module can get one LoRA adapter");
     for (const char* n : {"lora_A", "lora_B"})
       if (find_param(row, n))
         throw ConfigError(ctx_ + " matched '" + row.path + "', which already has a parameter named '" + n + "'");
-    ParamRow& w = weight(row, "[out_features, in_features]");
-    int64_t out = w.global_shape[0], in = w.global_shape[1];
+    ParamRow& w = weight(row, weight_dims(row));
+    const size_t od = out_dim(row);
+    int64_t out = w.global_shape[od], in = w.global_shape[1 - od];
     bias(row, out);
     for (auto& p : row.params) p.trainable = false;  // the base stays frozen; only A and B train
 
@@ -154,7 +167,10 @@ class Applier {
       p->added_by_lora = true;
     }
     // On a sharded base, follow the weight (see shard()).
-    if (row.sharding == Sharding::Colwise) b.spec.dims[0] = row.shard_axis;
+    if (row.sharding == Sharding::Colwise) {
+      b.spec.dims[0] = row.shard_axis;
+      b.parts = row.fused_parts;
+    }
     if (row.sharding == Sharding::Rowwise) a.spec.dims[1] = row.shard_axis;
     row.params.push_back(std::move(a));
     row.params.push_back(std::move(b));
@@ -275,7 +291,7 @@ int64_t ParamRow::shard_offset(size_t dim, const Mesh& mesh, int64_t rank) const
   if (!spec.dims[dim]) return 0;
   int axis = mesh.index(*spec.dims[dim]);
   if (axis < 0) mesh.size(*spec.dims[dim]);  // throws, naming the axis and the mesh's axes
-  return mesh.coords(rank)[size_t(axis)] * local_shape[dim];
+  return mesh.coords(rank)[size_t(axis)] * (local_shape[dim] / parts);
 }
 
 bool ModuleRow::transformed() const {
@@ -332,6 +348,8 @@ PlanTable resolve(const std::vector<ModuleDesc>& modules, const std::vector<Plan
     ModuleRow row;
     row.path = m.path;
     row.type = m.type;
+    row.fused_parts = m.fused_parts;
+    if (m.fused_parts < 1) throw ConfigError("module '" + m.path + "' has fused_parts " + std::to_string(m.fused_parts));
     row.matches.resize(plans.size());
     std::unordered_set<std::string> names;
     for (const auto& p : m.params) {

@@ -57,8 +57,10 @@ struct ParamDesc {
 // containers may be left out.
 struct ModuleDesc {
   std::string path;  // dotted HF path: "encoder.layer.0.attention.self.query"
-  std::string type;  // "Linear", "Embedding", "LayerNorm", "RMSNorm", ...
+  std::string type;  // "Linear", "Conv1D" (weight [in, out]), "Embedding", "LayerNorm", "RMSNorm", ...
   std::vector<ParamDesc> params;
+  // > 1: the out features are that many equal fused blocks (GPT-2's c_attn: q, k, v); colwise splits each.
+  int64_t fused_parts = 1;
 };
 
 // Per-dimension mesh axis (or none = replicated along that dim), like jax.sharding.PartitionSpec.
@@ -78,12 +80,16 @@ struct ParamRow {
   PartitionSpec spec;                 // one entry per dim of global_shape
   std::vector<int64_t> global_shape;  //
   std::vector<int64_t> local_shape;   // global_shape[d] / size(spec[d]) (splits are always even)
+  // > 1: the sharded dim is that many equal fused blocks, each split alone; the local dim holds one run of
+  // local_shape[d] / parts from each block.
+  int64_t parts = 1;
   std::string dtype;                  // after cast
   bool trainable = true;              // after freeze / unfreeze / lora
   bool added_by_lora = false;         // lora_A / lora_B, which the torch layer must create
 
   // First global index along `dim` held by `rank`: coordinate of rank on spec[dim]'s axis * local size;
   // 0 for a replicated dim. The lead slices (or initialises) global[offset : offset + local_shape[dim]].
+  // With fused parts, the offset within each part (local size / parts per run).
   int64_t shard_offset(size_t dim, const Mesh& mesh, int64_t rank) const;
 };
 
@@ -100,6 +106,7 @@ enum class Sharding { None, Colwise, Rowwise };
 struct ModuleRow {
   std::string path;
   std::string type;
+  int64_t fused_parts = 1;                    // as ModuleDesc
   std::vector<std::optional<Match>> matches;  // one entry per plan, in plan order; nullopt = no rule matched
   std::vector<ParamRow> params;               // the module's params in input order, then lora_A, lora_B
 
@@ -128,8 +135,8 @@ struct PlanTable {
 // Resolves `plans` (applied in order) over `modules` for `mesh`. Errors, all naming the plan and line:
 //  - ConfigError: duplicate plan names; a rule naming an axis the mesh lacks (lists the mesh's axes);
 //    a transform matching a module type that does not support it, e.g. "plan 'tp' line 3: colwise(tp)
-//    matched 'encoder.layer.0.attention.output.LayerNorm', a LayerNorm; colwise applies to Linear and
-//    Embedding"; sharding a module a second time; lora on a module that already has LoRA;
+//    matched 'encoder.layer.0.attention.output.LayerNorm', a LayerNorm; colwise applies to Linear, Conv1D
+//    and Embedding"; sharding a module a second time; lora on a module that already has LoRA;
 //    a repeated module path or parameter name; an invalid mesh.
 //  - ShapeError: a sharded dim that the axis size does not divide (names parameter, dim, size, axis size);
 //    a Linear/Embedding whose `weight` is missing or not 2-D, or whose bias does not match.

@@ -61,8 +61,8 @@ class Prepare : public ::testing::Test {
 };
 
 TEST_F(Prepare, ModelGatheredFromTp2IsBitIdenticalToTp1) {
-  for (std::string model : {"bert-tiny", "qwen2-tiny"}) {
-    const std::string plan = model == "bert-tiny" ? "builtin:bert-tp" : "builtin:qwen2-tp";
+  for (std::string model : {"bert-tiny", "qwen2-tiny", "gpt2-tiny"}) {
+    const std::string plan = model == "bert-tiny" ? "builtin:bert-tp" : model == "gpt2-tiny" ? "builtin:gpt2-tp" : "builtin:qwen2-tp";
     const std::string a = path(model + "-tp1"), b = path(model + "-tp2");
     Out r1 = run_world(1, "prepare --model-preset " + model + " --plan " + plan + " --seed 5 --save-gathered " + a);
     ASSERT_EQ(r1.code, 0) << r1.err;
@@ -72,8 +72,17 @@ TEST_F(Prepare, ModelGatheredFromTp2IsBitIdenticalToTp1) {
     ASSERT_EQ(x.size(), y.size());
     for (const auto& [name, t] : x) EXPECT_TRUE(at::equal(t, y.at(name))) << model << " " << name;
     // And the initialisation is the seed's: N(0, 0.02) weights, unit norms, zero biases.
-    const std::string w = model == "bert-tiny" ? "encoder.layer.0.attention.self.query.weight" : "model.layers.0.self_attn.q_proj.weight";
+    const std::string w = model == "bert-tiny"   ? "encoder.layer.0.attention.self.query.weight"
+                          : model == "gpt2-tiny" ? "transformer.h.0.attn.c_attn.weight"
+                                                 : "model.layers.0.self_attn.q_proj.weight";
     EXPECT_NEAR(x.at(w).std().item<double>(), 0.02, 0.002);
+    if (model == "gpt2-tiny") {
+      // The fused c_attn [in, q|k|v] is whole again: the same elements as one process's, and its q, k and v
+      // parts are not copies of each other (each was initialised by its own global indices).
+      const at::Tensor qkv = x.at(w);
+      EXPECT_EQ(qkv.sizes(), (std::vector<int64_t>{64, 192}));
+      EXPECT_FALSE(at::equal(qkv.narrow(1, 0, 64), qkv.narrow(1, 64, 64)));
+    }
     if (model == "bert-tiny") {
       EXPECT_TRUE(at::equal(x.at("embeddings.word_embeddings.weight")[0], at::zeros({64})));  // padding row
       EXPECT_TRUE(at::equal(x.at("encoder.layer.0.attention.self.query.bias"), at::zeros({64})));
@@ -180,9 +189,18 @@ TEST_F(Prepare, AMeshThatCutsAttentionHeadsIsRefusedNamingTheModule) {
   for (const char* needle : {"model.layers.0.self_attn.k_proj", "1 key/value heads", "4 query heads", "'tp'"})
     EXPECT_NE(r.err.find(needle), std::string::npos) << needle << " not in: " << r.err;
   EXPECT_FALSE(fs::exists(path("o.safetensors")));
+  // GPT-2 with 3 heads of 16: each of c_attn's q, k, v parts (48) splits evenly over 2, its heads do not.
+  Json gpt2 = read_json_file(shared("models/gpt2-tiny/config.json"));
+  gpt2["n_embd"] = 48;
+  gpt2["n_head"] = 3;
+  const std::string g = make_model_dir(path("gpt2-3h"), gpt2);
+  r = run_world(2, "prepare --model " + g + " --mesh tp=2 --optimizer none");
+  EXPECT_NE(r.code, 0);
+  for (const char* needle : {"transformer.h.0.attn.c_attn", "3 query/key/value heads", "'tp'"})
+    EXPECT_NE(r.err.find(needle), std::string::npos) << needle << " not in: " << r.err;
 }
 
-// A tp mesh without --plan takes the architecture's own plan; a family without one is a clear error.
+// A tp mesh without --plan takes the architecture's own plan.
 TEST_F(Prepare, ATensorParallelMeshWithoutAPlanUsesTheModelsOwn) {
   const std::string model = shared("models/qwen3-tiny"), in = shared("models/qwen3-tiny/golden.safetensors");
   const std::string a = path("own.safetensors"), b = path("explicit.safetensors");
@@ -192,31 +210,49 @@ TEST_F(Prepare, ATensorParallelMeshWithoutAPlanUsesTheModelsOwn) {
                        " --plan builtin:decoder-tp --mesh tp=2 --dtype fp32");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_file(a), read_file(b));
-  r = run_world(2, "forward --model " + shared("models/gpt2-tiny") + " --inputs " + shared("models/gpt2-tiny/golden.safetensors") +
-                       " --out " + path("g.safetensors") + " --mesh tp=2 --dtype fp32");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("gpt2 has no built-in tensor-parallel plan"), std::string::npos) << r.err;
 }
 
-TEST_F(Prepare, TensorParallelDecodersEqualOneProcess) {
-  for (std::string model : {"llama-tiny", "qwen3-tiny", "gemma2-tiny"}) {
+// Each family under its own built-in plan (no --plan): GPT-2's fused c_attn split within its q, k, v parts.
+TEST_F(Prepare, TensorParallelCausalLMsEqualOneProcess) {
+  for (std::string model : {"llama-tiny", "qwen3-tiny", "gemma2-tiny", "gpt2-tiny"}) {
     const std::string in = shared("models/" + model + "/golden.safetensors");
     const std::string one = path(model + "-1.safetensors"), two = path(model + "-2.safetensors");
     ASSERT_EQ(run_world(1, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + one +
                                " --dtype fp32").code,
               0);
     Out r = run_world(2, "forward --model " + shared("models/" + model) + " --inputs " + in + " --out " + two +
-                             " --plan builtin:decoder-tp --mesh tp=2 --dtype fp32");
+                             " --mesh tp=2 --dtype fp32");
     ASSERT_EQ(r.code, 0) << r.err;
     auto x = read_safetensors(one), y = read_safetensors(two);
     at::Tensor mask = x.at("attention_mask").to(at::kBool).unsqueeze(-1);
+    int compared = 0;
     for (const auto& [name, t] : x) {
       if (t.dim() < 3) continue;
+      ++compared;
       // Partial sums in another order: error relative to the activations' size (Gemma 2's reach ~20).
       const at::Tensor a = t.flatten(2), d = (t - y.at(name)).abs().flatten(2), m = mask.expand_as(a);
       const double scale = std::max(1.0, a.abs().masked_select(m).max().item<double>());
       EXPECT_LE(d.masked_select(m).max().item<double>(), 1e-5 * scale) << model << " " << name;
     }
+    EXPECT_GE(compared, 2 * 7 + 1) << model;  // two blocks of 7 points and ln_final
+  }
+}
+
+// A checkpoint loaded over tp=2 (each process reading its slices: c_attn's from each of q, k and v) and
+// gathered back is the checkpoint.
+TEST_F(Prepare, ACheckpointLoadedOverTp2GathersBackToItself) {
+  for (std::string model : {"gpt2-tiny", "qwen3-tiny"}) {
+    const std::string out = path(model + "-gathered");
+    Out r = run_world(2, "prepare --model " + shared("models/" + model) + " --mesh tp=2 --optimizer none --save-gathered " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto x = read_safetensors(shared("models/" + model + "/model.safetensors")), y = read_safetensors(out + "/model.safetensors");
+    int compared = 0;
+    for (const auto& [name, t] : y) {
+      if (!x.count(name)) continue;  // a tied lm_head is not stored in the checkpoint
+      EXPECT_TRUE(at::equal(t, x.at(name))) << model << " " << name;
+      ++compared;
+    }
+    EXPECT_GE(compared, static_cast<int>(x.size()) - 1) << model;
   }
 }
 

@@ -83,7 +83,8 @@ TEST(ExplainJson, SameContentAsTable) {
   EXPECT_EQ((*q)["matches"][1]["transform"], "lora(r=8, alpha=16)");
   ASSERT_EQ((*q)["params"].size(), 4u);
   EXPECT_EQ((*q)["params"][0], Json::parse(R"J({"name": "encoder.layer.0.attention.self.query.weight", "spec": ["tp", null],
-      "global_shape": [768, 768], "local_shape": [384, 768], "dtype": "fp32", "trainable": false, "added_by_lora": false})J"));
+      "global_shape": [768, 768], "local_shape": [384, 768], "dtype": "fp32", "trainable": false, "added_by_lora": false,
+      "fused_parts": 1})J"));
   EXPECT_EQ((*q)["params"][3]["name"], "encoder.layer.0.attention.self.query.lora_B");
   EXPECT_EQ((*q)["params"][3]["added_by_lora"], true);
   EXPECT_EQ(j["unmatched"].size(), 1u);

@@ -170,11 +170,11 @@ TEST(PlanBuiltins, Qwen2Tp) {
 
 TEST(PlanBuiltins, UnknownBuiltinListsKnownOnes) {
   try {
-    load_plans("builtin:gpt2-tp");
+    load_plans("builtin:t5-tp");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "unknown built-in plan 'builtin:gpt2-tp'; known: builtin:bert-tp, builtin:decoder-tp, "
-                                     "builtin:llama-tp, builtin:qwen2-tp, builtin:qwen3-tp");
+    EXPECT_EQ(std::string(e.what()), "unknown built-in plan 'builtin:t5-tp'; known: builtin:bert-tp, builtin:decoder-tp, "
+                                     "builtin:gpt2-tp, builtin:llama-tp, builtin:qwen2-tp, builtin:qwen3-tp");
   }
 }
 

@@ -276,17 +276,57 @@ TEST(ResolveQwen2, TpPlanSpecs) {
   EXPECT_TRUE(t.unmatched.empty());
 }
 
+// GPT-2's Conv1D modules (weight [in, out]) with the fused c_attn [H, 3H]: colwise splits dim 1 within each
+// of the three parts, and the shard offset is the offset within a part.
+TEST(ResolveGpt2, FusedConv1DSplitsEachPart) {
+  const int64_t H = 768;
+  auto conv = [](const std::string& path, int64_t in, int64_t out, int64_t parts = 1) {
+    return ModuleDesc{path, "Conv1D", {testing::param("weight", {in, out}), testing::param("bias", {out})}, parts};
+  };
+  std::vector<ModuleDesc> mods{conv("transformer.h.0.attn.c_attn", H, 3 * H, 3), conv("transformer.h.0.attn.c_proj", H, H),
+                               conv("transformer.h.0.mlp.c_fc", H, 4 * H), conv("transformer.h.0.mlp.c_proj", 4 * H, H)};
+  PlanTable t = resolve(mods, load_plans("builtin:gpt2-tp"), mesh_tp(4));
+  const ParamRow& w = param_of(t, "transformer.h.0.attn.c_attn", "weight");
+  EXPECT_EQ(w.spec.to_string(), "P(None, 'tp')");
+  EXPECT_EQ(w.local_shape, (Dims{H, 3 * H / 4}));
+  EXPECT_EQ(w.parts, 3);
+  EXPECT_EQ(w.shard_offset(1, t.mesh, 2), 2 * H / 4);  // rank 2 holds q, k, v columns [384, 576) of each part
+  const ParamRow& b = param_of(t, "transformer.h.0.attn.c_attn", "bias");
+  EXPECT_EQ(b.parts, 3);
+  EXPECT_EQ(b.local_shape, (Dims{3 * H / 4}));
+  const ParamRow& proj = param_of(t, "transformer.h.0.attn.c_proj", "weight");
+  EXPECT_EQ(proj.spec.to_string(), "P('tp', None)");  // rowwise: [in, out] splits dim 0
+  EXPECT_EQ(proj.parts, 1);
+  EXPECT_EQ(param_of(t, "transformer.h.0.attn.c_proj", "bias").spec.to_string(), "P(None)");
+  EXPECT_EQ(param_of(t, "transformer.h.0.mlp.c_fc", "weight").local_shape, (Dims{H, H}));
+  EXPECT_TRUE(t.unmatched.empty());
+  // LoRA on the fused module: A [r, in], B [out, r] as PEFT's fan_in_fan_out adapters; B splits per part.
+  PlanTable l = resolve(mods, parse_plans("plan l\n*.c_attn lora(r=8, alpha=16)\n", "l.plan"), Mesh{});
+  EXPECT_EQ(param_of(l, "transformer.h.0.attn.c_attn", "lora_A").global_shape, (Dims{8, H}));
+  EXPECT_EQ(param_of(l, "transformer.h.0.attn.c_attn", "lora_B").global_shape, (Dims{3 * H, 8}));
+  // 12 outputs in 3 parts of 4: tp=2 splits each part, tp=3 divides the 12 but would cut the parts.
+  const std::vector<ModuleDesc> small{conv("a.c_attn", 8, 12, 3)};
+  const auto col = parse_plans("plan p\n*.c_attn colwise(tp)\n", "p.plan");
+  EXPECT_NO_THROW(resolve(small, col, mesh_tp(2)));
+  try {
+    resolve(small, col, mesh_tp(3));
+    FAIL() << "no error";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("in 3 fused parts"), std::string::npos) << e.what();
+  }
+}
+
 // ---- errors ----------------------------------------------------------------------------------------
 
 TEST(ResolveErrors, TransformOnUnsupportedModuleType) {
   EXPECT_EQ(error_of<ConfigError>(bert_modules(1), "# x\nplan tp\n*.attention.output.* colwise(tp)\n", mesh_tp(2)),
             "plan 'tp' line 3: colwise(tp) matched 'encoder.layer.0.attention.output.LayerNorm', a LayerNorm; "
-            "colwise applies to Linear and Embedding");
+            "colwise applies to Linear, Conv1D and Embedding");
   EXPECT_EQ(error_of<ConfigError>(bert_modules(1), "plan a\nembeddings.* lora(r=4, alpha=8)\n", mesh_tp(2)),
-            "plan 'a' line 2: lora(r=4, alpha=8) matched 'embeddings.word_embeddings', an Embedding; lora applies to Linear");
+            "plan 'a' line 2: lora(r=4, alpha=8) matched 'embeddings.word_embeddings', an Embedding; lora applies to Linear and Conv1D");
   std::vector<ModuleDesc> rms = testing::qwen2_modules(1);
   EXPECT_NE(error_of<ConfigError>(rms, "plan a\n*norm rowwise(tp)\n", mesh_tp(2))
-                .find("matched 'model.layers.0.input_layernorm', a RMSNorm; rowwise applies to Linear and Embedding"),
+                .find("matched 'model.layers.0.input_layernorm', a RMSNorm; rowwise applies to Linear, Conv1D and Embedding"),
             std::string::npos);
 }
 

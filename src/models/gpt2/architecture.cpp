@@ -11,7 +11,7 @@ const Architecture& gpt2_architecture() {
       // Checkpoints saved from GPT2Model (the original OpenAI conversion) lack the "transformer." prefix;
       // older exports store the causal-mask buffers, which fme builds itself.
       {{{"transformer.", "", "transformer.wte.weight"}}, {}, {".attn.bias", ".attn.masked_bias"}, {}},
-      "",  // the fused c_attn has no tensor-parallel split yet
+      "builtin:gpt2-tp",
       [](const ModelConfig& config, int64_t B, int64_t T, int64_t last_block) {
         const auto& c = std::get<Gpt2Config>(config);
         const double H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim();

@@ -5,7 +5,9 @@
 // Hook points: resid_pre is ln_1's input, attn.hook_z the input of attn.c_proj in heads, attn_out attn's
 // output, resid_mid ln_2's input, mlp.hook_post gelu(c_fc(x)), mlp_out the MLP's output, ln_final.hook_normalized
 // the output of ln_f.
-// Left out: the LM head's logits, KV cache, cross-attention, tensor-parallel splits of the fused c_attn.
+// Tensor parallelism (builtin:gpt2-tp): c_attn is split colwise by heads within each of its q, k, v parts (a
+// process holds [q_r, k_r, v_r]), attn.c_proj rowwise; the MLP as Megatron's.
+// Left out: the LM head's logits, KV cache, cross-attention.
 //
 // Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
 #include "models/gpt2/gpt2.h"
@@ -25,20 +27,29 @@ namespace {
 
 struct Gpt2AttentionImpl : torch::nn::Module {
   Gpt2AttentionImpl(Builder& b, const std::string& p, const Gpt2Config& c, int64_t layer) : hd(c.head_dim()) {
-    const int64_t H = c.hidden_size;
-    c_attn = register_module("c_attn", Conv1D(b, join_path(p, "c_attn"), H, 3 * H));
+    const int64_t H = c.hidden_size, nh = c.num_attention_heads;
+    c_attn = register_module("c_attn", Conv1D(b, join_path(p, "c_attn"), H, 3 * H, /*parts=*/3));
     c_proj = register_module("c_proj", Conv1D(b, join_path(p, "c_proj"), H, H));
+    const std::string heads = std::to_string(nh) + " heads";
+    check_head_split(*c_attn, join_path(p, "c_attn"), nh, "query/key/value", heads);
+    check_head_split(*c_proj, join_path(p, "c_proj"), nh, "attention output", heads);
     opts.causal = true;
     opts.scale = 1.0 / std::sqrt(double(hd));
     if (c.scale_attn_by_inverse_layer_idx) opts.scale /= double(layer + 1);
   }
-  // x [B,T,H] -> [B,T,H]: q, k, v are the three H-wide thirds of c_attn's output.
+  // x [B,T,H] -> [B,T,H]: q, k, v are the three equal parts of c_attn's output (Hl = H, or H/tp of this
+  // process's heads under tensor parallelism).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const BlockCapture& capture) {
-    const int64_t B = x.size(0), T = x.size(1), H = x.size(2), nh = H / hd;
-    auto qkv = c_attn(x).split(H, -1);                                               // 3 x [B,T,H]
+    const int64_t B = x.size(0), T = x.size(1);
+    at::Tensor qkv_all = c_attn(x);                                                  // [B,T,3Hl]
+    const int64_t Hl = qkv_all.size(-1) / 3, nh = Hl / hd;
+    auto qkv = qkv_all.split(Hl, -1);                                               // 3 x [B,T,Hl]
     auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
-    at::Tensor z = attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]).contiguous(), key_mask, opts);  // [B,T,H]
-    if (capture.wants(BlockPoint::AttnZ)) capture(BlockPoint::AttnZ, z.unflatten(-1, {nh, hd}));
+    at::Tensor z = attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]).contiguous(), key_mask, opts);  // [B,T,Hl]
+    if (capture.wants(BlockPoint::AttnZ)) {
+      at::Tensor whole = whole_input(*c_proj, z);  // [B,T,H]
+      capture(BlockPoint::AttnZ, whole.unflatten(-1, {whole.size(-1) / hd, hd}));
+    }
     return c_proj(z);
   }
   int64_t hd;
@@ -54,8 +65,8 @@ struct Gpt2MLPImpl : torch::nn::Module {
   }
   // c_proj(gelu(c_fc(x))): [B,T,H] -> [B,T,I] -> [B,T,H]; gelu_new is the tanh approximation.
   at::Tensor forward(const at::Tensor& x, const BlockCapture& capture) {
-    at::Tensor h = at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none");  // [B,T,I]
-    capture(BlockPoint::MlpPost, h);
+    at::Tensor h = at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none");  // [B,T,I] (I/tp under tensor parallelism)
+    if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*c_proj, h));
     return c_proj(h);
   }
   bool tanh_gelu;

@@ -31,12 +31,14 @@ std::vector<plans::ModuleDesc> describe_modules(Model& model) {
   for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
     torch::nn::Module& m = *item.value();
     std::string type;
-    if (m.as<LinearImpl>()) type = "Linear";
+    if (m.as<Conv1DImpl>()) type = "Conv1D";
+    else if (m.as<LinearImpl>()) type = "Linear";
     else if (m.as<EmbeddingImpl>()) type = "Embedding";
     else if (m.as<LayerNormImpl>()) type = "LayerNorm";
     else if (m.as<RMSNormImpl>()) type = "RMSNorm";
     else continue;  // containers
-    plans::ModuleDesc d{item.key(), type, {}};
+    plans::ModuleDesc d{item.key(), type, {}, 1};
+    if (auto* lin = m.as<LinearImpl>()) d.fused_parts = lin->parts;
     for (const auto& p : m.named_parameters(/*recurse=*/false))
       d.params.push_back({p.key(), p.value().sizes().vec(), dtype_str(p.value().scalar_type()), true});
     out.push_back(std::move(d));
@@ -69,11 +71,12 @@ at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t
   if (it == params_.end()) throw Error("prepare: parameter '" + path + "' is not in the plan table");
   const plans::ParamRow& row = *it->second;
   if (row.global_shape != global_shape) throw ShapeError("prepare: parameter '" + path + "' changed shape after planning");
-  ShardInfo info{global_shape, -1, 0};
+  ShardInfo info{global_shape, -1, 0, 1};
   for (size_t d = 0; d < row.spec.dims.size(); ++d)
     if (row.spec.dims[d]) {
       info.dim = static_cast<int>(d);
       info.offset = row.shard_offset(d, table_.mesh, rank_);
+      info.parts = row.parts;
     }
   shards_[path] = info;
   // Uninitialised: init or the checkpoint fills every element.

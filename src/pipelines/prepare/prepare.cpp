@@ -41,7 +41,14 @@ void save_gathered(Prepared& p, const std::string& dir) {
     const plans::ParamRow* row = m ? m->param(name.substr(dot + 1)) : nullptr;
     if (row && p.dist)
       for (size_t d = 0; d < row->spec.dims.size(); ++d)
-        if (row->spec.dims[d]) full = p.dist->all_gather(full.contiguous(), static_cast<int64_t>(d), *row->spec.dims[d]);
+        if (row->spec.dims[d]) {
+          const auto dim = static_cast<int64_t>(d);
+          const int64_t n = p.dist->size(*row->spec.dims[d]);
+          full = p.dist->all_gather(full.contiguous(), dim, *row->spec.dims[d]);
+          // Fused parts: the gather is [rank][part][run]; the whole tensor is [part][rank][run].
+          if (row->parts > 1 && n > 1)
+            full = full.unflatten(dim, {n, row->parts, full.size(dim) / (n * row->parts)}).transpose(dim, dim + 1).flatten(dim, dim + 2);
+        }
     if (lead) tensors.emplace_back(name, full);
   }
   if (!lead) return;
