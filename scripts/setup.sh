@@ -18,6 +18,7 @@ PACKAGES=(
   libgtest-dev                           # tests
   python3 python3-numpy python3-torch    # examples/read_shards.py test; PyTorch eager peer for benchmarks
   clang libclang-rt-14-dev               # libFuzzer targets
+  nodejs npm                             # HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer)
 )
 
 missing=()
@@ -41,4 +42,11 @@ for lib in libblas.so.3 liblapack.so.3; do
     fi
   fi
 done
+# The HF tokenizers peer's node_modules (pinned by its package-lock.json), when missing or older than the lock.
+# Only bench_tokenizer needs it (and says so when it is missing), so a registry outage warns, not fails.
+peer="$(dirname "$0")/../bench/tokenizer/peer"
+if [ ! -d "$peer/node_modules" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules" ]; then
+  npm ci --prefix "$peer" --no-audit --no-fund --loglevel=error ||
+    echo "setup: warning: npm ci in $peer failed; bench_tokenizer will report no HF peer" >&2
+fi
 echo "setup: packages installed; BLAS = $(readlink -f /usr/lib/${arch}/libblas.so.3)"
