@@ -17,9 +17,15 @@ PACKAGES=(
   libssl-dev                             # libcrypto: SHA-256 of shards (util/sha256)
   libgtest-dev                           # tests
   python3 python3-numpy python3-torch    # examples/read_shards.py test; PyTorch eager peer for benchmarks
+  python3-jinja2                         # chat-template test: Jinja renders the models' own templates
   clang libclang-rt-14-dev               # libFuzzer targets
-  nodejs npm                             # HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer)
 )
+# The HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer) runs under Node.js with npm.
+# A Node.js already on the machine (NodeSource's bundles its own npm) is used as it is: Debian's npm package
+# depends on Debian's nodejs and cannot be installed beside it ("held broken packages").
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
