@@ -305,7 +305,17 @@ Json prompt_template_to_json(const PromptTemplate& t) {
               {"assistant", t.assistant}, {"chat", t.chat}};
 }
 
-PromptRenderer::PromptRenderer(PromptTemplate tmpl) : tmpl_(std::move(tmpl)), encoder_(tmpl_.grid_encoder) {}
+std::string render_chat(const ChatFormat& chat, const std::string& system, const std::string& user,
+                        const std::string& assistant) {
+  return substitute(chat.wrapper, {{"system", chat.trim_system ? python_strip(system) : system},
+                                   {"user", chat.trim_user ? python_strip(user) : user},
+                                   {"assistant", assistant}});
+}
+
+PromptRenderer::PromptRenderer(PromptTemplate tmpl) : PromptRenderer(tmpl, template_chat_format(tmpl.chat)) {}
+
+PromptRenderer::PromptRenderer(PromptTemplate tmpl, ChatFormat chat)
+    : tmpl_(std::move(tmpl)), chat_(std::move(chat)), encoder_(tmpl_.grid_encoder) {}
 
 std::string PromptRenderer::user_message(const Task& task, size_t test_index) const {
   if (test_index >= task.test.size())
@@ -324,7 +334,7 @@ std::string PromptRenderer::user_message(const Task& task, size_t test_index) co
 
 std::string PromptRenderer::prompt(const Task& task, size_t test_index) const {
   const std::string user = user_message(task, test_index);
-  return substitute(tmpl_.chat, {{"system", tmpl_.system}, {"user", user}, {"assistant", tmpl_.assistant}});
+  return render_chat(chat_, tmpl_.system, user, tmpl_.assistant);
 }
 
 std::vector<std::string> PromptRenderer::prompts(const Task& task) const {

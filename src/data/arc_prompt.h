@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/arc_task.h"
+#include "data/chat_format.h"
 #include "util/json.h"
 
 namespace fme::arc {
@@ -63,12 +64,18 @@ class GridEncoder {
   std::unique_ptr<Node> root_;
 };
 
+// The chat text of one exchange: `chat`'s wrapper with its placeholders filled (trimmed as it says).
+std::string render_chat(const ChatFormat& chat, const std::string& system, const std::string& user,
+                        const std::string& assistant);
+
 // Renders prompts of one template. For test input t of a task:
 //   user = user_prefix + example(1) + ... + example(n_train) + test(t)
-//   prompt = chat with {system} = system, {user} = user, {assistant} = assistant.
+//   prompt = chat.wrapper with {system} = system, {user} = user, {assistant} = assistant (each trimmed
+//            where the chat format says), chat being the template's own wrapper unless given.
 class PromptRenderer {
  public:
   explicit PromptRenderer(PromptTemplate tmpl);  // throws ConfigError for an unsupported grid_encoder
+  PromptRenderer(PromptTemplate tmpl, ChatFormat chat);
   // The user message for test input `test_index` (std::out_of_range if there is none).
   std::string user_message(const Task& task, size_t test_index) const;
   // The full prompt text for test input `test_index`.
@@ -77,10 +84,12 @@ class PromptRenderer {
   std::vector<std::string> prompts(const Task& task) const;
 
   const PromptTemplate& prompt_template() const { return tmpl_; }
+  const ChatFormat& chat() const { return chat_; }
   const GridEncoder& encoder() const { return encoder_; }
 
  private:
   PromptTemplate tmpl_;
+  ChatFormat chat_;
   GridEncoder encoder_;
 };
 

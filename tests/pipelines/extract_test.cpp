@@ -15,7 +15,9 @@
 #include <thread>
 
 #include "../models/test_util.h"
+#include "models/init.h"
 #include "models/loader.h"
+#include "models/model_config.h"
 #include "models/tensor_io.h"
 #include "formats/safetensors.h"
 #include "pipelines/model_dir.h"
@@ -506,6 +508,52 @@ TEST_F(Extract, ArcTokenIdsEqualTheSeedsPromptIds) {
     }
   }
   EXPECT_EQ(seen, want.size());
+}
+
+// ARC prompts follow the model's own chat template: a Llama 3 model's prompts open with its BOS once (the
+// template writes it; the tokenizer adds none), and runs wrapped the old way resume only when asked to.
+TEST_F(Extract, ArcPromptsFollowTheModelsChatTemplate) {
+  const std::string dir = path("llama3-model");
+  Json config{{"model_type", "llama"}, {"vocab_size", 128256}, {"hidden_size", 16}, {"intermediate_size", 32},
+              {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"num_key_value_heads", 1},
+              {"max_position_embeddings", 8192}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0}, {"hidden_act", "silu"}};
+  {
+    auto m = create_model(parse_model_config(config, dir));
+    init_weights(*m, 1);
+    write_model_dir(*m, dir, at::kFloat, "");
+  }
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(shared(std::string("tokenizers/llama3/") + f), dir + "/" + f);
+  const std::string tasks = shared("arc-agi/training"), out = path("llama3-run");
+  std::string err;
+  ASSERT_EQ(run({"extract", "--model", dir, "--dataset", tasks, "--max-samples", "2", "--layers", "0", "--quiet", "--out", out}, &err), 0) << err;
+  Json m = read_json_file(out + "/manifest.json");
+  EXPECT_EQ(m["prompt"]["chat"], "llama3") << m["prompt"].dump();
+  EXPECT_EQ(m["identity"]["settings"]["chat"], "llama3");
+  const Tokenizer tok = Tokenizer::from_file(dir);
+  auto shard = read_safetensors(out + "/" + m["shards"][0]["file"].get<std::string>());
+  at::Tensor ids = shard.at("token_ids"), off = shard.at("sample_offsets");
+  ASSERT_GE(off.size(0), 2);
+  std::vector<int32_t> first;
+  for (int64_t i = off[0].item<int64_t>(); i < off[1].item<int64_t>(); ++i) first.push_back(ids[i].item<int32_t>());
+  const int32_t bos = 128000;  // <|begin_of_text|>
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first[0], bos);
+  EXPECT_EQ(std::count(first.begin(), first.end(), bos), 1);
+  const std::string text = tok.decode(first);
+  EXPECT_EQ(text.rfind("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful AI assistant.", 0), 0u) << text.substr(0, 200);
+  EXPECT_NE(text.find("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n### Output\n\n```grid"), std::string::npos);
+
+  // A run wrapped in the prompt template's own text (as before --chat) resumes with --chat template only.
+  const std::string old = path("llama3-template-run");
+  ASSERT_EQ(run({"extract", "--model", dir, "--dataset", tasks, "--max-samples", "1", "--layers", "0", "--quiet", "--chat",
+                 "template", "--out", old}, &err), 0) << err;
+  EXPECT_FALSE(read_json_file(old + "/manifest.json")["identity"]["settings"].contains("chat"));
+  EXPECT_NE(run({"extract", "--model", dir, "--dataset", tasks, "--max-samples", "1", "--layers", "0", "--quiet", "--resume",
+                 "--out", old}, &err), 0);
+  EXPECT_NE(err.find("resume it with --chat template"), std::string::npos) << err;
+  EXPECT_EQ(run({"extract", "--model", dir, "--dataset", tasks, "--max-samples", "1", "--layers", "0", "--quiet", "--resume",
+                 "--chat", "template", "--out", old}, &err), 0) << err;
 }
 
 // A full disk (here: a file-size limit) is a clear error; the run stays consistent and resumes to the same bytes.

@@ -201,6 +201,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   Json dataset_id{{"kind", source.kind()}, {"fingerprint", dataset_fingerprint(o.dataset)}};
   Json settings = output_settings(r, points);
   if (!o.prompt_template.empty()) settings["prompt_template"] = sha256_hex(read_file(o.prompt_template));
+  // The template's own wrapper is what runs before --chat used, so it adds no key: they resume unchanged.
+  if (!source.chat_format().empty() && source.chat_format() != "template") settings["chat"] = source.chat_format();
   Json identity{{"model", model_id}, {"dataset", dataset_id}, {"settings", settings}};
   Json model_info = model_id;
   model_info["path"] = fs::absolute(o.model_dir).string();
@@ -213,6 +215,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
             {"out_dtype", r.out_dtype},
             {"compute", compute_info(choice)},
             {"prompt", {{"template", o.prompt_template.empty() ? "builtin:output-from-examples-v0" : o.prompt_template},
+                        {"chat", source.chat_format()},
                         {"augment", o.augment},
                         {"seed", o.seed}}},
             {"settings", settings}};

@@ -18,6 +18,7 @@ struct ExtractOptions {
   std::string text_field = "text";
   int64_t max_samples = -1;     // -1: all
   std::string prompt_template;  // empty: the built-in arc24 template
+  std::string chat = "auto";    // ARC prompts: auto | model | template | plain (data/chat_format.h)
   int augment = 0;              // 0: none; 1..8 variants per ARC task
   uint64_t seed = 0;
   int64_t max_seq_len = 0;      // 0: never truncate

@@ -128,6 +128,9 @@ RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint>
   if (!diff.empty()) {
     std::string msg;
     for (size_t i = 0; i < diff.size() && i < 6; ++i) msg += (i ? "; " : "") + diff[i];
+    for (const auto& d : diff)
+      if (d.rfind("settings.chat: null", 0) == 0)
+        msg += " (the run wrapped ARC prompts in the prompt template's own chat text: resume it with --chat template)";
     throw ConfigError(dir_ + ": --resume with different settings than the run there: " + msg);
   }
   shards_ = m.at("shards");

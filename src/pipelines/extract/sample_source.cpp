@@ -30,8 +30,14 @@ struct SampleSource::Arc {
     std::string prompt;
   };
   std::deque<Pending> pending;
-  Arc(const std::string& path, arc::PromptTemplate t) : reader(path), renderer(std::move(t)) {}
+  Arc(const std::string& path, arc::PromptTemplate t, arc::ChatFormat chat)
+      : reader(path), renderer(std::move(t), std::move(chat)) {}
 };
+
+const std::string& SampleSource::chat_format() const {
+  static const std::string none;
+  return arc_ ? arc_->renderer.chat().name : none;
+}
 
 std::string SampleSource::detect_kind(const std::string& path, const std::string& text_field) {
   std::error_code ec;
@@ -67,7 +73,8 @@ SampleSource::SampleSource(const ExtractOptions& o, const Tokenizer* tokenizer, 
   if (kind_ == "arc-dir" || kind_ == "arc-jsonl" || kind_ == "arc-file") {
     if (!tokenizer_) throw ConfigError(o.model_dir + ": no tokenizer.json, needed to tokenize ARC prompts");
     arc::PromptTemplate t = o.prompt_template.empty() ? arc::default_prompt_template() : arc::load_prompt_template(o.prompt_template);
-    arc_ = std::make_unique<Arc>(o.dataset, std::move(t));
+    arc::ChatFormat chat = arc::choose_chat_format(o.chat, t.chat, (fs::path(o.model_dir) / "tokenizer_config.json").string());
+    arc_ = std::make_unique<Arc>(o.dataset, std::move(t), std::move(chat));
   } else if (kind_ == "text-jsonl" || kind_ == "tokens-jsonl") {
     if (kind_ == "text-jsonl" && !tokenizer_) throw ConfigError(o.model_dir + ": no tokenizer.json, needed to tokenize text");
     lines_.open(o.dataset);
@@ -134,7 +141,7 @@ bool SampleSource::next(Sample& s, int64_t fast_forward_before) {
     s.rec.source = std::move(p.source);
     s.rec.augmentation = std::move(p.augmentation);
     ++next_index_;
-    if (tokenize) finish(s, tokenizer_->encode(p.prompt, true));
+    if (tokenize) finish(s, tokenizer_->encode(p.prompt, arc_->renderer.chat().add_special_tokens));
     return true;
   }
 

@@ -42,6 +42,8 @@ class SampleSource {
 
   // Resolved dataset kind: arc-dir | arc-jsonl | arc-file | text-jsonl | tokens-jsonl.
   const std::string& kind() const { return kind_; }
+  // ARC: how prompts are wrapped (data/chat_format.h: chatml, llama3, gemma, template, plain); else "".
+  const std::string& chat_format() const;
   // Next sample; samples with index < `fast_forward_before` are returned untokenized (cheap).
   // False at the end (or after --max-samples).
   bool next(Sample& s, int64_t fast_forward_before = 0);
