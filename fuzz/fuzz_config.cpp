@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 #include "util/error.h"
 #include "util/json.h"
 

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "models/compute_dtype.h"
-#include "models/flops.h"
+#include "bench/lib/flops.h"
 #include "models/gemm_peak.h"
 #include "models/init.h"
 #include "models/presets.h"

@@ -18,10 +18,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "util/counter_rng.h"
+#include "fill/counter_rng.h"
 #include "util/cpu_features.h"
 #include "util/json.h"
-#include "util/fresh_memory.h"
+#include "fill/fresh_memory.h"
 
 namespace {
 

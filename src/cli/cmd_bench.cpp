@@ -1,7 +1,7 @@
 // fme bench extract [...] : benchmarks of whole jobs (micro-benchmarks live in bench/).
 #include "cli/command.h"
-#include "pipelines/bench_extract.h"
-#include "pipelines/bench_prepare.h"
+#include "bench/lib/bench_extract.h"
+#include "bench/lib/bench_prepare.h"
 
 namespace fme::cli {
 
@@ -9,14 +9,14 @@ void add_bench(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks of whole jobs, with ratios to peaks measured in the same run");
   bench->require_subcommand(1);
   auto o = std::make_shared<BenchExtractOptions>();
-  CLI::App* cmd = bench->add_subcommand("extract", "The seed's extraction benchmark (Qwen2.5-0.5B shapes, 4 x 512, layers 10-23)");
+  CLI::App* cmd = bench->add_subcommand("extract", "The seed's extraction benchmark (default Qwen2.5-0.5B shapes, 4 x 512, layers 10-23; any decoder or gpt2 preset)");
   cmd->add_option("--preset", o->preset, "model preset");
   cmd->add_option("--batch", o->batch, "sequences per batch");
   cmd->add_option("--seq", o->seq, "tokens per sequence");
   cmd->add_option("--batches", o->batches, "number of batches");
-  cmd->add_option("--layers", o->layers, "layers to store");
+  cmd->add_option("--layers", o->layers, "layers to store (default: the last 14 blocks)");
   cmd->add_option("--dtypes", o->dtypes, "comma list of auto, fp32, bf16 (default: auto,fp32, and bf16 where the CPU has native bf16)");
-  cmd->add_option("--peer", o->peer, "torch_qwen2.py (PyTorch eager peer); default ../shared/tools/torch_qwen2.py");
+  cmd->add_option("--peer", o->peer, "PyTorch eager peer script (default: bench/peers/torch_peer.py)");
   cmd->add_option("--work-dir", o->work_dir, "scratch directory");
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 #include "models/build.h"
 
 namespace fme {

@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "models/layers.h"
-#include "util/counter_rng.h"
+#include "fill/counter_rng.h"
 
 namespace fme {
 namespace {
 
-// N(0, std) by global element index (util/counter_rng.h), so a shard holds exactly the values of the same
+// N(0, std) by global element index (fill/counter_rng.h), so a shard holds exactly the values of the same
 // elements of the whole tensor: a model gathered from any mesh is bit-identical to the unsharded one.
 // Appends the fill blocks for fp32/bf16 tensors (run later, batched), one per fused part; other dtypes are
 // filled here via fp32.

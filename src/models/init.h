@@ -1,7 +1,7 @@
 // Random initialisation of a model's parameters, as HF's _init_weights: Linear and Embedding weights
 // N(0, initializer_range), the padding row of BERT's word embeddings zero, biases 0, norm weights 1 and
 // norm biases 0. Weights are drawn by global element index from a counter-based RNG keyed by (seed, path)
-// (util/counter_rng.h): independent of construction order, and a shard holds exactly its slice of the whole.
+// (fill/counter_rng.h): independent of construction order, and a shard holds exactly its slice of the whole.
 #pragma once
 #include <cstdint>
 
@@ -10,7 +10,7 @@
 namespace fme {
 
 // fresh_memory: the parameters sit in never-touched anonymous pages (prepare's arena), so they already read
-// as zero (biases are left alone) and the normal fills batch their page faults (util/counter_rng.h).
+// as zero (biases are left alone) and the normal fills batch their page faults (fill/counter_rng.h).
 // threads: for the normal fills (0: at::get_num_threads()).
 void init_weights(Model& model, uint64_t seed, bool fresh_memory = false, int threads = 0);
 // Only the LoRA adapters (A ~ N(0, initializer_range) by global index, B = 0), for a model loaded from a

@@ -7,7 +7,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 #include "models/build.h"
 
 namespace fme {

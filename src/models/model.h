@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 #include "models/build.h"
 #include "models/hook_points.h"
 

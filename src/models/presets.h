@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 
 namespace fme {
 

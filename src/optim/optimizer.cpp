@@ -41,7 +41,7 @@ void ParamOptimizer::allocate_state(const std::vector<std::string>& keys, bool w
   with_step_ = with_step;
   const size_t n = selected_.size();
   // Slot layout: [steps] then, per CPU param, one slot per key. Off-CPU params get device zeros instead.
-  std::vector<PageArena::Slot> slots;
+  std::vector<TensorArena::Slot> slots;
   if (with_step && n > 0) slots.push_back({{static_cast<int64_t>(n)}, at::kLong});
   std::vector<std::vector<int64_t>> slot_of(n, std::vector<int64_t>(keys.size(), -1));
   for (size_t k = 0; k < n; ++k) {
@@ -52,7 +52,7 @@ void ParamOptimizer::allocate_state(const std::vector<std::string>& keys, bool w
       slots.push_back({v.sizes().vec(), at::kFloat});
     }
   }
-  arena_ = PageArena(slots);
+  arena_ = TensorArena(slots, PageSize::kHuge);  // 2 MiB pages: one fault per 2 MiB of state on first step
   if (with_step && n > 0) steps_ = arena_.tensor(0);
   state_.assign(n, {});
   flat_state_.assign(n, {});

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "optim/schedule.h"
-#include "optim/zero_pages.h"
+#include "fill/tensor_arena.h"
 
 namespace fme {
 
@@ -76,7 +76,7 @@ class ParamOptimizer : public Optimizer {
   // Indices into params() of the selected params, in order.
   const std::vector<size_t>& selected() const { return selected_; }
   // The single mapping behind the CPU state (mapping_count() == 1 unless there is no state).
-  const PageArena& state_arena() const { return arena_; }
+  const TensorArena& state_arena() const { return arena_; }
   // trainable and of a floating dtype.
   static bool is_selected(const OptParam& p);
 
@@ -114,7 +114,7 @@ class ParamOptimizer : public Optimizer {
   Schedule schedule_;
   int64_t step_count_ = 0;
   bool touched_ = false;
-  PageArena arena_;
+  TensorArena arena_;
   std::vector<std::string> keys_;
   bool with_step_ = false;
   at::Tensor steps_;                             // [n_selected] int64, in the arena

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Independent reference of the counter RNG defined in src/util/counter_rng.h, written from that comment alone
+"""Independent reference of the counter RNG defined in src/fill/counter_rng.h, written from that comment alone
 (plain Python integers and numpy float32; every fused multiply-add rounded once, exactly, through fractions;
 AES-128 from the openssl command line tool).
-Prints the pins used by tests/util/test_counter_rng.cpp (PinnedValuesFromReference):
-    /usr/bin/python3 tests/util/counter_rng_reference.py
+Prints the pins used by tests/fill/test_counter_rng.cpp (PinnedValuesFromReference):
+    /usr/bin/python3 tests/fill/counter_rng_reference.py
 """
 import subprocess
 from fractions import Fraction

@@ -10,7 +10,7 @@
 #include "optim/clip.h"
 #include "optim/factory.h"
 #include "optim/sgd.h"
-#include "optim/zero_pages.h"
+#include "fill/tensor_arena.h"
 #include "util/error.h"
 
 namespace fme {
@@ -145,18 +145,28 @@ TEST(Clip, ChainDoesNotModifyCallerGrads) {
 
 // ---- zero pages ------------------------------------------------------------------------------------
 
-TEST(ZeroPages, SingleTensor) {
-  at::Tensor t = zeros_from_fresh_pages({1000, 3}, at::kFloat);
+TEST(TensorArena, ArenaTensorsAreZeroAlignedAndWritable) {
+  TensorArena arena({{{1000, 3}, at::kFloat}, {{0, 5}, at::kFloat}, {{7}, at::kBFloat16}});
+  const at::Tensor& t = arena.tensor(0);
   EXPECT_EQ(t.sizes(), (std::vector<int64_t>{1000, 3}));
   EXPECT_EQ(t.scalar_type(), at::kFloat);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 4096, 0u);
+  EXPECT_EQ(arena.resident_bytes(), 0);
   EXPECT_EQ(t.abs().sum().item<double>(), 0.0);
-  t.fill_(2.0);  // writable
+  at::Tensor w = t;
+  w.fill_(2.0);  // writable
   EXPECT_EQ(t.sum().item<double>(), 6000.0);
-  EXPECT_EQ(zeros_from_fresh_pages({0, 5}, at::kFloat).numel(), 0);
+  EXPECT_GT(arena.resident_bytes(), 0);
+  EXPECT_EQ(arena.tensor(1).numel(), 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(arena.tensor(2).data_ptr()) % TensorArena::kAlignment, 0u);
+  EXPECT_EQ(arena.payload_bytes(), 12000 + 14);
+  // The mapping outlives the arena while a tensor views it.
+  at::Tensor keep = arena.tensor(2);
+  arena = TensorArena();
+  EXPECT_EQ(keep.abs().sum().item<float>(), 0.0f);
 }
 
-TEST(ZeroPages, OptimizerStateIsOneUntouchedArena) {
+TEST(TensorArena, OptimizerStateIsOneUntouchedArena) {
   std::vector<OptParam> params = {{"a", at::randn({3, 4})},
                                   {"b", at::randn({5})},
                                   {"frozen", at::randn({2}), false},
@@ -165,7 +175,7 @@ TEST(ZeroPages, OptimizerStateIsOneUntouchedArena) {
   AdamOptions o;
   o.decoupled_weight_decay = true;
   Adam opt(params, o);
-  const PageArena& arena = opt.state_arena();
+  const TensorArena& arena = opt.state_arena();
   EXPECT_EQ(arena.mapping_count(), 1);
   EXPECT_TRUE(opt.state_untouched());
   EXPECT_EQ(arena.resident_bytes(), 0);  // nothing written: no page faulted in yet
@@ -181,7 +191,7 @@ TEST(ZeroPages, OptimizerStateIsOneUntouchedArena) {
     EXPECT_TRUE(p >= lo && p + t.numel() * t.element_size() <= hi) << name << " outside the arena";
     EXPECT_EQ(t.abs().sum().item<double>(), 0.0) << name;
     if (name.find(".exp_avg") != std::string::npos) {
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % PageArena::kAlignment, 0u) << name;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % TensorArena::kAlignment, 0u) << name;
       EXPECT_EQ(t.scalar_type(), at::kFloat);
     }
   }

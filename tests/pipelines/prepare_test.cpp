@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "dist/launch_env.h"
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 #include "models/init.h"
 #include "models/model.h"
 #include "pipelines/model_dir.h"

@@ -46,24 +46,16 @@ std::vector<plans::ModuleDesc> describe_modules(Model& model) {
   return out;
 }
 
-namespace {
-// A parameter's bytes in the arena, rounded up to 64 for alignment.
-size_t slot_bytes(const plans::ParamRow& p) {
-  size_t n = at::elementSize(parse_scalar_type(p.dtype, p.name));
-  for (int64_t d : p.local_shape) n *= static_cast<size_t>(d);
-  return (n + 63) / 64 * 64;
-}
-}  // namespace
-
 PlanBuilder::PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist,
                          PageSize pages)
     : table_(table), rank_(rank), dist_(std::move(dist)) {
-  size_t bytes = 0;
+  std::vector<TensorArena::Slot> slots;
   for (const plans::ParamRow* p : table_.all_params()) {
     params_[p->name] = p;
-    bytes += slot_bytes(*p);
+    slot_[p->name] = slots.size();
+    slots.push_back({p->local_shape, parse_scalar_type(p->dtype, p->name)});
   }
-  if (bytes > 0) arena_ = std::make_shared<FreshBuffer>(bytes, pages);
+  arena_ = TensorArena(slots, pages);
 }
 
 at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t>& global_shape) {
@@ -79,12 +71,8 @@ at::Tensor PlanBuilder::param(const std::string& path, const std::vector<int64_t
       info.parts = row.parts;
     }
   shards_[path] = info;
-  // Uninitialised: init or the checkpoint fills every element.
-  auto* base = static_cast<uint8_t*>(arena_->data()) + arena_used_;
-  arena_used_ += slot_bytes(row);
-  std::shared_ptr<FreshBuffer> keep = arena_;
-  at::Tensor t = at::from_blob(base, row.local_shape, [keep](void*) mutable { keep.reset(); },
-                               at::TensorOptions().dtype(parse_scalar_type(row.dtype, path)));
+  // Fresh zero pages: init or the checkpoint fills every element.
+  at::Tensor t = arena_.tensor(slot_.at(path));
   t.set_requires_grad(row.trainable);
   return t;
 }

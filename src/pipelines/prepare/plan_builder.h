@@ -11,7 +11,7 @@
 #include "models/build.h"
 #include "models/model.h"
 #include "plans/resolve.h"
-#include "util/fresh_memory.h"
+#include "fill/tensor_arena.h"
 
 namespace fme {
 
@@ -38,7 +38,8 @@ class PlanBuilder : public Builder {
   // pages: the arena's page size (see arena_ below).
   PlanBuilder(const plans::PlanTable& table, int64_t rank, std::shared_ptr<dist::Dist> dist,
               PageSize pages = PageSize::kSmall);
-  const FreshBuffer* arena() const { return arena_.get(); }  // null when there are no parameters
+  // The mapping every local parameter lives in; null when there are no parameters.
+  const FreshBuffer* arena() const { return arena_.buffer(); }
   at::Tensor param(const std::string& path, const std::vector<int64_t>& global_shape) override;
   ModuleParallel parallel(const std::string& module_path) override;
 
@@ -51,8 +52,8 @@ class PlanBuilder : public Builder {
   // prepare asks for PageSize::kProbe: the faster page size differs by host (on one VM here 4 KiB pages
   // first-touched at ~5 GB/s and huge pages at ~1 GB/s, on another huge pages were ~1.5x faster), so the
   // arena measures it on its first 64 MiB (FreshBuffer).
-  std::shared_ptr<FreshBuffer> arena_;
-  size_t arena_used_ = 0;
+  TensorArena arena_;
+  std::map<std::string, size_t> slot_;  // parameter name -> its arena slot
   std::map<std::string, std::shared_ptr<AxisCollective>> groups_;
 };
 

@@ -16,7 +16,7 @@
 #include "models/model.h"
 #include "optim/factory.h"
 #include "plans/resolve.h"
-#include "util/fresh_memory.h"
+#include "fill/fresh_memory.h"
 #include "util/json.h"
 
 namespace fme {

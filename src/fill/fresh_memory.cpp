@@ -1,5 +1,5 @@
 // FreshBuffer (anonymous mmap) and parallel first-touch. Leaves out NUMA policy and locking pages in memory.
-#include "util/fresh_memory.h"
+#include "fill/fresh_memory.h"
 
 #include <sys/mman.h>
 

@@ -2,8 +2,8 @@
 // AVX2 kernel of counter_rng_kernel.h with AES on xmm registers (16 blocks interleaved) and the transform 8
 // pairs a ymm. For x86-64 CPUs with AVX2 but without VAES (Haswell to Skylake, Zen 1-2); only called after a
 // runtime CPU check in counter_rng.cpp. Bit-identical to the other builds (same IEEE operations in the same order).
-#include "util/counter_rng.h"
-#include "util/counter_rng_kernel.h"
+#include "fill/counter_rng.h"
+#include "fill/counter_rng_kernel.h"
 
 namespace fme::rng_detail {
 

@@ -2,8 +2,8 @@
 // the AVX2 kernel of counter_rng_kernel.h with AES on ymm registers, two blocks each. For x86-64 CPUs with
 // VAES but without AVX-512 (Zen 3, Alder Lake and later client cores); only called after a runtime CPU check
 // in counter_rng.cpp. Bit-identical to the other builds.
-#include "util/counter_rng.h"
-#include "util/counter_rng_kernel.h"
+#include "fill/counter_rng.h"
+#include "fill/counter_rng_kernel.h"
 
 namespace fme::rng_detail {
 

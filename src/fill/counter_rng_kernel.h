@@ -1,4 +1,4 @@
-// Internal to util/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled four times
+// Internal to fill/counter_rng: the AES-128-CTR + Box-Muller kernel, written once and compiled four times
 // (counter_rng.cpp portably, counter_rng_aesni.cpp with AVX2 + FMA + AES-NI, counter_rng_avx2_vaes.cpp with
 // AVX2 + FMA + VAES, counter_rng_avx512.cpp with AVX-512 + VAES). Not a public header.
 // Everything here has internal linkage (anonymous namespace) on purpose: the translation units are built
@@ -37,7 +37,7 @@ constexpr int kChunk = 4 * kGroup;
 // one of 32 intervals (the top 5 bits of its offset mantissa); kLogInvC[i] = float(1/c) for the interval's
 // centre c (exactly 1 for the interval holding 1, so log stays relatively exact near u = 1) and
 // kLogC[i] = float(-ln(kLogInvC[i])), so log z = kLogC[i] + log1p(r) with r = z * kLogInvC[i] - 1, |r| < 0.0235.
-// Made by tests/util/counter_rng_reference.py (log_table).
+// Made by tests/fill/counter_rng_reference.py (log_table).
 constexpr float kLogInvC[32] = {
     1.4143647f,   1.38378382f,  1.35449731f,  1.32642484f,  1.29949236f,  1.27363181f,  1.24878049f,  1.22488034f,
     1.20187795f,  1.1797235f,   1.15837109f,  1.13777781f,  1.11790395f,  1.09871244f,  1.08016872f,  1.06224072f,
@@ -189,7 +189,7 @@ inline float radius_uniform(uint32_t xu) {
 
 // Natural log for u in [2^-24, 1]: u = z * 2^k exactly (integer ops), log z from the table and a degree-4
 // Taylor polynomial of log1p(r) (|r| < 0.0235: the r^5 term is < 1.5e-9), k * log(2) split in two parts.
-// Error bounds: tests/util/test_counter_rng.cpp (LogApproxMatchesStd).
+// Error bounds: tests/fill/test_counter_rng.cpp (LogApproxMatchesStd).
 inline float log_unit(float u) {
   const uint32_t ix = f2u(u);
   const uint32_t tmp = ix - kLogOff;

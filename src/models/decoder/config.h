@@ -1,9 +1,8 @@
-// Hugging Face config.json for the architectures fme runs. Required keys throw ConfigError naming the file
-// and the key; there are no silent defaults for anything that changes the math.
+// config.json of the pre-norm decoder family (llama, mistral, qwen2, qwen3, gemma2): the fields HF's config
+// classes define, every key that changes the math required, features fme lacks refused.
 #pragma once
 #include <cstdint>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "util/json.h"
@@ -53,58 +52,9 @@ struct DecoderConfig {
   int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : hidden_size / num_attention_heads; }
 };
 
-// model_type "bert".
-struct BertConfig {
-  int64_t vocab_size = 0;
-  int64_t hidden_size = 0;
-  int64_t intermediate_size = 0;
-  int64_t num_hidden_layers = 0;
-  int64_t num_attention_heads = 0;
-  int64_t max_position_embeddings = 0;
-  int64_t type_vocab_size = 0;
-  double layer_norm_eps = 0;
-  std::string hidden_act;  // "gelu" (erf) or "gelu_new"/"gelu_pytorch_tanh" (tanh)
-  int64_t pad_token_id = 0;
-  double initializer_range = 0.02;
-  std::string position_embedding_type = "absolute";  // only "absolute" is supported
-  // Not in config.json: whether the model has BertModel's pooler (BertForMaskedLM's encoder has none; the
-  // loader sets it from the checkpoint).
-  bool pooler = true;
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
-};
-
-// model_type "gpt2": learned positions, pre-LayerNorm blocks, fused q/k/v, Conv1D weights stored (in, out).
-// Fields carry the names the rest of fme uses; config.json spells them n_embd, n_layer, n_head, n_inner,
-// n_positions, layer_norm_epsilon.
-struct Gpt2Config {
-  int64_t vocab_size = 0;
-  int64_t hidden_size = 0;              // n_embd
-  int64_t intermediate_size = 0;        // n_inner, or 4 * n_embd when null
-  int64_t num_hidden_layers = 0;        // n_layer
-  int64_t num_attention_heads = 0;      // n_head
-  int64_t max_position_embeddings = 0;  // n_positions: a hard limit (learned positions)
-  double layer_norm_eps = 0;            // layer_norm_epsilon
-  std::string activation_function;      // gelu_new / gelu_pytorch_tanh (tanh) or gelu (erf)
-  bool scale_attn_by_inverse_layer_idx = false;  // scores also divided by layer index + 1
-  bool tie_word_embeddings = true;
-  double initializer_range = 0.02;
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
-};
-
-using ModelConfig = std::variant<DecoderConfig, BertConfig, Gpt2Config>;
-
-// Parses a config.json document; `what` names the file in errors. Checks divisibility
-// (hidden % heads, heads % kv heads) and positivity.
-ModelConfig parse_model_config(const Json& j, const std::string& what);
-// Reads DIR/config.json.
-ModelConfig load_model_config(const std::string& dir);
-
-// Serialises a config to an HF-compatible config.json document (with "model_type" and "architectures").
-Json to_json(const ModelConfig& c);
-
-std::string model_type(const ModelConfig& c);  // config.json's model_type
-
-// The model_type values fme runs, for messages: "llama, mistral, qwen2, qwen3, bert".
-const char* supported_model_types();
+// Parses config.json of model_type `type` (one of DecoderConfig::model_type's); `what` names the file.
+DecoderConfig parse_decoder_config(const Json& j, const std::string& type, const std::string& what);
+// An HF-compatible config.json of it (with "model_type" and "architectures").
+Json decoder_config_json(const DecoderConfig& c);
 
 }  // namespace fme

@@ -3,7 +3,7 @@
 // src/util/CMakeLists.txt) so the portable kernel matches the AVX-512 one bit for bit. Leaves out the kernel
 // source (counter_rng_kernel.h) and the x86 translation units (counter_rng_aesni.cpp, counter_rng_avx2_vaes.cpp,
 // counter_rng_avx512.cpp).
-#include "util/counter_rng.h"
+#include "fill/counter_rng.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,10 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include "util/counter_rng_kernel.h"
+#include "fill/counter_rng_kernel.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
-#include "util/fresh_memory.h"
+#include "fill/fresh_memory.h"
 
 namespace fme {
 namespace {

@@ -1,5 +1,5 @@
 #include "dist/launch_env.h"
-#include "pipelines/bench_prepare.h"
+#include "bench/lib/bench_prepare.h"
 
 #include <unistd.h>
 
@@ -13,8 +13,8 @@
 #include "models/presets.h"
 #include "util/error.h"
 #include "util/file.h"
-#include "util/counter_rng.h"
-#include "util/fresh_memory.h"
+#include "fill/counter_rng.h"
+#include "fill/fresh_memory.h"
 #include "util/cpu_features.h"
 #include "util/json.h"
 

@@ -1,10 +1,11 @@
-#include "pipelines/bench_extract.h"
+#include "bench/lib/bench_extract.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,7 +16,7 @@
 #include <vector>
 
 #include "models/compute_dtype.h"
-#include "models/flops.h"
+#include "bench/lib/flops.h"
 #include "models/gemm_peak.h"
 #include "models/init.h"
 #include "models/loader.h"
@@ -34,13 +35,14 @@ namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// Runs the PyTorch eager peer; returns its tokens/s or a negative number if it could not run.
+// Runs the PyTorch eager peer over blocks 0..last_block; returns its tokens/s or a negative number if it
+// could not run.
 double peer_tokens_per_s(const std::string& script, const std::string& config_dir, const BenchExtractOptions& o,
-                         bool bf16, int threads) {
+                         int64_t last_block, bool bf16, int threads) {
   if (script.empty() || !fs::exists(script)) return -1;
   const std::string cmd = "/usr/bin/python3 " + script + " --bench " + config_dir + " --batch " + std::to_string(o.batch) +
-                          " --seq " + std::to_string(o.seq) + " --layers 24 --reps 3 --threads " + std::to_string(threads) +
-                          (bf16 ? " --bf16" : "") + " 2>/dev/null";
+                          " --seq " + std::to_string(o.seq) + " --layers " + std::to_string(last_block + 1) +
+                          " --reps 3 --threads " + std::to_string(threads) + (bf16 ? " --bf16" : "") + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
   std::string out;
@@ -59,8 +61,6 @@ double peer_tokens_per_s(const std::string& script, const std::string& config_di
 int run_bench_extract(const BenchExtractOptions& o) {
   const int threads = o.threads > 0 ? o.threads : at::get_num_threads();
   const Preset& preset = find_preset(o.preset);
-  const auto* qcfg = std::get_if<DecoderConfig>(&preset.config);
-  if (!qcfg) throw ConfigError("bench extract: preset '" + o.preset + "' is not a decoder (llama, mistral, qwen2, qwen3) model");
   const fs::path work = o.work_dir.empty() ? fs::temp_directory_path() / ("fme-bench-extract-" + std::to_string(getpid()))
                                            : fs::path(o.work_dir);
   fs::remove_all(work);
@@ -68,23 +68,30 @@ int run_bench_extract(const BenchExtractOptions& o) {
 
   // The model (random weights, stored bf16 to halve the write) and a dataset of exactly batch*batches samples
   // of seq random tokens, so every batch is batch x seq with no padding — the seed's configuration.
+  int64_t vocab = 0, num_layers = 0;
   {
     auto model = create_model(preset.config, at::TensorOptions().dtype(at::kBFloat16));
     init_weights(*model, 0);
     write_model_dir(*model, (work / "model").string(), at::kBFloat16, "");
+    vocab = model->vocab_size();
+    num_layers = model->num_layers();
   }
+  // The seed stored layers 10-23 of 24: by default the last 14 blocks (all of a shallower model).
+  const std::string layers = !o.layers.empty() ? o.layers
+                                               : std::to_string(std::max<int64_t>(0, num_layers - 14)) + "-" +
+                                                     std::to_string(num_layers - 1);
   {
     std::mt19937_64 rng(1);
     std::string lines;
     for (int64_t s = 0; s < o.batch * o.batches; ++s) {
       lines += "{\"input_ids\":[";
-      for (int64_t t = 0; t < o.seq; ++t) lines += (t ? "," : "") + std::to_string(rng() % qcfg->vocab_size);
+      for (int64_t t = 0; t < o.seq; ++t) lines += (t ? "," : "") + std::to_string(rng() % vocab);
       lines += "]}\n";
     }
     write_file_atomic((work / "tokens.jsonl").string(), lines);
   }
   std::string peer = o.peer;
-  if (peer.empty()) peer = (fs::path(FME_SOURCE_DIR) / "../shared/tools/torch_qwen2.py").lexically_normal().string();
+  if (peer.empty()) peer = (fs::path(FME_SOURCE_DIR) / "bench/peers/torch_peer.py").string();
 
   // Rows: the requested dtypes, `auto` resolved on this machine. bf16 is left out by default where the CPU
   // has no native bf16 (there the seed config would take over ten minutes and says nothing new).
@@ -110,7 +117,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
     e.model_dir = (work / "model").string();
     e.dataset = (work / "tokens.jsonl").string();
     e.out = (work / ("run-" + request)).string();
-    e.layers = o.layers;
+    e.layers = layers;
     e.dtype = request;
     e.batch_size = o.batch;
     e.bucket_window = o.batch;  // batches of consecutive samples, as the seed
@@ -119,7 +126,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
     // The same batches through the forward pass alone (stopping after the deepest requested block), run
     // before and after the pipeline: the machine drifts by several percent within minutes, so both are shown.
     auto model = load_model(e.model_dir, st);
-    const int64_t last = parse_layers(o.layers, model->num_layers()).back();
+    const int64_t last = parse_layers(layers, model->num_layers()).back();
     auto forward_only_pass = [&] {
       std::mt19937_64 rng(1);
       double seconds = 0;
@@ -127,7 +134,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
         at::Tensor ids = at::empty({o.batch, o.seq}, at::kLong);
         auto acc = ids.accessor<int64_t, 2>();
         for (int64_t i = 0; i < o.batch; ++i)
-          for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % qcfg->vocab_size);
+          for (int64_t t = 0; t < o.seq; ++t) acc[i][t] = static_cast<int64_t>(rng() % vocab);
         const Capture capture(model->hook_points(), {block_hook_name(last, BlockPoint::ResidPost)},
                               [](const std::string&, const at::Tensor&) {});
         const double t0 = now();
@@ -145,7 +152,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
     const double forward_only = (forward_before + forward_after) / 2;
     const double flops = forward_flops(preset.config, o.batch, o.seq, last) * o.batches;
     const double tps = s.tokens / s.pipeline_seconds;
-    if (!peer_of.count(dtype)) peer_of[dtype] = peer_tokens_per_s(peer, e.model_dir, o, st == at::kBFloat16, threads);
+    if (!peer_of.count(dtype)) peer_of[dtype] = peer_tokens_per_s(peer, e.model_dir, o, last, st == at::kBFloat16, threads);
     const double peer_tps = peer_of[dtype];
     Json j{{"bench", "extract"},
            {"preset", o.preset},
@@ -156,7 +163,7 @@ int run_bench_extract(const BenchExtractOptions& o) {
            {"batch", o.batch},
            {"seq", o.seq},
            {"batches", o.batches},
-           {"layers", o.layers},
+           {"layers", layers},
            {"threads", threads},
            {"tokens", s.tokens},
            {"seconds_total_with_model_load", s.seconds},

@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "formats/hf_config.h"
+#include "models/model_config.h"
 
 namespace fme {
 

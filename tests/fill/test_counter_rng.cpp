@@ -1,4 +1,4 @@
-// Tests of util/counter_rng and util/fresh_memory: the kernel's AES-128 against FIPS-197 and OpenSSL,
+// Tests of fill/counter_rng and fill/fresh_memory: the kernel's AES-128 against FIPS-197 and OpenSSL,
 // the accuracy of the kernel's own log/sin/cos polynomials, pinned values from an independent (numpy)
 // reimplementation of the documented definition, invariance of fill_normal under sharding, thread count and
 // code path (AVX-512 vs portable), the bf16 rounding, and the distribution's statistics.
@@ -13,9 +13,9 @@
 #include <cstring>
 #include <vector>
 
-#include "util/counter_rng.h"
+#include "fill/counter_rng.h"
 #include "util/error.h"
-#include "util/fresh_memory.h"
+#include "fill/fresh_memory.h"
 
 namespace {
 
@@ -122,7 +122,7 @@ TEST(CounterRngMath, LogApproxMatchesStd) {
   std::printf("log_unit: max rel err %.3g, max abs err %.3g\n", max_rel, max_abs);
   EXPECT_LT(max_rel, 2.5e-7);
   EXPECT_LT(max_abs, 1.5e-6);
-  // The exact bits, from tests/util/counter_rng_reference.py.
+  // The exact bits, from tests/fill/counter_rng_reference.py.
   const struct {
     uint32_t k, bits;
   } pins[] = {{1u, 0xc1851592u},        {2u, 0xc17f1402u},       {3u, 0xc178973au},
@@ -145,7 +145,7 @@ TEST(CounterRngMath, SinCosApproxMatchesStd) {
 }
 
 TEST(CounterRngNormal, PinnedValuesFromReference) {
-  // Pinned from tests/util/counter_rng_reference.py, an independent implementation of the definition in
+  // Pinned from tests/fill/counter_rng_reference.py, an independent implementation of the definition in
   // counter_rng.h (Python integers, numpy float32, exactly rounded fma).
   const uint64_t key = fme::stream_key(42, "model.layers.0.mlp.up_proj.weight");
   const struct {

@@ -1,4 +1,4 @@
-#include "models/flops.h"
+#include "bench/lib/flops.h"
 
 #include "models/architecture.h"
 

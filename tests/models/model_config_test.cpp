@@ -1,9 +1,10 @@
-// Tests of formats/hf_config on the tiny models' config.json files (values as written in those files),
-// the to_json round trip, and every way a config can be refused.
+// Tests of the config.json parsers (models/model_config.h and each family's config.cpp) on the tiny
+// models' config.json files (values as written in those files), the to_json round trip, and every way a
+// config can be refused.
 #include <gtest/gtest.h>
 
-#include "formats/hf_config.h"
-#include "test_helpers.h"
+#include "models/model_config.h"
+#include "../formats/test_helpers.h"
 #include "util/file.h"
 
 namespace {
