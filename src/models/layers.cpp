@@ -114,6 +114,10 @@ LayerNormImpl::LayerNormImpl(Builder& b, const std::string& path, int64_t dim_, 
 }
 
 at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+  // ATen 1.13's CPU layer_norm is ~9x slower on bf16 than converting to fp32 and back (7 ms against 0.8 ms
+  // for 1024 x 768 here); the fp32 statistics are what it computes internally anyway.
+  if (x.device().is_cpu() && x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
+    return at::layer_norm(x.to(at::kFloat), {dim}, weight.to(at::kFloat), bias.to(at::kFloat), eps).to(x.scalar_type());
   return at::layer_norm(x, {dim}, in_dtype_of(weight, x), in_dtype_of(bias, x), eps);
 }
 
@@ -192,8 +196,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     if (opts.softcap > 0) scores = at::tanh(scores / opts.softcap).mul_(opts.softcap);  // cap * tanh(s / cap)
     at::Tensor allowed = keep_key.narrow(4, 0, kn);                  // [B,1,1,1,kn]
     if (causal) {
-      at::Tensor qpos = at::arange(t0, t0 + tb, at::kLong).view({tb, 1});
-      at::Tensor kpos = at::arange(kn, at::kLong).view({1, kn});
+      const auto on = at::TensorOptions().dtype(at::kLong).device(q.device());
+      at::Tensor qpos = at::arange(t0, t0 + tb, on).view({tb, 1});
+      at::Tensor kpos = at::arange(kn, on).view({1, kn});
       at::Tensor visible = kpos.le(qpos);                            // [tb, kn]
       if (opts.window > 0) visible = visible.logical_and(kpos.gt(qpos - opts.window));
       allowed = allowed.logical_and(visible.view({1, 1, 1, tb, kn}));

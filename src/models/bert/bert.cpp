@@ -35,7 +35,7 @@ struct BertEmbeddingsImpl : torch::nn::Module {
   // ids, types [B,T] -> [B,T,H] in the compute dtype `dt`
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& types, at::ScalarType dt) {
     const int64_t T = ids.size(1);
-    at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                          // [1,T]
+    at::Tensor pos = at::arange(T, ids.options().dtype(at::kLong)).unsqueeze(0);     // [1,T]
     at::Tensor x = word_embeddings(ids, dt) + token_type_embeddings(types, dt) + position_embeddings(pos, dt);
     return LayerNorm(x);
   }

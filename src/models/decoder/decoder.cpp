@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "models/causal_lm.h"
+#include "models/activation.h"
 #include "models/layers.h"
 #include "models/model_of.h"
 
@@ -86,8 +87,8 @@ struct DecoderMLPImpl : torch::nn::Module {
   // [B,T,H] -> [B,T,I] -> [B,T,H]
   at::Tensor forward(const at::Tensor& x, const BlockCapture& capture) {
     at::Tensor g = gate_proj(x);  // [B,T,I]
-    if (gelu_tanh) g = at::gelu(g, "tanh");
-    else at::silu_(g);
+    if (gelu_tanh) gelu_tanh_in_place(g);
+    else silu_in_place(g);
     g.mul_(up_proj(x));
     if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*down_proj, g));
     return down_proj(g);
@@ -172,6 +173,7 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
     // Gemma: times sqrt(H), the scalar rounded to the compute dtype first (HF's normalizer tensor).
     if (cfg_.gemma_norms) x = x * at::scalar_tensor(std::sqrt(double(cfg_.hidden_size)), x.options());
     auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type(), cfg_.rope_scaling);  // [T, hd]
+    cos = cos.to(x.device()), sin = sin.to(x.device());  // built on the CPU; a no-op there
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin, BlockCapture{capture, i});  // [B,T,H]

@@ -17,6 +17,7 @@
 
 #include <cmath>
 
+#include "models/activation.h"
 #include "models/causal_lm.h"
 #include "models/layers.h"
 #include "models/model_of.h"
@@ -65,7 +66,9 @@ struct Gpt2MLPImpl : torch::nn::Module {
   }
   // c_proj(gelu(c_fc(x))): [B,T,H] -> [B,T,I] -> [B,T,H]; gelu_new is the tanh approximation.
   at::Tensor forward(const at::Tensor& x, const BlockCapture& capture) {
-    at::Tensor h = at::gelu(c_fc(x), tanh_gelu ? "tanh" : "none");  // [B,T,I] (I/tp under tensor parallelism)
+    at::Tensor h = c_fc(x);  // [B,T,I] (I/tp under tensor parallelism)
+    if (tanh_gelu) gelu_tanh_in_place(h);
+    else h = at::gelu(h);
     if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*c_proj, h));
     return c_proj(h);
   }
@@ -136,7 +139,7 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
                        std::to_string(cfg_.max_position_embeddings));
     const int64_t last = capture.last_block(num_layers());
-    at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);                                     // [1,T]
+    at::Tensor pos = at::arange(T, batch.input_ids.options().dtype(at::kLong)).unsqueeze(0);  // [1,T]
     at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
     for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
