@@ -109,6 +109,7 @@ void apply(at::Tensor& x, void (*f32)(float*, int64_t), void (*bf16)(uint16_t*, 
 
 void silu_in_place(at::Tensor& x) {
   if (fused(x)) apply(x, silu_f32, silu_bf16);
+  else if (x.requires_grad()) x = at::silu(x);  // autograd: silu's backward reads the input
   else at::silu_(x);
 }
 

@@ -24,6 +24,7 @@ struct CheckpointNames {
   // checkpoint lacks `probe` (a parameter path) and holds its renamed form.
   struct Prefix {
     std::string model_prefix, stored_prefix, probe;
+    std::vector<std::string> keep;  // parameter prefixes the class stores under their own names ("cls.")
   };
   std::vector<Prefix> prefixes;
   // Tensors that are not parameters (heads fme does not build, buffers it computes), skipped on load.
@@ -43,6 +44,11 @@ struct Architecture {
   // Optional: fits the config to what a checkpoint holds, given whether it has a tensor of some name
   // (BERT: no pooler in a BertForMaskedLM checkpoint).
   std::function<void(ModelConfig&, const std::function<bool(const std::string&)>& has)> fit_checkpoint;
+  // Training: the objective the family trains with by default ("causal" next-token, "mlm" masked LM), and,
+  // where a checkpoint may lack the head it needs, a function that adds it to the config and returns the
+  // path prefix of the added parameters ("cls." for BERT) or "" when the config has it already.
+  std::string training_objective = "causal";
+  std::function<std::string(ModelConfig&)> add_lm_head;
 };
 
 // Every architecture, in registry order.

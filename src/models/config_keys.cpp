@@ -23,4 +23,8 @@ void check_initializer_range(double v, const std::string& what) {
   if (v < 0) throw ConfigError(what + ": 'initializer_range' must not be negative, got " + describe_json(Json(v)));
 }
 
+void check_probability(double v, const char* key, const std::string& what) {
+  if (!(v >= 0 && v < 1)) throw ConfigError(what + ": '" + key + "' must be a probability in [0, 1), got " + describe_json(Json(v)));
+}
+
 }  // namespace fme

@@ -60,7 +60,7 @@ void normal_blocks(at::Tensor& t, uint64_t seed, const std::string& path, const 
 }  // namespace
 
 namespace {
-void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int threads) {
+void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int threads, const std::string& only_under) {
   c10::InferenceMode guard;
   double std_dev = 0.02;
   int64_t pad_row = -1;
@@ -82,6 +82,7 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
   for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
     const std::string& path = item.key();
     torch::nn::Module& m = *item.value();
+    if (!only_under.empty() && path.compare(0, only_under.size(), only_under) != 0) continue;
     if (lora_only) {
       if (auto* lin = m.as<LinearImpl>(); lin && lin->lora_A.defined()) {
         normal(lin->lora_A, join_path(path, "lora_A"));
@@ -112,6 +113,9 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
     } else if (auto* rms = m.as<RMSNormImpl>()) {
       if (rms->unit_offset) zero(rms->weight);  // Gemma's (1 + w): w = 0 is the identity scale
       else rms->weight.fill_(1.0);
+    } else {  // a module's own bias (BERT's cls.predictions.bias, its decoder's bias): zero, as HF
+      for (auto& p : m.named_parameters(/*recurse=*/false))
+        if (p.key() == "bias") zero(p.value());
     }
   }
   fill_normal_batch(fills, threads > 0 ? threads : at::get_num_threads(), RngKernel::kAuto, fresh);
@@ -120,9 +124,9 @@ void init_modules(Model& model, uint64_t seed, bool lora_only, bool fresh, int t
 
 }  // namespace
 
-void init_weights(Model& model, uint64_t seed, bool fresh_memory, int threads) {
-  init_modules(model, seed, false, fresh_memory, threads);
+void init_weights(Model& model, uint64_t seed, bool fresh_memory, int threads, const std::string& only_under) {
+  init_modules(model, seed, false, fresh_memory, threads, only_under);
 }
-void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true, false, 0); }
+void init_lora(Model& model, uint64_t seed) { init_modules(model, seed, true, false, 0, ""); }
 
 }  // namespace fme

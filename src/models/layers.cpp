@@ -193,7 +193,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     at::Tensor qb = qg.narrow(3, t0, tb).reshape({B, nkv, g * tb, hd});
     at::Tensor kb = k.narrow(2, 0, kn), vb = v.narrow(2, 0, kn);    // [B, nkv, kn, hd]
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).view({B, nkv, g, tb, kn});
-    if (opts.softcap > 0) scores = at::tanh(scores / opts.softcap).mul_(opts.softcap);  // cap * tanh(s / cap)
+    if (opts.softcap > 0) scores = at::tanh(scores / opts.softcap) * opts.softcap;  // cap * tanh(s / cap); tanh's backward reads its output
     at::Tensor allowed = keep_key.narrow(4, 0, kn);                  // [B,1,1,1,kn]
     if (causal) {
       const auto on = at::TensorOptions().dtype(at::kLong).device(q.device());

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -29,8 +30,11 @@ CheckpointNameMap::CheckpointNameMap(const Model& model, const Checkpoint& ckpt)
 }
 
 std::string CheckpointNameMap::operator()(const std::string& name) const {
-  for (const auto* r : renames_)
-    if (starts_with(name, r->model_prefix)) return r->stored_prefix + name.substr(r->model_prefix.size());
+  for (const auto* r : renames_) {
+    if (!starts_with(name, r->model_prefix)) continue;
+    if (std::any_of(r->keep.begin(), r->keep.end(), [&](const std::string& k) { return starts_with(name, k); })) continue;
+    return r->stored_prefix + name.substr(r->model_prefix.size());
+  }
   return name;
 }
 

@@ -48,6 +48,17 @@ class Model {
   // Runs the model (no autograd) up to the deepest block `capture` needs, reporting the points it asks for.
   // Under tensor parallelism every rank passes the same request (split points are gathered collectively).
   virtual void forward(const Batch& batch, const Capture& capture) = 0;
+  // The training forward, through every block, with autograd as the caller's grad mode says: the logits
+  // [B,T,V] (compute dtype) of the model's LM head - a decoder's lm_head or tied embedding (Gemma 2 soft-caps
+  // them: final_logit_softcapping), BertForMaskedLM's cls.predictions head. `capture` may ask for points as
+  // forward() does. ConfigError when the model has no head (a BERT built without cls.predictions) or its head
+  // is split over a mesh.
+  virtual at::Tensor logits(const Batch& batch, const Capture& capture = {}) = 0;
+  // The name a Hugging Face checkpoint of this model stores `param` under (save_pretrained's names): the
+  // path itself, or its class's prefixed form (BertForMaskedLM: "bert.<path>", its head "cls.*" as is).
+  virtual std::string checkpoint_name(const std::string& param) const { return param; }
+  // The config's dropout probabilities by config.json key (training honours or refuses them).
+  virtual std::vector<std::pair<std::string, double>> dropout_probabilities() const { return {}; }
 
   // The module tree (HF names); parameters in registration order.
   virtual torch::nn::Module& module() = 0;

@@ -197,7 +197,8 @@ TEST_F(Cli, InitThenForwardOnTextsAndInspect) {
   EXPECT_NE(r.out.find("[151936, 32]"), std::string::npos);
 }
 
-// A BertForMaskedLM checkpoint ("bert." prefix, MLM head) shows its real tensors, and what is not loaded.
+// A BertForMaskedLM checkpoint ("bert." prefix, MLM head) shows its real tensors, the head included, with the
+// decoder's ties to the embeddings.
 TEST_F(Cli, InspectShowsBertForMaskedLMCheckpoints) {
   const std::string dir = path("mlm");
   fs::create_directories(dir);
@@ -216,8 +217,9 @@ TEST_F(Cli, InspectShowsBertForMaskedLMCheckpoints) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.find("(missing)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("checkpoint names: '*' stored as 'bert.*'"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("not loaded: cls.predictions.bias"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("(not part of this model)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tied: cls.predictions.decoder.weight = embeddings.word_embeddings.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bias                        [30522]"), std::string::npos) << r.out;  // cls.predictions.bias
+  EXPECT_EQ(r.out.find("not loaded"), std::string::npos) << r.out;
   // The model loads from it too (forward runs on its golden inputs).
   r = run("forward --model " + dir + " --inputs " + shared("models/bert-tiny/golden.safetensors") + " --out " +
           path("o.safetensors") + " --dtype fp32 --hooks blocks.1.hook_resid_post");

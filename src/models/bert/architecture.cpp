@@ -8,9 +8,9 @@ const Architecture& bert_architecture() {
       "bert",
       {"bert"},
       [](const ModelConfig& c, Builder& b) { return make_bert(std::get<BertConfig>(c), b); },
-      // BertFor* checkpoints prefix the encoder with "bert."; their MLM/NSP heads ("cls.") and HF's
-      // position_ids buffer are not parameters of the encoder.
-      {{{"", "bert.", "embeddings.LayerNorm.weight"}},
+      // BertFor* checkpoints prefix the encoder with "bert." and store their heads ("cls.") as they are; the
+      // heads are skipped unless the model has the MLM head, and HF's position_ids buffer always is.
+      {{{"", "bert.", "embeddings.LayerNorm.weight", {"cls."}}},
        {"cls."},
        {},
        {"bert.embeddings.position_ids", "embeddings.position_ids"}},
@@ -26,6 +26,14 @@ const Architecture& bert_architecture() {
         // BertForMaskedLM's encoder is built without the pooler (add_pooling_layer=False).
         auto& c = std::get<BertConfig>(config);
         c.pooler = has("pooler.dense.weight") || has("bert.pooler.dense.weight");
+        c.mlm_head = has("cls.predictions.transform.dense.weight");  // the whole head (a stray bias alone is skipped)
+      },
+      "mlm",
+      [](ModelConfig& config) -> std::string {
+        auto& c = std::get<BertConfig>(config);
+        if (c.mlm_head) return "";
+        c.mlm_head = true;  // BertModel -> BertForMaskedLM: the head starts from HF's initialisation
+        return "cls.";
       }};
   return a;
 }

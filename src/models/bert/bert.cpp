@@ -3,12 +3,15 @@
 // Module paths equal HF BertModel's checkpoint names: embeddings.{word,position,token_type}_embeddings,
 // embeddings.LayerNorm, encoder.layer.{i}.attention.self.{query,key,value}, encoder.layer.{i}.attention.output.
 // {dense,LayerNorm}, encoder.layer.{i}.intermediate.dense, encoder.layer.{i}.output.{dense,LayerNorm},
-// pooler.dense.
+// pooler.dense; with the MLM head cls.predictions.{transform.dense,transform.LayerNorm,bias}, the encoder's
+// names then stored under "bert." (checkpoint_name).
 // Hook points (post-norm, as the goldens' README defines them): resid_pre is the layer's input, attn.hook_z the
 // input of attention.output.dense in heads, attn_out that dense's output before the add & LayerNorm,
 // resid_mid the output of attention.output.LayerNorm, mlp.hook_post the intermediate's activation, mlp_out
 // output.dense's output before the add & LayerNorm, resid_post the layer's output; no ln_final;
-// pooler_output [B,H] (per sequence). Left out: dropout (inference only), relative position embeddings, the MLM/NSP heads.
+// pooler_output [B,H] (per sequence). BertForMaskedLM's head (cls.predictions) when the config asks for it
+// (mlm_head: fitted from the checkpoint, or set for training). Left out: dropout, relative position embeddings,
+// the NSP head.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = heads, hd = H / nh, I = intermediate size.
 #include "models/bert/bert.h"
@@ -149,15 +152,54 @@ struct BertPoolerImpl : torch::nn::Module {
 };
 TORCH_MODULE(BertPooler);
 
+// BertForMaskedLM's head, cls.predictions: transform (dense -> act -> LayerNorm), then the decoder, whose
+// weight is the word embedding table and whose bias is cls.predictions.bias.
+struct BertPredictionTransformImpl : torch::nn::Module {
+  BertPredictionTransformImpl(Builder& b, const std::string& p, const BertConfig& c) : tanh_gelu(c.hidden_act != "gelu") {
+    dense = register_module("dense", Linear(b, join_path(p, "dense"), c.hidden_size, c.hidden_size, true));
+    LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), c.hidden_size, c.layer_norm_eps));
+  }
+  at::Tensor forward(const at::Tensor& x) { return LayerNorm(at::gelu(dense(x), tanh_gelu ? "tanh" : "none")); }  // [B,T,H]
+  bool tanh_gelu;
+  Linear dense{nullptr};
+  fme::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(BertPredictionTransform);
+
+struct BertLMPredictionHeadImpl : torch::nn::Module {
+  BertLMPredictionHeadImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    transform = register_module("transform", BertPredictionTransform(b, join_path(p, "transform"), c));
+    bias = register_parameter("bias", b.param(join_path(p, "bias"), {c.vocab_size}));
+  }
+  // x [B,T,H], the word embedding table (V, H) -> logits [B,T,V]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& word_embeddings) {
+    at::Tensor h = transform(x);
+    return at::linear(h, in_dtype_of(word_embeddings, h), in_dtype_of(bias, h));
+  }
+  BertPredictionTransform transform{nullptr};
+  at::Tensor bias;  // (V), zeros at initialisation
+};
+TORCH_MODULE(BertLMPredictionHead);
+
+struct BertOnlyMLMHeadImpl : torch::nn::Module {
+  BertOnlyMLMHeadImpl(Builder& b, const std::string& p, const BertConfig& c) {
+    predictions = register_module("predictions", BertLMPredictionHead(b, join_path(p, "predictions"), c));
+  }
+  BertLMPredictionHead predictions{nullptr};
+};
+TORCH_MODULE(BertOnlyMLMHead);
+
 struct BertModelImpl : torch::nn::Module {
   BertModelImpl(Builder& b, const BertConfig& c) {
     embeddings = register_module("embeddings", BertEmbeddings(b, "embeddings", c));
     encoder = register_module("encoder", BertEncoder(b, "encoder", c));
     if (c.pooler) pooler = register_module("pooler", BertPooler(b, "pooler", c));
+    if (c.mlm_head) cls = register_module("cls", BertOnlyMLMHead(b, "cls", c));
   }
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
-  BertPooler pooler{nullptr};  // absent in BertForMaskedLM
+  BertPooler pooler{nullptr};    // absent in BertForMaskedLM
+  BertOnlyMLMHead cls{nullptr};  // BertForMaskedLM only
 };
 TORCH_MODULE(BertModel);
 
@@ -170,19 +212,47 @@ class Bert final : public ModelOf<BertConfig, BertModel> {
   int64_t token_types() const override { return cfg_.type_vocab_size; }
   int64_t padding_row() const override { return cfg_.pad_token_id; }
 
+  std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
+    if (!cfg_.mlm_head) return {};
+    return {{"cls.predictions.decoder.weight", "embeddings.word_embeddings.weight"},
+            {"cls.predictions.decoder.bias", "cls.predictions.bias"}};
+  }
+  std::vector<std::pair<std::string, double>> dropout_probabilities() const override {
+    return {{"hidden_dropout_prob", cfg_.hidden_dropout_prob}, {"attention_probs_dropout_prob", cfg_.attention_probs_dropout_prob}};
+  }
+  std::string checkpoint_name(const std::string& param) const override {
+    if (!cfg_.mlm_head || param.rfind("cls.", 0) == 0) return param;
+    return "bert." + param;  // BertForMaskedLM holds the encoder as .bert
+  }
+
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
+    at::Tensor x = blocks(batch, capture, capture.last_block(num_layers()));  // [B,T,H]
+    if (capture.wants("pooler_output")) capture("pooler_output", net_->pooler(x));
+  }
+
+  at::Tensor logits(const Batch& batch, const Capture& capture) override {
+    if (!net_->cls) throw ConfigError("bert: this model has no masked-LM head (cls.predictions): it was built as BertModel");
+    const auto& words = *net_->embeddings->word_embeddings;
+    if (words.par.split != Split::None) throw ConfigError("bert: the word embeddings are split over the mesh; MLM logits need them whole");
+    at::Tensor x = blocks(batch, capture, num_layers() - 1);  // [B,T,H]
+    if (capture.wants("pooler_output")) capture("pooler_output", net_->pooler(x));
+    return net_->cls->predictions(x, words.weight);  // [B,T,V]
+  }
+
+ private:
+  // Embeddings, then layers 0..last: the hidden states after layer `last`.
+  at::Tensor blocks(const Batch& batch, const Capture& capture, int64_t last) {
     const int64_t T = batch.input_ids.size(1);
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("bert: sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
                        std::to_string(cfg_.max_position_embeddings));
-    const int64_t last = capture.last_block(num_layers());
     at::Tensor types = batch.token_type_ids.defined() ? batch.token_type_ids : at::zeros_like(batch.input_ids);
     at::Tensor x = net_->embeddings(batch.input_ids, types, compute_dtype());     // [B,T,H]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);   // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = net_->encoder->layer->ptr<BertLayerImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
-    if (capture.wants("pooler_output")) capture("pooler_output", net_->pooler(x));
+    return x;
   }
 
  protected:

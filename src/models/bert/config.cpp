@@ -18,6 +18,8 @@ BertConfig parse_bert_config(const Json& j, const std::string& what) {
   c.hidden_act = require<std::string>(j, "hidden_act", what);
   c.pad_token_id = optional<int64_t>(j, "pad_token_id", 0, what);
   c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
+  c.hidden_dropout_prob = optional<double>(j, "hidden_dropout_prob", 0.1, what);
+  c.attention_probs_dropout_prob = optional<double>(j, "attention_probs_dropout_prob", 0.1, what);
   c.position_embedding_type = optional<std::string>(j, "position_embedding_type", "absolute", what);
 
   if (c.position_embedding_type != "absolute")
@@ -38,6 +40,8 @@ BertConfig parse_bert_config(const Json& j, const std::string& what) {
   check_positive(c.type_vocab_size, "type_vocab_size", what);
   check_positive(c.layer_norm_eps, "layer_norm_eps", what);
   check_initializer_range(c.initializer_range, what);
+  check_probability(c.hidden_dropout_prob, "hidden_dropout_prob", what);
+  check_probability(c.attention_probs_dropout_prob, "attention_probs_dropout_prob", what);
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
     throw ConfigError(what + ": pad_token_id " + std::to_string(c.pad_token_id) + " is outside the vocabulary [0, " +
                       std::to_string(c.vocab_size) + ")");
@@ -47,7 +51,7 @@ BertConfig parse_bert_config(const Json& j, const std::string& what) {
 
 Json bert_config_json(const BertConfig& c) {
   Json j;
-  j["architectures"] = {"BertModel"};
+  j["architectures"] = {c.mlm_head ? "BertForMaskedLM" : "BertModel"};
   j["model_type"] = "bert";
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -57,6 +61,8 @@ Json bert_config_json(const BertConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["type_vocab_size"] = c.type_vocab_size;
   j["layer_norm_eps"] = c.layer_norm_eps;
+  j["hidden_dropout_prob"] = c.hidden_dropout_prob;
+  j["attention_probs_dropout_prob"] = c.attention_probs_dropout_prob;
   j["hidden_act"] = c.hidden_act;
   j["pad_token_id"] = c.pad_token_id;
   j["initializer_range"] = c.initializer_range;

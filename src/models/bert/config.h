@@ -21,10 +21,14 @@ struct BertConfig {
   std::string hidden_act;  // "gelu" (erf) or "gelu_new"/"gelu_pytorch_tanh" (tanh)
   int64_t pad_token_id = 0;
   double initializer_range = 0.02;
+  double hidden_dropout_prob = 0.1, attention_probs_dropout_prob = 0.1;  // training only; HF's defaults
   std::string position_embedding_type = "absolute";  // only "absolute" is supported
   // Not in config.json: whether the model has BertModel's pooler (BertForMaskedLM's encoder has none; the
   // loader sets it from the checkpoint).
   bool pooler = true;
+  // Not in config.json either: whether the model has BertForMaskedLM's head, cls.predictions (fitted from the
+  // checkpoint; a masked-LM objective adds it). Such a model is saved as BertForMaskedLM.
+  bool mlm_head = false;
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 

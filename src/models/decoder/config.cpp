@@ -67,6 +67,7 @@ DecoderConfig parse_decoder_config(const Json& j, const std::string& type, const
   c.max_position_embeddings = require<int64_t>(j, "max_position_embeddings", what);
   c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", gemma, what);  // Gemma2Config: tied by default
   c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
+  c.attention_dropout = optional<double>(j, "attention_dropout", 0.0, what);
   if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim_ = require<int64_t>(j, "head_dim", what);
   else if (type == "qwen3" || gemma) require<int64_t>(j, "head_dim", what);  // HF's defaults are not hidden/heads
   if (type == "qwen2") {
@@ -142,6 +143,7 @@ DecoderConfig parse_decoder_config(const Json& j, const std::string& type, const
   check_positive(c.rope_theta, "rope_theta", what);
   if (c.head_dim_ != 0) check_positive(c.head_dim_, "head_dim", what);
   check_initializer_range(c.initializer_range, what);
+  check_probability(c.attention_dropout, "attention_dropout", what);
   if (c.head_dim_ == 0) check_heads(c.hidden_size, c.num_attention_heads, what);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw ConfigError(what + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
@@ -183,6 +185,7 @@ Json decoder_config_json(const DecoderConfig& c) {
     j["layer_types"] = types;
   }
   j["initializer_range"] = c.initializer_range;
+  j["attention_dropout"] = c.attention_dropout;
   if (c.model_type != "qwen2") j["attention_bias"] = c.qkv_bias;
   if (c.model_type == "llama") j["mlp_bias"] = c.mlp_bias;
   // Spelled out so HF loads exactly what fme runs: full attention, the RoPE fme computes.

@@ -48,7 +48,8 @@ struct DecoderConfig {
   double final_logit_softcapping = 0;  // 0: none (training's logits)
   int64_t sliding_window = 0;          // keys a sliding layer's query sees (itself and the W - 1 before it)
   std::vector<bool> sliding;           // per layer: sliding-window attention
-  double initializer_range = 0.02;  // optional, used by init
+  double initializer_range = 0.02;
+  double attention_dropout = 0;     // training only  // optional, used by init
   int64_t head_dim() const { return head_dim_ > 0 ? head_dim_ : hidden_size / num_attention_heads; }
 };
 

@@ -8,7 +8,7 @@
 // attn_out what is added to the residual (Gemma 2: after post_attention_layernorm), resid_mid the residual
 // between attention and MLP, mlp.hook_post act(gate) * up (the input of down_proj), mlp_out what is added
 // (Gemma 2: after post_feedforward_layernorm), ln_final.hook_normalized the output of model.norm.
-// Left out: the LM head's logits (fme extracts hidden states), KV cache.
+// logits() adds the LM head for training. Left out: KV cache.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = query heads, nkv = key/value heads, hd = head_dim
 // (explicit, or H / nh), I = intermediate (MLP) size, V = vocab.
@@ -23,6 +23,7 @@
 #include "models/activation.h"
 #include "models/layers.h"
 #include "models/model_of.h"
+#include "util/error.h"
 
 namespace fme {
 namespace {
@@ -158,6 +159,9 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
   using ModelOf::ModelOf;
 
   std::string model_type() const override { return cfg_.model_type; }
+  std::vector<std::pair<std::string, double>> dropout_probabilities() const override {
+    return {{"attention_dropout", cfg_.attention_dropout}};
+  }
   std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
     if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "model.embed_tokens.weight"}};
     return {};
@@ -165,10 +169,28 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
 
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
+    at::Tensor x = blocks(batch, capture, capture.last_block(num_layers()));  // [B,T,H]
+    if (capture.wants(kLnFinal)) capture(kLnFinal, net_->body->norm(x));
+  }
+
+  at::Tensor logits(const Batch& batch, const Capture& capture) override {
+    auto& m = *net_->body;
+    at::Tensor h = m.norm(blocks(batch, capture, num_layers() - 1));  // [B,T,H]
+    capture(kLnFinal, h);
+    const LinearImpl* head = net_->lm_head ? net_->lm_head.get() : nullptr;
+    if ((head && head->par.split != Split::None) || (!head && m.embed_tokens->par.split != Split::None))
+      throw ConfigError(cfg_.model_type + ": the LM head is split over the mesh; training logits need it whole");
+    at::Tensor y = head ? net_->lm_head(h) : at::linear(h, in_dtype_of(m.embed_tokens->weight, h));  // [B,T,V]
+    // Gemma 2: cap * tanh(logits / cap) (HF applies it to the logits it returns and trains on).
+    if (cfg_.final_logit_softcapping > 0) y = at::tanh(y / cfg_.final_logit_softcapping) * cfg_.final_logit_softcapping;
+    return y;
+  }
+
+ private:
+  // Embeddings, then blocks 0..last (reporting what `capture` asks): the residual stream after block `last`.
+  at::Tensor blocks(const Batch& batch, const Capture& capture, int64_t last) {
     auto& m = *net_->body;
     const int64_t T = batch.input_ids.size(1);
-    const int64_t last = capture.last_block(num_layers());
-
     at::Tensor x = m.embed_tokens(batch.input_ids, compute_dtype());  // [B,T,H]
     // Gemma: times sqrt(H), the scalar rounded to the compute dtype first (HF's normalizer tensor).
     if (cfg_.gemma_norms) x = x * at::scalar_tensor(std::sqrt(double(cfg_.hidden_size)), x.options());
@@ -177,7 +199,7 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin, BlockCapture{capture, i});  // [B,T,H]
-    if (capture.wants(kLnFinal)) capture(kLnFinal, m.norm(x));
+    return x;
   }
 
  protected:

@@ -19,6 +19,9 @@ Gpt2Config parse_gpt2_config(const Json& j, const std::string& what) {
   c.scale_attn_by_inverse_layer_idx = optional<bool>(j, "scale_attn_by_inverse_layer_idx", false, what);
   c.tie_word_embeddings = optional<bool>(j, "tie_word_embeddings", true, what);
   c.initializer_range = optional<double>(j, "initializer_range", 0.02, what);
+  c.resid_pdrop = optional<double>(j, "resid_pdrop", 0.1, what);
+  c.embd_pdrop = optional<double>(j, "embd_pdrop", 0.1, what);
+  c.attn_pdrop = optional<double>(j, "attn_pdrop", 0.1, what);
   if (!optional<bool>(j, "scale_attn_weights", true, what))
     throw UnsupportedError(what + ": scale_attn_weights=false is not supported (scores are scaled by head_dim^-0.5)");
   if (optional<bool>(j, "add_cross_attention", false, what))
@@ -35,6 +38,9 @@ Gpt2Config parse_gpt2_config(const Json& j, const std::string& what) {
   check_positive(c.max_position_embeddings, "n_positions", what);
   check_positive(c.layer_norm_eps, "layer_norm_epsilon", what);
   check_initializer_range(c.initializer_range, what);
+  check_probability(c.resid_pdrop, "resid_pdrop", what);
+  check_probability(c.embd_pdrop, "embd_pdrop", what);
+  check_probability(c.attn_pdrop, "attn_pdrop", what);
   check_heads(c.hidden_size, c.num_attention_heads, what);
   return c;
 }
@@ -55,6 +61,9 @@ Json gpt2_config_json(const Gpt2Config& c) {
   j["scale_attn_by_inverse_layer_idx"] = c.scale_attn_by_inverse_layer_idx;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["initializer_range"] = c.initializer_range;
+  j["resid_pdrop"] = c.resid_pdrop;
+  j["embd_pdrop"] = c.embd_pdrop;
+  j["attn_pdrop"] = c.attn_pdrop;
   return j;
 }
 

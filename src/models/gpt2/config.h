@@ -23,6 +23,7 @@ struct Gpt2Config {
   bool scale_attn_by_inverse_layer_idx = false;  // scores also divided by layer index + 1
   bool tie_word_embeddings = true;
   double initializer_range = 0.02;
+  double resid_pdrop = 0.1, embd_pdrop = 0.1, attn_pdrop = 0.1;  // training only; HF's defaults
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 

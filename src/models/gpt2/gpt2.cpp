@@ -7,7 +7,7 @@
 // the output of ln_f.
 // Tensor parallelism (builtin:gpt2-tp): c_attn is split colwise by heads within each of its q, k, v parts (a
 // process holds [q_r, k_r, v_r]), attn.c_proj rowwise; the MLP as Megatron's.
-// Left out: the LM head's logits, KV cache, cross-attention.
+// logits() adds the LM head for training. Left out: KV cache, cross-attention.
 //
 // Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
 #include "models/gpt2/gpt2.h"
@@ -126,6 +126,9 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
 
   std::string model_type() const override { return "gpt2"; }
   int64_t max_positions() const override { return cfg_.max_position_embeddings; }
+  std::vector<std::pair<std::string, double>> dropout_probabilities() const override {
+    return {{"resid_pdrop", cfg_.resid_pdrop}, {"embd_pdrop", cfg_.embd_pdrop}, {"attn_pdrop", cfg_.attn_pdrop}};
+  }
   std::vector<std::pair<std::string, std::string>> tied_parameters() const override {
     if (cfg_.tie_word_embeddings) return {{"lm_head.weight", "transformer.wte.weight"}};
     return {};
@@ -133,17 +136,33 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
 
   void forward(const Batch& batch, const Capture& capture) override {
     c10::InferenceMode guard;
+    at::Tensor x = blocks(batch, capture, capture.last_block(num_layers()));  // [B,T,H]
+    if (capture.wants(kLnFinal)) capture(kLnFinal, net_->body->ln_f(x));
+  }
+
+  at::Tensor logits(const Batch& batch, const Capture& capture) override {
+    auto& m = *net_->body;
+    at::Tensor h = m.ln_f(blocks(batch, capture, num_layers() - 1));  // [B,T,H]
+    capture(kLnFinal, h);
+    const LinearImpl* head = net_->lm_head ? net_->lm_head.get() : nullptr;
+    if ((head && head->par.split != Split::None) || (!head && m.wte->par.split != Split::None))
+      throw ConfigError("gpt2: the LM head is split over the mesh; training logits need it whole");
+    return head ? net_->lm_head(h) : at::linear(h, in_dtype_of(m.wte->weight, h));  // [B,T,V]
+  }
+
+ private:
+  // Token and position embeddings, then blocks 0..last: the residual stream after block `last`.
+  at::Tensor blocks(const Batch& batch, const Capture& capture, int64_t last) {
     auto& m = *net_->body;
     const int64_t T = batch.input_ids.size(1);
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
                        std::to_string(cfg_.max_position_embeddings));
-    const int64_t last = capture.last_block(num_layers());
     at::Tensor pos = at::arange(T, batch.input_ids.options().dtype(at::kLong)).unsqueeze(0);  // [1,T]
     at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
     for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
-    if (capture.wants(kLnFinal)) capture(kLnFinal, m.ln_f(x));
+    return x;
   }
 
  protected:

@@ -26,6 +26,16 @@ struct SingleProcess : Collective {
 };
 }  // namespace
 
+namespace {
+// The module's class as HF names it: "fme::(anonymous namespace)::BertLMPredictionHeadImpl" -> "BertLMPredictionHead".
+std::string class_name(const torch::nn::Module& m) {
+  std::string n = m.name();
+  if (const auto colon = n.rfind("::"); colon != std::string::npos) n = n.substr(colon + 2);
+  if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
+  return n;
+}
+}  // namespace
+
 std::vector<plans::ModuleDesc> describe_modules(Model& model) {
   std::vector<plans::ModuleDesc> out;
   for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
@@ -36,6 +46,7 @@ std::vector<plans::ModuleDesc> describe_modules(Model& model) {
     else if (m.as<EmbeddingImpl>()) type = "Embedding";
     else if (m.as<LayerNormImpl>()) type = "LayerNorm";
     else if (m.as<RMSNormImpl>()) type = "RMSNorm";
+    else if (!m.named_parameters(/*recurse=*/false).is_empty()) type = class_name(m);  // holds its own (BERT's cls.predictions.bias)
     else continue;  // containers
     plans::ModuleDesc d{item.key(), type, {}, 1};
     if (auto* lin = m.as<LinearImpl>()) d.fused_parts = lin->parts;

@@ -90,8 +90,13 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
 
   // build: the architecture as a shape-only (meta) model: module paths, types and global shapes, no memory.
   auto t0 = Clock::now();
-  const ModelConfig config = o.model_dir.empty() ? find_preset(o.model_preset).config
-                                                 : load_model_config(o.model_dir, Checkpoint::open(o.model_dir));
+  ModelConfig config = o.model_dir.empty() ? find_preset(o.model_preset).config
+                                           : load_model_config(o.model_dir, Checkpoint::open(o.model_dir));
+  std::string added_head;  // path prefix of head parameters the checkpoint (or preset) lacks
+  if (o.lm_head) {
+    const Architecture& arch = architecture_for(config);
+    if (arch.add_lm_head) added_head = arch.add_lm_head(config);
+  }
   const at::ScalarType dtype = parse_scalar_type(o.dtype, "--dtype");
   std::vector<plans::ModuleDesc> modules;
   {
@@ -157,8 +162,13 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
   if (o.model_dir.empty()) {
     init_weights(*out.model, o.seed, /*fresh_memory=*/true, o.threads);
   } else {
-    load_checkpoint(*out.model, Checkpoint::open(o.model_dir), lora_params);
+    std::set<std::string> not_stored = lora_params;
+    if (!added_head.empty())
+      for (const auto& [name, p] : out.model->named_parameters())
+        if (name.compare(0, added_head.size(), added_head) == 0) not_stored.insert(name);
+    load_checkpoint(*out.model, Checkpoint::open(o.model_dir), not_stored);
     if (!lora_params.empty()) init_lora(*out.model, o.seed);
+    if (!added_head.empty()) init_weights(*out.model, o.seed, /*fresh_memory=*/false, o.threads, added_head);
   }
   // Trainability comes from the table (register_parameter resets requires_grad).
   std::vector<OptParam> params;

@@ -34,6 +34,9 @@ struct PrepareOptions {
   OptimizerConfig optim;             // hyper-parameters (name is taken from `optimizer`)
   PageSize pages = PageSize::kProbe;  // the parameter arena's pages: measured (kProbe), 4 KiB or huge
   int threads = 0;                   // for init's fills (0: at::get_num_threads())
+  // Training: the model gets the LM head its objective needs, added and initialised where a checkpoint
+  // lacks it (a BertModel checkpoint becomes BertForMaskedLM with HF's initialisation of cls.*).
+  bool lm_head = false;
 };
 
 struct PrepareTimings {  // milliseconds
