@@ -18,6 +18,7 @@ void add_inspect(CLI::App& app);
 void add_extract(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_prepare(CLI::App& app);
+void add_train(CLI::App& app);
 
 // The distributed runtime when launched as several processes (or given a mesh); null for one process.
 std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s);

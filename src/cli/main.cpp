@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   fme::cli::add_forward(app);
   fme::cli::add_extract(app);
   fme::cli::add_prepare(app);
+  fme::cli::add_train(app);
   fme::cli::add_bench(app);
 
   auto fail = [&](const std::string& msg) {

@@ -96,20 +96,20 @@ std::string format_progress_line(const std::string& label, const ProgressStats& 
   std::string rate = tok_rate_text(s, elapsed_s);
   if (!terminal) {
     // Log form: stable "key value" fields separated by ", " so logs stay greppable.
-    std::string line = label + ": " + (final ? "done, " : "") + samples_text(s) + " samples";
+    std::string line = label + ": " + (final ? "done, " : "") + samples_text(s) + " " + s.unit;
     if (s.total_samples > 0) line += printf_string(" (%.1f%%)", 100.0 * fraction(s));
     line += ", " + std::to_string(s.tokens) + " tokens (" + rate + " tok/s)";
-    line += ", " + std::to_string(s.shards) + " shards, " + format_bytes(s.bytes);
+    line += ", " + (s.detail.empty() ? std::to_string(s.shards) + " shards, " + format_bytes(s.bytes) : s.detail);
     line += ", elapsed " + format_duration(elapsed_s);
     if (!eta.empty()) line += ", ETA " + eta;
     return line;
   }
   // Terminal form: the text fields first; the bar gets whatever width is left, and is dropped (then the
   // line truncated) on narrow terminals rather than wrapping, which would break the "\r" redraw.
-  std::string fields = samples_text(s) + " samples  " + rate + " tok/s";
+  std::string fields = samples_text(s) + " " + s.unit + "  " + rate + " tok/s";
   if (!eta.empty()) fields += "  ETA " + eta;
   if (final) fields += "  in " + format_duration(elapsed_s);
-  fields += "  " + std::to_string(s.shards) + " shards  " + format_bytes(s.bytes);
+  fields += "  " + (s.detail.empty() ? std::to_string(s.shards) + " shards  " + format_bytes(s.bytes) : s.detail);
   std::string line = label + " ";
   const int usable = width - 1;  // never write the last column: some terminals wrap there
   if (s.total_samples >= 0) {

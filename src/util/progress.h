@@ -18,6 +18,8 @@ struct ProgressStats {
   int64_t tokens = 0;
   int64_t shards = 0;
   int64_t bytes = 0;
+  std::string unit = "samples";  // what `samples` counts ("steps" for training)
+  std::string detail;            // when set, shown in place of shards and bytes (training: "loss 5.713")
 };
 
 // Where and how progress is written. Injectable so tests can capture output and drive time by hand.

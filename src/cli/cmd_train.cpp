@@ -1,0 +1,64 @@
+// fme train (--model DIR | --model-preset NAME) --inputs FILE.safetensors --out RUN_DIR [--objective ...]
+//           [--micro-batch B] [--grad-accum N] [--steps N] [--optimizer adamw|adam|sgd] [--lr X] [--betas A,B]
+//           [--eps X] [--weight-decay X] [--clip-norm X] [--warmup N] [--precision auto|fp32|bf16-mixed]
+//           [--dropout auto|0] [--seed S] [--plan ...] [--dump-grads FILE] [--quiet]
+// Trains on the module prepare builds; prints the summary as one JSON line.
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "dist/launch_env.h"
+#include "pipelines/train/train.h"
+#include "util/error.h"
+
+namespace fme::cli {
+
+void add_train(CLI::App& app) {
+  struct Opts {
+    TrainOptions t;
+    std::string betas, dataset, mesh;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model on what prepare builds: masked-LM or next-token loss, AdamW, mixed precision");
+  cmd->add_option("--model", o->t.model_dir, "an HF checkpoint directory");
+  cmd->add_option("--model-preset", o->t.model_preset, "or a preset (fme init --list), initialised from --seed");
+  cmd->add_option("--inputs", o->t.inputs, "one fixed batch (input_ids, attention_mask, [token_type_ids], labels; -100 = ignored), used at every step");
+  cmd->add_option("--dataset", o->dataset, "streamed JSONL training data (not implemented yet: use --inputs)");
+  cmd->add_option("--out", o->t.out, "run directory (new or empty): metrics.jsonl and final/ (an HF model directory)")->required();
+  cmd->add_option("--objective", o->t.objective, "auto (masked LM for BERT, next token otherwise) | causal | mlm");
+  cmd->add_option("--micro-batch", o->t.micro_batch, "rows per micro-batch (default: the batch / --grad-accum)");
+  cmd->add_option("--grad-accum", o->t.grad_accum, "micro-batches per step, losses weighted by counted tokens");
+  cmd->add_option("--steps", o->t.steps, "optimizer steps");
+  cmd->add_option("--optimizer", o->t.optimizer, "adamw | adam | sgd");
+  cmd->add_option("--lr", o->t.optim.lr, "learning rate (constant, or the peak after --warmup)");
+  cmd->add_option("--betas", o->betas, "Adam betas, e.g. 0.9,0.999");
+  cmd->add_option("--eps", o->t.optim.eps, "Adam eps");
+  cmd->add_option("--weight-decay", o->t.optim.weight_decay, "weight decay (default: torch's for the optimizer: AdamW 0.01)");
+  cmd->add_option("--momentum", o->t.optim.momentum, "SGD momentum");
+  cmd->add_option("--clip-norm", o->t.optim.clip_norm, "clip gradients by their global norm (default: no clipping)");
+  cmd->add_option("--warmup", o->t.warmup, "linear warmup steps, then cosine decay to 0 at --steps (default: constant lr)");
+  cmd->add_option("--precision", o->t.precision, "auto (bf16-mixed only where the hardware computes bf16 fast) | fp32 | bf16-mixed");
+  cmd->add_option("--dropout", o->t.dropout, "auto (the config's) | 0");
+  cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation and of an added head");
+  cmd->add_option("--plan", o->t.plans, "prepare's plans: LoRA, freeze, cast (repeatable)");
+  cmd->add_option("--mesh", o->mesh, "process mesh (not implemented for training yet: one process)");
+  cmd->add_option("--dump-grads", o->t.dump_grads, "write the first step's gradients as grad.{HF name} to this safetensors file");
+  cmd->add_flag("--quiet", o->t.quiet, "no progress output");
+  add_threads_option(cmd, &o->t.threads);
+  cmd->callback([o] {
+    if (!o->dataset.empty())
+      throw UnsupportedError("fme train --dataset: streamed dataset training is not implemented yet; give one fixed batch with --inputs");
+    if (!o->mesh.empty() || dist::launch_env_from_environment().is_distributed())
+      throw UnsupportedError("fme train: data- and tensor-parallel training is not implemented yet; run one process without --mesh");
+    if (!o->betas.empty()) {
+      std::stringstream ss(o->betas);
+      char comma = 0;
+      if (!(ss >> o->t.optim.beta1 >> comma >> o->t.optim.beta2) || comma != ',' || !ss.eof())
+        throw ConfigError("--betas '" + o->betas + "': expected two numbers, e.g. 0.9,0.999");
+    }
+    apply_threads(o->t.threads);
+    std::cout << run_train(o->t).to_json().dump() << std::endl;
+  });
+}
+
+}  // namespace fme::cli

@@ -1,0 +1,208 @@
+#include "pipelines/train/train.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "models/architecture.h"
+#include "models/compute_dtype.h"
+#include "models/presets.h"
+#include "models/tensor_io.h"
+#include "pipelines/model_dir.h"
+#include "pipelines/prepare/prepare.h"
+#include "pipelines/train/fixed_batch.h"
+#include "pipelines/train/loss.h"
+#include "util/cpu_features.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Tokenizer and generation files an HF model directory may carry (and the license they come under): copied
+// into final/ so it loads as the source did.
+const char* const kModelSideFiles[] = {"tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                                       "vocab.json",      "merges.txt",            "tokenizer.model",         "added_tokens.json",
+                                       "generation_config.json", "LICENSE"};
+
+void require_empty_out(const std::string& out) {
+  if (out.empty()) throw ConfigError("fme train: --out RUN_DIR is required");
+  std::error_code ec;
+  if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec)))
+    throw ConfigError(out + ": exists and is not empty; give a new --out (resuming a run is not implemented yet)");
+  fs::create_directories(out, ec);
+  if (ec) throw IoError(out + ": cannot create directory: " + ec.message());
+}
+
+// The step's micro-batches: `accum` slices of `rows` rows each.
+std::pair<int64_t, int64_t> micro_batches(const TrainOptions& o, int64_t batch_rows, const std::string& path) {
+  int64_t micro = o.micro_batch, accum = o.grad_accum;
+  if (micro < 0 || accum < 0) throw ConfigError("--micro-batch and --grad-accum must be positive");
+  if (micro == 0 && accum == 0) accum = 1;
+  if (micro == 0) micro = batch_rows / accum;
+  if (accum == 0) accum = batch_rows / std::max<int64_t>(micro, 1);
+  if (micro <= 0 || micro * accum != batch_rows)
+    throw ConfigError("--micro-batch " + std::to_string(micro) + " x --grad-accum " + std::to_string(accum) +
+                      " does not split the " + std::to_string(batch_rows) + " rows of " + path + " (their product must equal the rows)");
+  return {micro, accum};
+}
+
+// Refuses a dropout the config asks for: this build trains without it and must not do so silently.
+void check_dropout(const TrainOptions& o, const Model& model) {
+  if (o.dropout == "0") return;
+  if (o.dropout != "auto") throw ConfigError("--dropout '" + o.dropout + "': expected auto or 0");
+  for (const auto& [key, p] : model.dropout_probabilities())
+    if (p > 0)
+      throw UnsupportedError("fme train: the model's config asks for dropout (" + key + " = " + std::to_string(p) +
+                             "), which this build does not implement yet; pass --dropout 0 to train without it");
+}
+
+}  // namespace
+
+Json TrainSummary::to_json() const {
+  return Json{{"steps", steps},         {"tokens", tokens},       {"first_loss", first_loss},
+              {"last_loss", last_loss}, {"seconds", seconds},     {"objective", objective},
+              {"precision", precision}, {"out", out}};
+}
+
+TrainSummary run_train(const TrainOptions& o) {
+  const double t_start = now();
+  if (o.inputs.empty()) throw ConfigError("fme train: give --inputs FILE.safetensors (streamed --dataset training is not implemented yet)");
+  if (o.steps < 1) throw ConfigError("--steps must be at least 1");
+  if (o.warmup < 0 || (o.warmup > 0 && o.warmup >= o.steps))
+    throw ConfigError("--warmup " + std::to_string(o.warmup) + ": must be below --steps " + std::to_string(o.steps));
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16-mixed")
+    throw ConfigError("--precision '" + o.precision + "': expected auto, fp32 or bf16-mixed");
+  if (o.model_dir.empty() == o.model_preset.empty()) throw ConfigError("fme train: give one of --model or --model-preset");
+  if (!o.inputs.empty() && !fs::exists(o.inputs)) throw IoError(o.inputs + ": no such file (--inputs)");
+  require_empty_out(o.out);
+
+  // The module, plans and optimizer, as prepare builds them, with the head the objective trains.
+  PrepareOptions p;
+  p.model_dir = o.model_dir;
+  p.model_preset = o.model_preset;
+  p.plans = o.plans;
+  p.seed = o.seed;
+  p.optimizer = o.optimizer;
+  p.optim = o.optim;
+  if (o.warmup > 0) {
+    p.optim.schedule.kind = "warmup_cosine";
+    p.optim.schedule.init_value = 0;
+    p.optim.schedule.warmup_steps = o.warmup;
+    p.optim.schedule.decay_steps = o.steps;
+    p.optim.schedule.end_value = 0;
+  }
+  p.threads = o.threads;
+  p.lm_head = true;
+  Prepared prep = make_module_opt(p, nullptr);
+  Model& model = *prep.model;
+  if (!prep.optimizer) throw ConfigError("fme train: --optimizer none leaves nothing to train");
+
+  const Objective objective =
+      parse_objective(o.objective == "auto" ? architecture_for(model.config()).training_objective : o.objective);
+  check_dropout(o, model);
+  const DtypeChoice precision =
+      choose_compute_dtype(o.precision == "bf16-mixed" ? "bf16" : o.precision, cpu_features(), c10::kCPU, {}, "--precision");
+  if (!precision.warning.empty() && !o.quiet) std::cerr << "fme train: warning: " << precision.warning << "\n";
+  model.set_compute_dtype(precision.dtype);  // parameters stay fp32 (master weights); activations in this dtype
+  const std::string precision_name = precision.dtype == at::kFloat ? "fp32" : "bf16-mixed";
+
+  const LabeledBatch batch = read_fixed_batch(o.inputs, model);
+  const auto [micro, accum] = micro_batches(o, batch.rows(), o.inputs);
+  // Counted positions of the whole step: every micro-batch's loss is its sum over this, so the step's loss
+  // is the mean over all of them however the batch is cut.
+  const int64_t step_tokens = [&] {
+    const at::Tensor l = objective == Objective::Causal ? batch.labels.narrow(1, 1, batch.labels.size(1) - 1) : batch.labels;
+    return l.ne(-100).sum().item<int64_t>();
+  }();
+  if (step_tokens == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
+
+  std::vector<std::pair<std::string, at::Tensor>> params;  // in the optimizer's order (make_module_opt's)
+  for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
+
+  std::ofstream metrics(fs::path(o.out) / "metrics.jsonl", std::ios::app);
+  if (!metrics) throw IoError(o.out + "/metrics.jsonl: cannot open for writing");
+  Progress progress("train", o.quiet);
+  TrainSummary sum;
+  sum.objective = objective_name(objective);
+  sum.precision = precision_name;
+  sum.out = o.out;
+  const double t_loop = now();
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const double t0 = now();
+    const double lr = prep.optimizer->current_lr();
+    for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
+    double loss_sum = 0;
+    for (int64_t m = 0; m < accum; ++m) {
+      const LabeledBatch mb = batch.slice(m * micro, micro);
+      const at::Tensor logits = model.logits(mb.batch);  // [b,T,V]
+      const LossSum ls = cross_entropy_sum(logits, mb.labels, objective);
+      loss_sum += ls.sum.item<double>();
+      (ls.sum / static_cast<double>(step_tokens)).backward();
+    }
+    const double t1 = now();
+    std::vector<at::Tensor> grads;
+    double sq = 0;
+    for (auto& [name, t] : params) {
+      grads.push_back(t.grad());
+      if (t.grad().defined()) sq += t.grad().to(at::kDouble).pow(2).sum().item<double>();
+    }
+    if (step == 0 && !o.dump_grads.empty()) {
+      std::vector<std::pair<std::string, at::Tensor>> named;
+      for (auto& [name, t] : params)
+        if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), t.grad());
+      write_safetensors(o.dump_grads, named, {{"format", "pt"}});
+    }
+    {
+      at::NoGradGuard no_grad;
+      prep.optimizer->step(grads);
+    }
+    const double t2 = now();
+    const double loss = loss_sum / static_cast<double>(step_tokens);
+    if (!std::isfinite(loss)) throw Error("fme train: step " + std::to_string(step + 1) + ": the loss is " + std::to_string(loss));
+    if (step == 0) sum.first_loss = loss;
+    sum.last_loss = loss;
+    sum.steps = step + 1;
+    sum.tokens += step_tokens;
+    Json line{{"step", step + 1},
+              {"loss", loss},
+              {"lr", lr},
+              {"grad_norm", std::sqrt(sq)},
+              {"tokens", sum.tokens},
+              {"tokens_per_s", static_cast<double>(step_tokens) / (t2 - t0)},
+              {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", 0.0}}}};
+    metrics << line.dump() << "\n" << std::flush;
+    ProgressStats ps;
+    ps.samples = step + 1;
+    ps.total_samples = o.steps;
+    ps.tokens = sum.tokens;
+    ps.unit = "steps";
+    char detail[64];
+    std::snprintf(detail, sizeof detail, "loss %.4f", loss);
+    ps.detail = detail;
+    if (step + 1 < o.steps) progress.update(ps);
+    else progress.finish(ps);
+  }
+  (void)t_loop;
+
+  // final/: written beside, then renamed into place, so a final/ directory is always complete.
+  const fs::path final_dir = fs::path(o.out) / "final", tmp_dir = fs::path(o.out) / "final.tmp";
+  fs::remove_all(tmp_dir);
+  write_model_dir(model, tmp_dir.string(), at::kFloat, o.model_dir.empty() ? find_preset(o.model_preset).tokenizer : "");
+  if (!o.model_dir.empty())
+    for (const char* f : kModelSideFiles)
+      if (fs::exists(fs::path(o.model_dir) / f)) fs::copy_file(fs::path(o.model_dir) / f, tmp_dir / f);
+  fs::rename(tmp_dir, final_dir);
+  sum.seconds = now() - t_start;
+  return sum;
+}
+
+}  // namespace fme

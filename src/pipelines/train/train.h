@@ -1,0 +1,52 @@
+// `fme train`: the training step and loop on the module, plans and optimizer that prepare builds
+// (make_module_opt). One step: the micro-batches' forward (Model::logits, autograd), each loss weighted by
+// its share of the step's counted tokens so that N micro-batches equal one batch N times larger, backward,
+// then the optimizer (clip and schedule included). Mixed precision: fp32 parameters and optimizer state,
+// activations in the compute dtype (bf16 only where the hardware computes it fast, as extract's `auto`).
+// Per step one line of RUN_DIR/metrics.jsonl; at the end RUN_DIR/final/ is an HF model directory.
+//
+// What this build covers: one fixed batch (--inputs) used at every step, one process. Streaming datasets,
+// packing, MLM masking, evaluation, data/tensor parallelism, checkpoints and resume, and dropout are not
+// implemented yet and are refused by name rather than ignored.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "optim/factory.h"
+#include "util/json.h"
+
+namespace fme {
+
+struct TrainOptions {
+  std::string model_dir, model_preset;  // one of them
+  std::string inputs;                   // a fixed batch (fixed_batch.h), used at every step
+  std::string out;                      // RUN_DIR: must not exist or be empty
+  std::string objective = "auto";       // auto (the family's: mlm for BERT, causal otherwise) | causal | mlm
+  int64_t micro_batch = 0;              // rows per micro-batch; 0: batch rows / grad_accum
+  int64_t grad_accum = 0;               // micro-batches per step; 0: from micro_batch (default 1)
+  int64_t steps = 1;
+  std::string optimizer = "adamw";
+  OptimizerConfig optim;                // lr, betas, eps, weight decay, clip; the schedule from `warmup`
+  int64_t warmup = 0;                   // > 0: linear warmup to lr over `warmup` steps, then cosine decay to 0
+  std::string precision = "auto";       // auto | fp32 | bf16-mixed
+  std::string dropout = "auto";         // auto (the config's probabilities) | 0
+  uint64_t seed = 0;                    // initialisation of a preset or an added head
+  std::vector<std::string> plans;       // prepare's plans (LoRA, freeze, cast)
+  std::string dump_grads;               // FILE.safetensors: the first step's gradients as grad.{HF name}
+  bool quiet = false;
+  int threads = 0;
+};
+
+struct TrainSummary {
+  int64_t steps = 0, tokens = 0;  // tokens: counted (labelled) positions over all steps
+  double first_loss = 0, last_loss = 0;
+  double seconds = 0;
+  std::string objective, precision, out;
+  Json to_json() const;
+};
+
+// Throws ConfigError / ShapeError / IoError with messages naming the option, file or field.
+TrainSummary run_train(const TrainOptions& options);
+
+}  // namespace fme

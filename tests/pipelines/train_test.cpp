@@ -1,0 +1,267 @@
+// `fme train` against Hugging Face transformers' own training step: ../shared/data/models/*/train.safetensors
+// hold HF's logits, loss, every gradient and the weights after one torch.optim.AdamW step (lr 1e-2, betas
+// 0.9/0.999, eps 1e-8, weight decay 0.01) on the golden inputs, with dropout 0, for all six tiny models
+// (bert-tiny as BertForMaskedLM, its head in train_model.safetensors). Plus gradient accumulation, and the
+// errors a user meets first.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "models/loader.h"
+#include "models/tensor_io.h"
+#include "pipelines/train/fixed_batch.h"
+#include "pipelines/train/loss.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+const std::string kFme = std::string(FME_BINARY_DIR) + "/bin/fme";
+std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
+
+struct Out {
+  int code;
+  std::string out, err;
+};
+
+class Train : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fme-train-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& n) const { return (dir_ / n).string(); }
+
+  Out fme(const std::string& args) {
+    const std::string cmd = "timeout 300 " + kFme + " " + args + " --threads 1 >" + path("stdout") + " 2>" + path("stderr");
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(path("stdout")), read_file(path("stderr"))};
+  }
+
+  // The model HF trained: the tiny model itself, or for BERT a BertForMaskedLM directory holding
+  // train_model.safetensors' tensors plus the word embeddings it leaves out (model.safetensors').
+  std::string trained_model(const std::string& name) {
+    const std::string dir = shared("models/" + name);
+    if (name != "bert-tiny") return dir;
+    const std::string out = path("bert-mlm");
+    fs::create_directories(out);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto& [n, t] : read_safetensors(dir + "/train_model.safetensors")) tensors.emplace_back(n, t);
+    tensors.emplace_back("bert.embeddings.word_embeddings.weight",
+                         read_safetensors(dir + "/model.safetensors").at("embeddings.word_embeddings.weight"));
+    write_safetensors(out + "/model.safetensors", tensors);
+    Json config = Json::parse(read_file(dir + "/config.json"));
+    config["architectures"] = {"BertForMaskedLM"};
+    write_file_atomic(out + "/config.json", config.dump(2));
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+// The golden's optimizer settings, fp32, no dropout, one step.
+const std::string kGoldenStep =
+    " --steps 1 --optimizer adamw --lr 1e-2 --betas 0.9,0.999 --eps 1e-8 --weight-decay 0.01 --precision fp32 --dropout 0 --quiet";
+
+// Rows of a tensor with a vocabulary dimension that the golden keeps (BERT: vocab_rows), else the tensor.
+at::Tensor golden_rows(const at::Tensor& t, const std::map<std::string, at::Tensor>& golden, int64_t vocab) {
+  auto it = golden.find("vocab_rows");
+  if (it == golden.end() || t.dim() == 0 || t.size(0) != vocab) return t;
+  return t.index_select(0, it->second);
+}
+
+class TrainParity : public Train, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(TrainParity, LogitsLossGradientsAndOneAdamWStepMatchHF) {
+  const std::string name = GetParam();
+  const auto golden = read_safetensors(shared("models/" + name + "/train.safetensors"));
+  const std::string model_dir = trained_model(name);
+  const std::string inputs = shared("models/" + name + "/train.safetensors");
+
+  // Logits and loss, through the library: the training forward with autograd, then HF's loss.
+  auto model = load_model(model_dir, at::kFloat);
+  const LabeledBatch batch = read_fixed_batch(inputs, *model);
+  const Objective objective = name == "bert-tiny" ? Objective::MaskedLM : Objective::Causal;
+  {
+    const at::Tensor logits = model->logits(batch.batch);  // [B,T,V]
+    at::Tensor ref = golden.at("logits");
+    at::Tensor mine = golden.count("vocab_rows") ? logits.index_select(2, golden.at("vocab_rows")) : logits;
+    const at::Tensor real = batch.batch.attention_mask.to(at::kBool);  // padded positions are not meaningful
+    const double err = (mine - ref).abs().masked_select(real.unsqueeze(-1)).max().item<double>();
+    EXPECT_LE(err, 1e-5) << name << " logits";
+    const LossSum ls = cross_entropy_sum(logits, batch.labels, objective);
+    const double loss = ls.sum.item<double>() / static_cast<double>(ls.tokens);
+    EXPECT_NEAR(loss, golden.at("loss").item<double>(), 1e-5) << name << " loss";
+  }
+
+  // Gradients and the step, through the CLI as a user runs it.
+  const Out r = fme("train --model " + model_dir + " --inputs " + inputs + " --out " + path("run") + " --dump-grads " +
+                    path("grads.safetensors") + kGoldenStep);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto grads = read_safetensors(path("grads.safetensors"));
+  const auto after = read_safetensors(path("run/final/model.safetensors"));
+  int64_t n_grads = 0, n_after = 0;
+  const int64_t V = model->vocab_size();
+  for (const auto& [key, ref] : golden) {
+    if (key.rfind("grad.", 0) == 0) {
+      ASSERT_TRUE(grads.count(key)) << name << ": fme wrote no " << key;
+      const double err = (golden_rows(grads.at(key), golden, V) - ref).abs().max().item<double>();
+      EXPECT_LE(err, 1e-5) << name << " " << key;
+      ++n_grads;
+    } else if (key.rfind("after_step.", 0) == 0) {
+      const std::string param = key.substr(11);
+      ASSERT_TRUE(after.count(param)) << name << ": final/model.safetensors has no " << param;
+      // Where |grad| < 1e-6 AdamW's first step is sign(rounding noise) * lr: compared only elsewhere.
+      const at::Tensor g = golden.at("grad." + param).abs().ge(1e-6);
+      const at::Tensor diff = (golden_rows(after.at(param), golden, V) - ref).abs();
+      const double err = diff.masked_select(g).numel() ? diff.masked_select(g).max().item<double>() : 0.0;
+      EXPECT_LE(err, 1e-5) << name << " " << key;
+      ++n_after;
+    }
+  }
+  EXPECT_GT(n_grads, 10);
+  EXPECT_EQ(n_grads, n_after);
+  // Every gradient fme computed is one HF has (nothing extra, no parameter missed).
+  int64_t fme_grads = 0;
+  for (const auto& [key, t] : grads) fme_grads += key.rfind("grad.", 0) == 0;
+  EXPECT_EQ(fme_grads, n_grads);
+
+  // metrics.jsonl: one line for the step, its loss HF's.
+  std::ifstream metrics(path("run/metrics.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(metrics, line));
+  const Json m = Json::parse(line);
+  EXPECT_EQ(m.at("step").get<int64_t>(), 1);
+  EXPECT_NEAR(m.at("loss").get<double>(), golden.at("loss").item<double>(), 1e-5);
+  EXPECT_FALSE(std::getline(metrics, line));
+  // final/ is an HF model directory fme loads again.
+  EXPECT_NO_THROW(load_model(path("run/final"), at::kFloat));
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TrainParity,
+                         ::testing::Values("qwen2-tiny", "bert-tiny", "llama-tiny", "qwen3-tiny", "gemma2-tiny", "gpt2-tiny"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           return n.substr(0, n.find('-'));
+                         });
+
+// Micro-batches weighted by their counted tokens give the whole batch's loss and gradients. Compared over
+// 3 SGD steps, where the weights follow the gradients linearly (AdamW's first steps turn the rounding noise
+// of near-zero gradients into full-size updates, as the goldens' READMEs note).
+TEST_F(Train, GradientAccumulationEqualsTheWholeBatch) {
+  for (const char* name : {"qwen2-tiny", "bert-tiny"}) {
+    SCOPED_TRACE(name);
+    const std::string model = shared(std::string("models/") + name), inputs = model + "/train.safetensors";
+    const std::string common = " --steps 3 --optimizer sgd --lr 0.1 --precision fp32 --dropout 0 --quiet --model " + model +
+                               " --inputs " + inputs;
+    const std::string whole = path(std::string(name) + "-whole"), accum = path(std::string(name) + "-accum");
+    ASSERT_EQ(fme("train --out " + whole + common + " --dump-grads " + whole + ".grads").code, 0);
+    ASSERT_EQ(fme("train --out " + accum + common + " --grad-accum 2 --dump-grads " + accum + ".grads").code, 0);
+    const auto a = read_safetensors(whole + "/final/model.safetensors");
+    const auto b = read_safetensors(accum + "/final/model.safetensors");
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, t] : a) EXPECT_LE((t - b.at(k)).abs().max().item<double>(), 1e-6) << k;
+    const auto g1 = read_safetensors(whole + ".grads"), g2 = read_safetensors(accum + ".grads");
+    ASSERT_EQ(g1.size(), g2.size());
+    for (const auto& [k, t] : g1) EXPECT_LE((t - g2.at(k)).abs().max().item<double>(), 1e-6) << k;
+    std::ifstream ma(whole + "/metrics.jsonl"), mb(accum + "/metrics.jsonl");
+    std::string la, lb;
+    int steps = 0;
+    while (std::getline(ma, la) && std::getline(mb, lb)) {
+      EXPECT_NEAR(Json::parse(la).at("loss").get<double>(), Json::parse(lb).at("loss").get<double>(), 1e-6);
+      ++steps;
+    }
+    EXPECT_EQ(steps, 3);
+  }
+}
+
+TEST_F(Train, LossFallsOnAFixedBatchAndEveryStepIsLogged) {
+  const Out r = fme("train --model " + shared("models/llama-tiny") + " --inputs " + shared("models/llama-tiny/train.safetensors") +
+                    " --out " + path("run") + " --steps 5 --lr 1e-2 --warmup 2 --clip-norm 1.0 --dropout 0 --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json summary = Json::parse(r.out);
+  EXPECT_EQ(summary.at("steps").get<int64_t>(), 5);
+  EXPECT_LT(summary.at("last_loss").get<double>(), summary.at("first_loss").get<double>());
+  std::ifstream metrics(path("run/metrics.jsonl"));
+  std::string line;
+  int64_t n = 0;
+  double first_lr = -1;
+  while (std::getline(metrics, line)) {
+    const Json m = Json::parse(line);
+    EXPECT_EQ(m.at("step").get<int64_t>(), ++n);
+    for (const char* k : {"loss", "lr", "grad_norm", "tokens", "tokens_per_s", "seconds"}) EXPECT_TRUE(m.contains(k)) << k;
+    if (n == 1) first_lr = m.at("lr").get<double>();
+  }
+  EXPECT_EQ(n, 5);
+  EXPECT_EQ(first_lr, 0.0);  // warmup starts from 0
+}
+
+TEST_F(Train, ABertModelCheckpointGainsAnInitialisedMaskedLMHead) {
+  // A BertModel directory (pooler, no cls.*, a tokenizer) as fme init writes it: training MLM adds the head.
+  ASSERT_EQ(fme("init --preset bert-tiny --out " + path("bert")).code, 0);
+  const Out r = fme("train --model " + path("bert") + " --inputs " + shared("models/bert-tiny/train.safetensors") +
+                    " --out " + path("run") + " --steps 2 --dropout 0 --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto saved = read_safetensors(path("run/final/model.safetensors"));
+  EXPECT_EQ(saved.count("cls.predictions.transform.dense.weight"), 1u);
+  EXPECT_EQ(saved.count("bert.embeddings.word_embeddings.weight"), 1u);
+  const Json config = Json::parse(read_file(path("run/final/config.json")));
+  EXPECT_EQ(config.at("architectures")[0].get<std::string>(), "BertForMaskedLM");
+  // The source's tokenizer files travel with the model.
+  for (const auto& e : fs::directory_iterator(path("bert")))
+    if (e.path().filename() != "model.safetensors" && e.path().filename() != "config.json")
+      EXPECT_TRUE(fs::exists(path("run/final") / e.path().filename())) << e.path().filename();
+  auto model = load_model(path("run/final"), at::kFloat);
+  EXPECT_NO_THROW(model->logits(read_fixed_batch(shared("models/bert-tiny/train.safetensors"), *model).batch));
+}
+
+TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
+  const std::string model = " --model " + shared("models/qwen2-tiny");
+  const std::string inputs = shared("models/qwen2-tiny/train.safetensors");
+  auto golden = read_safetensors(inputs);
+
+  // labels of the wrong shape
+  write_safetensors(path("bad_labels.safetensors"), {{"input_ids", golden.at("input_ids")},
+                                                     {"labels", golden.at("labels").narrow(1, 0, 5)}});
+  Out r = fme("train" + model + " --inputs " + path("bad_labels.safetensors") + " --out " + path("r1") + " --dropout 0");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("bad_labels.safetensors: tensor 'labels' has shape [4, 5]"), std::string::npos) << r.err;
+
+  // ids past the vocabulary
+  write_safetensors(path("bad_ids.safetensors"), {{"input_ids", golden.at("input_ids") + 100000}, {"labels", golden.at("labels")}});
+  r = fme("train" + model + " --inputs " + path("bad_ids.safetensors") + " --out " + path("r2") + " --dropout 0");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("tensor 'input_ids' holds ids outside the vocabulary [0, 512)"), std::string::npos) << r.err;
+
+  // a non-empty --out
+  fs::create_directories(path("full"));
+  write_file_atomic(path("full/x"), "x");
+  r = fme("train" + model + " --inputs " + inputs + " --out " + path("full") + " --dropout 0");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("exists and is not empty"), std::string::npos) << r.err;
+
+  // a config that asks for dropout: refused by name, not ignored (a BERT preset's is HF's 0.1)
+  r = fme("train --model-preset bert-tiny --inputs " + shared("models/bert-tiny/train.safetensors") + " --out " + path("r3"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("hidden_dropout_prob"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--dropout 0"), std::string::npos) << r.err;
+
+  // what is not built yet says so
+  r = fme("train" + model + " --dataset x.jsonl --out " + path("r4"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not implemented yet"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace fme
