@@ -10,6 +10,7 @@
 
 #include <limits>
 
+#include "models/dropout.h"
 #include "util/error.h"
 
 namespace fme {
@@ -204,7 +205,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       allowed = allowed.logical_and(visible.view({1, 1, 1, tb, kn}));
     }
     scores.masked_fill_(allowed.logical_not(), lowest);
-    at::Tensor probs = at::softmax(scores, -1).view({B, nkv, g * tb, kn});
+    at::Tensor probs = dropout(at::softmax(scores, -1), opts.dropout).view({B, nkv, g * tb, kn});
     out.narrow(3, t0, tb).copy_(at::matmul(probs, vb).view({B, nkv, g, tb, hd}));
   }
   return out.permute({0, 3, 1, 2, 4}).reshape({B, T, nh * hd});     // [B, T, nh*hd]

@@ -112,6 +112,7 @@ struct AttentionOptions {
   double scale = 0;      // scores = q k^T * scale; 0: head_dim^-0.5
   double softcap = 0;    // > 0: scores = softcap * tanh(scores / softcap) before masking (Gemma 2)
   int64_t window = 0;    // > 0 (causal only): query t sees keys t - window + 1 .. t (sliding-window layers)
+  double dropout = 0;    // training: dropout on the attention probabilities (models/dropout.h)
   int64_t score_budget_bytes = 0;  // 0: the process default (attention_score_budget())
 };
 // The process default budget, 64 MiB; settable so that a test can run whole models through 16-query blocks.

@@ -226,6 +226,25 @@ TEST_F(Train, ABertModelCheckpointGainsAnInitialisedMaskedLMHead) {
   EXPECT_NO_THROW(model->logits(read_fixed_batch(shared("models/bert-tiny/train.safetensors"), *model).batch));
 }
 
+// --dropout auto takes the config's probabilities (a BERT preset's are HF's 0.1): the run is reproducible
+// from its seed, and differs from one without dropout.
+TEST_F(Train, DropoutFollowsTheConfigAndIsReproducible) {
+  const std::string common = "train --model-preset bert-tiny --inputs " + shared("models/bert-tiny/train.safetensors") +
+                             " --steps 2 --precision fp32 --quiet --seed 7";
+  ASSERT_EQ(fme(common + " --out " + path("a")).code, 0);
+  ASSERT_EQ(fme(common + " --out " + path("b")).code, 0);
+  ASSERT_EQ(fme(common + " --out " + path("c") + " --dropout 0").code, 0);
+  EXPECT_EQ(read_file(path("a/final/model.safetensors")), read_file(path("b/final/model.safetensors")));
+  auto first_loss = [&](const std::string& run) {
+    std::ifstream m(path(run + "/metrics.jsonl"));
+    std::string line;
+    std::getline(m, line);
+    return Json::parse(line).at("loss").get<double>();
+  };
+  EXPECT_EQ(first_loss("a"), first_loss("b"));
+  EXPECT_GT(std::abs(first_loss("a") - first_loss("c")), 1e-4);
+}
+
 TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   const std::string model = " --model " + shared("models/qwen2-tiny");
   const std::string inputs = shared("models/qwen2-tiny/train.safetensors");
@@ -251,11 +270,10 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("exists and is not empty"), std::string::npos) << r.err;
 
-  // a config that asks for dropout: refused by name, not ignored (a BERT preset's is HF's 0.1)
-  r = fme("train --model-preset bert-tiny --inputs " + shared("models/bert-tiny/train.safetensors") + " --out " + path("r3"));
+  // an unknown --dropout
+  r = fme("train" + model + " --inputs " + inputs + " --out " + path("r3") + " --dropout 0.5");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("hidden_dropout_prob"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("--dropout 0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--dropout '0.5': expected auto or 0"), std::string::npos) << r.err;
 
   // what is not built yet says so
   r = fme("train" + model + " --dataset x.jsonl --out " + path("r4"));

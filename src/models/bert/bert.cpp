@@ -10,7 +10,8 @@
 // resid_mid the output of attention.output.LayerNorm, mlp.hook_post the intermediate's activation, mlp_out
 // output.dense's output before the add & LayerNorm, resid_post the layer's output; no ln_final;
 // pooler_output [B,H] (per sequence). BertForMaskedLM's head (cls.predictions) when the config asks for it
-// (mlm_head: fitted from the checkpoint, or set for training). Left out: dropout, relative position embeddings,
+// (mlm_head: fitted from the checkpoint, or set for training). Dropout as HF's in train mode, inside a
+// DropoutScope. Left out: relative position embeddings,
 // the NSP head.
 //
 // Dimensions: B = batch, T = time, H = hidden, nh = heads, hd = H / nh, I = intermediate size.
@@ -19,6 +20,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
+#include "models/dropout.h"
 #include "models/layers.h"
 #include "models/model_of.h"
 #include "util/error.h"
@@ -27,7 +29,7 @@ namespace fme {
 namespace {
 
 struct BertEmbeddingsImpl : torch::nn::Module {
-  BertEmbeddingsImpl(Builder& b, const std::string& p, const BertConfig& c) {
+  BertEmbeddingsImpl(Builder& b, const std::string& p, const BertConfig& c) : hidden_dropout(c.hidden_dropout_prob) {
     word_embeddings = register_module("word_embeddings", Embedding(b, join_path(p, "word_embeddings"), c.vocab_size, c.hidden_size));
     position_embeddings = register_module(
         "position_embeddings", Embedding(b, join_path(p, "position_embeddings"), c.max_position_embeddings, c.hidden_size));
@@ -40,8 +42,9 @@ struct BertEmbeddingsImpl : torch::nn::Module {
     const int64_t T = ids.size(1);
     at::Tensor pos = at::arange(T, ids.options().dtype(at::kLong)).unsqueeze(0);     // [1,T]
     at::Tensor x = word_embeddings(ids, dt) + token_type_embeddings(types, dt) + position_embeddings(pos, dt);
-    return LayerNorm(x);
+    return dropout(LayerNorm(x), hidden_dropout);
   }
+  double hidden_dropout = 0;
   Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   fme::LayerNorm LayerNorm{nullptr};
 };
@@ -54,6 +57,7 @@ struct BertSelfAttentionImpl : torch::nn::Module {
     key = register_module("key", Linear(b, join_path(p, "key"), H, H, true));
     value = register_module("value", Linear(b, join_path(p, "value"), H, H, true));
     const int64_t nh = c.num_attention_heads;
+    opts.dropout = c.attention_probs_dropout_prob;
     const std::string counts = std::to_string(nh) + " attention heads";
     check_head_split(*query, join_path(p, "query"), nh, "attention", counts);
     check_head_split(*key, join_path(p, "key"), nh, "attention", counts);
@@ -63,16 +67,18 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {
     const int64_t B = x.size(0), T = x.size(1), nh = query->weight.size(0) / hd;
     auto heads = [&](const at::Tensor& y) { return y.view({B, T, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
-    return attention(heads(query(x)), heads(key(x)), heads(value(x)).contiguous(), key_mask, /*causal=*/false);
+    return attention(heads(query(x)), heads(key(x)), heads(value(x)).contiguous(), key_mask, opts);
   }
   int64_t hd;
+  AttentionOptions opts;  // bidirectional; attention_probs_dropout_prob
   Linear query{nullptr}, key{nullptr}, value{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
 // dense, then LayerNorm(residual + .): HF's BertSelfOutput and BertOutput have this same shape.
 struct BertResidualOutputImpl : torch::nn::Module {
-  BertResidualOutputImpl(Builder& b, const std::string& p, int64_t in, int64_t H, double eps) {
+  BertResidualOutputImpl(Builder& b, const std::string& p, int64_t in, int64_t H, double eps, double dropout_p)
+      : hidden_dropout(dropout_p) {
     dense = register_module("dense", Linear(b, join_path(p, "dense"), in, H, true));
     LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), H, eps));
   }
@@ -80,8 +86,9 @@ struct BertResidualOutputImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& h, const at::Tensor& residual, const BlockCapture& capture, BlockPoint point) {
     at::Tensor y = dense(h);  // [B,T,H]
     capture(point, y);
-    return LayerNorm(y + residual);
+    return LayerNorm(dropout(y, hidden_dropout) + residual);
   }
+  double hidden_dropout;
   Linear dense{nullptr};
   fme::LayerNorm LayerNorm{nullptr};
 };
@@ -90,7 +97,7 @@ TORCH_MODULE(BertResidualOutput);
 struct BertAttentionImpl : torch::nn::Module {
   BertAttentionImpl(Builder& b, const std::string& p, const BertConfig& c) {
     self = register_module("self", BertSelfAttention(b, join_path(p, "self"), c));
-    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.hidden_size, c.hidden_size, c.layer_norm_eps));
+    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.hidden_size, c.hidden_size, c.layer_norm_eps, c.hidden_dropout_prob));
   }
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -111,7 +118,7 @@ struct BertLayerImpl : torch::nn::Module {
   BertLayerImpl(Builder& b, const std::string& p, const BertConfig& c) {
     attention_ = register_module("attention", BertAttention(b, join_path(p, "attention"), c));
     intermediate = register_module("intermediate", BertIntermediate(b, join_path(p, "intermediate"), c));
-    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+    output = register_module("output", BertResidualOutput(b, join_path(p, "output"), c.intermediate_size, c.hidden_size, c.layer_norm_eps, c.hidden_dropout_prob));
   }
   // x [B,T,H] -> [B,T,H]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask, const BlockCapture& capture) {

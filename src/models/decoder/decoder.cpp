@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "models/causal_lm.h"
+#include "models/dropout.h"
 #include "models/activation.h"
 #include "models/layers.h"
 #include "models/model_of.h"
@@ -33,6 +34,7 @@ struct DecoderAttentionImpl : torch::nn::Module {
     opts.causal = true;
     if (c.query_pre_attn_scalar > 0) opts.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);  // Gemma 2
     opts.softcap = c.attn_logit_softcapping;
+    opts.dropout = c.attention_dropout;
     if (layer < static_cast<int64_t>(c.sliding.size()) && c.sliding[layer]) opts.window = c.sliding_window;
     const int64_t H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
     q_proj = register_module("q_proj", Linear(b, join_path(p, "q_proj"), H, nh * hd, c.qkv_bias));

@@ -7,7 +7,8 @@
 // the output of ln_f.
 // Tensor parallelism (builtin:gpt2-tp): c_attn is split colwise by heads within each of its q, k, v parts (a
 // process holds [q_r, k_r, v_r]), attn.c_proj rowwise; the MLP as Megatron's.
-// logits() adds the LM head for training. Left out: KV cache, cross-attention.
+// logits() adds the LM head for training; dropout (embd, attn, resid) as HF's in train mode, inside a
+// DropoutScope. Left out: KV cache, cross-attention.
 //
 // Dimensions: B = batch, T = time, H = n_embd, nh = n_head, hd = H / nh, I = n_inner (4H), V = vocab.
 #include "models/gpt2/gpt2.h"
@@ -19,6 +20,7 @@
 
 #include "models/activation.h"
 #include "models/causal_lm.h"
+#include "models/dropout.h"
 #include "models/layers.h"
 #include "models/model_of.h"
 #include "util/error.h"
@@ -35,6 +37,8 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     check_head_split(*c_attn, join_path(p, "c_attn"), nh, "query/key/value", heads);
     check_head_split(*c_proj, join_path(p, "c_proj"), nh, "attention output", heads);
     opts.causal = true;
+    opts.dropout = c.attn_pdrop;
+    resid_pdrop = c.resid_pdrop;
     opts.scale = 1.0 / std::sqrt(double(hd));
     if (c.scale_attn_by_inverse_layer_idx) opts.scale /= double(layer + 1);
   }
@@ -51,16 +55,18 @@ struct Gpt2AttentionImpl : torch::nn::Module {
       at::Tensor whole = whole_input(*c_proj, z);  // [B,T,H]
       capture(BlockPoint::AttnZ, whole.unflatten(-1, {whole.size(-1) / hd, hd}));
     }
-    return c_proj(z);
+    return dropout(c_proj(z), resid_pdrop);  // HF's resid_dropout
   }
   int64_t hd;
   AttentionOptions opts;
+  double resid_pdrop = 0;
   Conv1D c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Attention);
 
 struct Gpt2MLPImpl : torch::nn::Module {
-  Gpt2MLPImpl(Builder& b, const std::string& p, const Gpt2Config& c) : tanh_gelu(c.activation_function != "gelu") {
+  Gpt2MLPImpl(Builder& b, const std::string& p, const Gpt2Config& c)
+      : tanh_gelu(c.activation_function != "gelu"), resid_pdrop(c.resid_pdrop) {
     c_fc = register_module("c_fc", Conv1D(b, join_path(p, "c_fc"), c.hidden_size, c.intermediate_size));
     c_proj = register_module("c_proj", Conv1D(b, join_path(p, "c_proj"), c.intermediate_size, c.hidden_size));
   }
@@ -70,9 +76,10 @@ struct Gpt2MLPImpl : torch::nn::Module {
     if (tanh_gelu) gelu_tanh_in_place(h);
     else h = at::gelu(h);
     if (capture.wants(BlockPoint::MlpPost)) capture(BlockPoint::MlpPost, whole_input(*c_proj, h));
-    return c_proj(h);
+    return dropout(c_proj(h), resid_pdrop);
   }
   bool tanh_gelu;
+  double resid_pdrop;
   Conv1D c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2MLP);
@@ -159,7 +166,7 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
                        std::to_string(cfg_.max_position_embeddings));
     at::Tensor pos = at::arange(T, batch.input_ids.options().dtype(at::kLong)).unsqueeze(0);  // [1,T]
-    at::Tensor x = m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype());     // [B,T,H]
+    at::Tensor x = dropout(m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype()), cfg_.embd_pdrop);  // [B,T,H]
     at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
     for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
     return x;

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "models/architecture.h"
 #include "models/compute_dtype.h"
+#include "models/dropout.h"
 #include "models/presets.h"
 #include "models/tensor_io.h"
 #include "pipelines/model_dir.h"
@@ -55,14 +57,13 @@ std::pair<int64_t, int64_t> micro_batches(const TrainOptions& o, int64_t batch_r
   return {micro, accum};
 }
 
-// Refuses a dropout the config asks for: this build trains without it and must not do so silently.
-void check_dropout(const TrainOptions& o, const Model& model) {
-  if (o.dropout == "0") return;
+// --dropout auto: the config's probabilities (true when any is above 0); 0: none.
+bool dropout_on(const TrainOptions& o, const Model& model) {
+  if (o.dropout == "0") return false;
   if (o.dropout != "auto") throw ConfigError("--dropout '" + o.dropout + "': expected auto or 0");
   for (const auto& [key, p] : model.dropout_probabilities())
-    if (p > 0)
-      throw UnsupportedError("fme train: the model's config asks for dropout (" + key + " = " + std::to_string(p) +
-                             "), which this build does not implement yet; pass --dropout 0 to train without it");
+    if (p > 0) return true;
+  return false;
 }
 
 }  // namespace
@@ -108,7 +109,7 @@ TrainSummary run_train(const TrainOptions& o) {
 
   const Objective objective =
       parse_objective(o.objective == "auto" ? architecture_for(model.config()).training_objective : o.objective);
-  check_dropout(o, model);
+  const bool use_dropout = dropout_on(o, model);
   const DtypeChoice precision =
       choose_compute_dtype(o.precision == "bf16-mixed" ? "bf16" : o.precision, cpu_features(), c10::kCPU, {}, "--precision");
   if (!precision.warning.empty() && !o.quiet) std::cerr << "fme train: warning: " << precision.warning << "\n";
@@ -143,6 +144,9 @@ TrainSummary run_train(const TrainOptions& o) {
     double loss_sum = 0;
     for (int64_t m = 0; m < accum; ++m) {
       const LabeledBatch mb = batch.slice(m * micro, micro);
+      // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
+      std::optional<DropoutScope> scope;
+      if (use_dropout) scope.emplace(o.seed, step, /*rank=*/0, m);
       const at::Tensor logits = model.logits(mb.batch);  // [b,T,V]
       const LossSum ls = cross_entropy_sum(logits, mb.labels, objective);
       loss_sum += ls.sum.item<double>();

@@ -5,9 +5,10 @@
 // activations in the compute dtype (bf16 only where the hardware computes it fast, as extract's `auto`).
 // Per step one line of RUN_DIR/metrics.jsonl; at the end RUN_DIR/final/ is an HF model directory.
 //
+// Dropout: the config's probabilities (--dropout auto), masks drawn per (seed, step, rank, micro-batch).
 // What this build covers: one fixed batch (--inputs) used at every step, one process. Streaming datasets,
-// packing, MLM masking, evaluation, data/tensor parallelism, checkpoints and resume, and dropout are not
-// implemented yet and are refused by name rather than ignored.
+// packing, MLM masking, evaluation, data/tensor parallelism, checkpoints and resume are not implemented yet
+// and are refused by name rather than ignored.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,7 +32,7 @@ struct TrainOptions {
   int64_t warmup = 0;                   // > 0: linear warmup to lr over `warmup` steps, then cosine decay to 0
   std::string precision = "auto";       // auto | fp32 | bf16-mixed
   std::string dropout = "auto";         // auto (the config's probabilities) | 0
-  uint64_t seed = 0;                    // initialisation of a preset or an added head
+  uint64_t seed = 0;                    // initialisation of a preset or an added head, and dropout masks
   std::vector<std::string> plans;       // prepare's plans (LoRA, freeze, cast)
   std::string dump_grads;               // FILE.safetensors: the first step's gradients as grad.{HF name}
   bool quiet = false;

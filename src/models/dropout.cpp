@@ -1,0 +1,35 @@
+#include "models/dropout.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace fme {
+namespace {
+
+thread_local DropoutScope* g_scope = nullptr;
+
+// SplitMix64's output function: consecutive inputs give independent-looking 64-bit seeds.
+uint64_t mix(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+DropoutScope::DropoutScope(uint64_t seed, int64_t step, int64_t rank, int64_t micro_batch) : outer_(g_scope) {
+  key_ = mix(mix(mix(mix(seed) ^ uint64_t(step)) ^ uint64_t(rank)) ^ uint64_t(micro_batch));
+  g_scope = this;
+}
+
+DropoutScope::~DropoutScope() { g_scope = outer_; }
+
+at::Tensor dropout(const at::Tensor& x, double p) {
+  if (p <= 0 || g_scope == nullptr) return x;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix(g_scope->key() ^ uint64_t(g_scope->next_site())));
+  const at::Tensor keep = at::empty(x.sizes(), at::TensorOptions().dtype(at::kFloat)).bernoulli_(1.0 - p, gen);  // 1 = kept
+  return x * keep.to(x.device(), x.scalar_type()) * (1.0 / (1.0 - p));
+}
+
+}  // namespace fme
