@@ -2,6 +2,7 @@
 #include "cli/command.h"
 #include "bench/lib/bench_extract.h"
 #include "bench/lib/bench_prepare.h"
+#include "bench/lib/bench_train.h"
 
 namespace fme::cli {
 
@@ -22,6 +23,21 @@ void add_bench(CLI::App& app) {
   cmd->callback([o] {
     apply_threads(o->threads);
     run_bench_extract(*o);
+  });
+
+  auto tr = std::make_shared<BenchTrainOptions>();
+  CLI::App* train = bench->add_subcommand("train", "Training step time (bert-4l-768h MLM 8 x 128, Qwen2.5-0.5B next-token 1 x 512) against PyTorch eager and the GEMM peak");
+  train->add_option("--presets", tr->presets, "presets to run");
+  train->add_option("--batch", tr->batch, "rows per step (default: 8 for BERT, 1 for decoders)");
+  train->add_option("--seq", tr->seq, "tokens per row (default: 128 for BERT, 512 for decoders)");
+  train->add_option("--steps", tr->steps, "steps per run; the first is a warm-up");
+  train->add_option("--precisions", tr->precisions, "comma list of fp32, bf16-mixed (default: fp32, and bf16-mixed where bf16 is native)");
+  train->add_option("--peer", tr->peer, "PyTorch peer script (default: ../shared/tools/torch_train.py)");
+  train->add_option("--work-dir", tr->work_dir, "scratch directory");
+  add_threads_option(train, &tr->threads);
+  train->callback([tr] {
+    apply_threads(tr->threads);
+    run_bench_train(*tr);
   });
 
   auto p = std::make_shared<BenchPrepareOptions>();

@@ -205,6 +205,12 @@ TEST_F(Train, LossFallsOnAFixedBatchAndEveryStepIsLogged) {
   }
   EXPECT_EQ(n, 5);
   EXPECT_EQ(first_lr, 0.0);  // warmup starts from 0
+  // tokens: real input tokens; loss_tokens: the positions the next-token loss counts (labels shifted by one)
+  const auto golden = read_safetensors(shared("models/llama-tiny/train.safetensors"));
+  const int64_t real = golden.at("attention_mask").sum().item<int64_t>();
+  const int64_t counted = golden.at("labels").narrow(1, 1, golden.at("labels").size(1) - 1).ne(-100).sum().item<int64_t>();
+  EXPECT_EQ(summary.at("tokens").get<int64_t>(), 5 * real);
+  EXPECT_EQ(summary.at("loss_tokens").get<int64_t>(), 5 * counted);
 }
 
 TEST_F(Train, ABertModelCheckpointGainsAnInitialisedMaskedLMHead) {

@@ -69,7 +69,7 @@ bool dropout_on(const TrainOptions& o, const Model& model) {
 }  // namespace
 
 Json TrainSummary::to_json() const {
-  return Json{{"steps", steps},         {"tokens", tokens},       {"first_loss", first_loss},
+  return Json{{"steps", steps},         {"tokens", tokens},       {"loss_tokens", loss_tokens}, {"first_loss", first_loss},
               {"last_loss", last_loss}, {"seconds", seconds},     {"objective", objective},
               {"precision", precision}, {"out", out}};
 }
@@ -125,6 +125,7 @@ TrainSummary run_train(const TrainOptions& o) {
     return l.ne(-100).sum().item<int64_t>();
   }();
   if (step_tokens == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
+  const int64_t step_inputs = batch.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
 
   std::vector<std::pair<std::string, at::Tensor>> params;  // in the optimizer's order (make_module_opt's)
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
@@ -175,13 +176,15 @@ TrainSummary run_train(const TrainOptions& o) {
     if (step == 0) sum.first_loss = loss;
     sum.last_loss = loss;
     sum.steps = step + 1;
-    sum.tokens += step_tokens;
+    sum.tokens += step_inputs;
+    sum.loss_tokens += step_tokens;
     Json line{{"step", step + 1},
               {"loss", loss},
               {"lr", lr},
               {"grad_norm", std::sqrt(sq)},
               {"tokens", sum.tokens},
-              {"tokens_per_s", static_cast<double>(step_tokens) / (t2 - t0)},
+              {"loss_tokens", sum.loss_tokens},
+              {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
               {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", 0.0}}}};
     metrics << line.dump() << "\n" << std::flush;
     ProgressStats ps;

@@ -40,7 +40,9 @@ struct TrainOptions {
 };
 
 struct TrainSummary {
-  int64_t steps = 0, tokens = 0;  // tokens: counted (labelled) positions over all steps
+  int64_t steps = 0;
+  int64_t tokens = 0;       // real (unpadded) input tokens through the model, all steps
+  int64_t loss_tokens = 0;  // positions the loss counted (labels not -100, after the causal shift)
   double first_loss = 0, last_loss = 0;
   double seconds = 0;
   std::string objective, precision, out;

@@ -1,0 +1,172 @@
+#include "bench/lib/bench_train.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "models/gemm_peak.h"
+#include "models/init.h"
+#include "models/model.h"
+#include "models/presets.h"
+#include "models/tensor_io.h"
+#include "pipelines/model_dir.h"
+#include "pipelines/train/train.h"
+#include "util/cpu_features.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace fme {
+namespace {
+
+// The peer's JSON line (its median step), or null when it cannot run.
+Json run_peer(const std::string& script, const std::string& model_dir, int64_t batch, int64_t seq, bool bf16, int threads) {
+  if (script.empty() || !fs::exists(script)) return nullptr;
+  const std::string cmd = "/usr/bin/python3 " + script + " --bench " + model_dir + " --batch " + std::to_string(batch) +
+                          " --seq " + std::to_string(seq) + " --reps 3 --threads " + std::to_string(threads) +
+                          (bf16 ? " --bf16-autocast" : "") + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return nullptr;
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  if (pclose(p) != 0 || out.find('{') == std::string::npos) return nullptr;
+  try {
+    return Json::parse(out.substr(out.find('{')));
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Random ids; labels as the objective trains: 15% of positions for masked LM (as the peer), every token for
+// next-token.
+void write_inputs(const std::string& path, int64_t batch, int64_t seq, int64_t vocab, bool mlm) {
+  std::mt19937_64 rng(1);
+  at::Tensor ids = at::empty({batch, seq}, at::kLong), labels = at::full({batch, seq}, -100, at::kLong);
+  auto a = ids.accessor<int64_t, 2>();
+  auto l = labels.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < seq; ++t) {
+      a[b][t] = static_cast<int64_t>(rng() % vocab);
+      if (!mlm || rng() % 100 < 15 || (b == 0 && t == 0)) l[b][t] = a[b][t];
+    }
+  write_safetensors(path, {{"input_ids", ids}, {"attention_mask", at::ones_like(ids)}, {"labels", labels}});
+}
+
+}  // namespace
+
+int run_bench_train(const BenchTrainOptions& o) {
+  const int threads = o.threads > 0 ? o.threads : at::get_num_threads();
+  const fs::path work = o.work_dir.empty() ? fs::temp_directory_path() / ("fme-bench-train-" + std::to_string(getpid()))
+                                           : fs::path(o.work_dir);
+  std::string peer = o.peer;
+  if (peer.empty()) peer = (fs::path(FME_SHARED_TOOLS) / "torch_train.py").string();
+  std::vector<std::string> presets = o.presets;
+  if (presets.empty()) presets = {"bert-4l-768h", "qwen2.5-0.5b"};
+  std::vector<std::string> precisions;
+  {
+    std::stringstream ss(o.precisions.empty() ? (cpu_features().native_bf16() ? "fp32,bf16-mixed" : "fp32") : o.precisions);
+    for (std::string p; std::getline(ss, p, ',');)
+      if (!p.empty()) precisions.push_back(p);
+  }
+  const Json cpu = cpu_report();
+  for (const std::string& name : presets) {
+    const Preset& preset = find_preset(name);
+    fs::remove_all(work);
+    fs::create_directories(work);
+    const std::string model_dir = (work / "model").string(), inputs = (work / "inputs.safetensors").string();
+    int64_t params = 0, vocab = 0;
+    bool mlm = false;
+    {
+      auto model = create_model(preset.config, at::TensorOptions().dtype(at::kFloat));
+      init_weights(*model, 0);
+      write_model_dir(*model, model_dir, at::kFloat, "");
+      for (auto& [n, p] : model->named_parameters()) params += p.numel();
+      vocab = model->vocab_size();
+      mlm = model->token_types() > 0;  // BERT: the masked-LM objective (fme train's auto)
+    }
+    const int64_t batch = o.batch > 0 ? o.batch : (mlm ? 8 : 1), seq = o.seq > 0 ? o.seq : (mlm ? 128 : 512);
+    write_inputs(inputs, batch, seq, vocab, mlm);
+    for (const std::string& precision : precisions) {
+      const at::ScalarType st = precision == "fp32" ? at::kFloat : at::kBFloat16;
+      const double peak = measure_gemm_gflops(st);
+      // The peer runs right before and right after fme: the machine drifts by tens of percent within minutes.
+      const Json peer_before = run_peer(peer, model_dir, batch, seq, st == at::kBFloat16, threads);
+      TrainOptions t;
+      t.model_dir = model_dir;
+      t.inputs = inputs;
+      t.out = (work / ("run-" + precision)).string();
+      t.steps = std::max<int64_t>(2, o.steps);
+      t.optim.lr = 1e-4;
+      t.precision = precision;
+      t.dropout = "0";  // the peer runs without dropout
+      t.quiet = true;
+      t.threads = threads;
+      fs::remove_all(t.out);
+      const TrainSummary s = run_train(t);
+      std::vector<double> step_s, fb_s, opt_s;
+      std::ifstream metrics(t.out + "/metrics.jsonl");
+      int64_t n = 0;
+      for (std::string line; std::getline(metrics, line); ++n) {
+        if (n == 0) continue;  // warm-up
+        const Json m = Json::parse(line);
+        const double fb = m["seconds"]["forward_backward"], op = m["seconds"]["optimizer"];
+        step_s.push_back(fb + op);
+        fb_s.push_back(fb);
+        opt_s.push_back(op);
+      }
+      const double step = median(step_s), tokens = double(batch * seq);
+      const double flops = 6.0 * double(params) * tokens;  // forward 2, backward 4 per parameter and token
+      const Json peer_after = run_peer(peer, model_dir, batch, seq, st == at::kBFloat16, threads);
+      struct rusage ru {};
+      getrusage(RUSAGE_SELF, &ru);
+      Json j{{"bench", "train"},
+             {"preset", name},
+             {"objective", s.objective},
+             {"precision", s.precision},
+             {"batch", batch},
+             {"seq", seq},
+             {"params", params},
+             {"threads", threads},
+             {"steps_timed", int64_t(step_s.size())},
+             {"step_s", step},
+             {"forward_backward_s", median(fb_s)},
+             {"optimizer_s", median(opt_s)},
+             {"tokens_per_s", tokens / step},
+             {"gemm_peak_gflops", peak},
+             {"fraction_of_gemm_peak", flops / step / 1e9 / peak},
+             {"peak_rss_bytes_per_param", double(ru.ru_maxrss) * 1024.0 / double(params)}};
+      j.update(cpu);
+      if (peer_before.is_object() && peer_after.is_object()) {
+        const double peer_step = (peer_before["median_s"].get<double>() + peer_after["median_s"].get<double>()) / 2;
+        j["pytorch_step_s"] = peer_step;
+        j["pytorch_step_s_before"] = peer_before["median_s"];
+        j["pytorch_step_s_after"] = peer_after["median_s"];
+        j["pytorch_parts_s_after"] = peer_after["median_parts_s"];
+        j["speedup_vs_pytorch"] = peer_step / step;
+      } else {
+        j["pytorch_step_s"] = nullptr;  // peer not found or failed: reported, not hidden
+      }
+      std::cout << j.dump() << std::endl;
+    }
+  }
+  fs::remove_all(work);
+  return 0;
+}
+
+}  // namespace fme
