@@ -6,10 +6,9 @@
 #include <string>
 
 #include "models/model.h"
+#include "test_paths.h"
 
 namespace fme::test {
-
-inline std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
 
 // Max |a - b| over the real-token positions (mask [B,T] = 1) of [B,T,...] tensors.
 inline double max_abs_err_real(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {

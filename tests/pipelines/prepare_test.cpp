@@ -18,14 +18,15 @@
 #include "models/tensor_io.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "test_paths.h"
 
 namespace fs = std::filesystem;
 
 namespace fme {
 namespace {
 
-const std::string kFme = std::string(FME_BINARY_DIR) + "/bin/fme";
-std::string shared(const std::string& rel) { return std::string(FME_SHARED_DATA) + "/" + rel; }
+using test::kFme;
+using test::shared;
 
 
 struct Out {
