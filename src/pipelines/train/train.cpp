@@ -83,7 +83,7 @@ TrainSummary run_train(const TrainOptions& o) {
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16-mixed")
     throw ConfigError("--precision '" + o.precision + "': expected auto, fp32 or bf16-mixed");
   if (o.model_dir.empty() == o.model_preset.empty()) throw ConfigError("fme train: give one of --model or --model-preset");
-  if (!o.inputs.empty() && !fs::exists(o.inputs)) throw IoError(o.inputs + ": no such file (--inputs)");
+  if (!fs::exists(o.inputs)) throw IoError(o.inputs + ": no such file (--inputs)");
   require_empty_out(o.out);
 
   // The module, plans and optimizer, as prepare builds them, with the head the objective trains.
@@ -137,7 +137,6 @@ TrainSummary run_train(const TrainOptions& o) {
   sum.objective = objective_name(objective);
   sum.precision = precision_name;
   sum.out = o.out;
-  const double t_loop = now();
   for (int64_t step = 0; step < o.steps; ++step) {
     const double t0 = now();
     const double lr = prep.optimizer->current_lr();
@@ -158,7 +157,9 @@ TrainSummary run_train(const TrainOptions& o) {
     double sq = 0;
     for (auto& [name, t] : params) {
       grads.push_back(t.grad());
-      if (t.grad().defined()) sq += t.grad().to(at::kDouble).pow(2).sum().item<double>();
+      if (!t.grad().defined()) continue;
+      const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
+      sq += n * n;
     }
     if (step == 0 && !o.dump_grads.empty()) {
       std::vector<std::pair<std::string, at::Tensor>> named;
@@ -198,7 +199,6 @@ TrainSummary run_train(const TrainOptions& o) {
     if (step + 1 < o.steps) progress.update(ps);
     else progress.finish(ps);
   }
-  (void)t_loop;
 
   // final/: written beside, then renamed into place, so a final/ directory is always complete.
   const fs::path final_dir = fs::path(o.out) / "final", tmp_dir = fs::path(o.out) / "final.tmp";
