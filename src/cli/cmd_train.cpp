@@ -39,7 +39,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--warmup", o->t.warmup, "linear warmup steps, then cosine decay to 0 at --steps (default: constant lr)");
   cmd->add_option("--precision", o->t.precision, "auto (bf16-mixed only where the hardware computes bf16 fast) | fp32 | bf16-mixed");
   cmd->add_option("--dropout", o->t.dropout, "auto (the config's) | 0");
-  cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation and of an added head");
+  cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation, of an added head and of the dropout masks");
   cmd->add_option("--plan", o->t.plans, "prepare's plans: LoRA, freeze, cast (repeatable)");
   cmd->add_option("--mesh", o->mesh, "process mesh (not implemented for training yet: one process)");
   cmd->add_option("--dump-grads", o->t.dump_grads, "write the first step's gradients as grad.{HF name} to this safetensors file");

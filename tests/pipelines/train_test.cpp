@@ -277,6 +277,11 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("exists and is not empty"), std::string::npos) << r.err;
 
+  // an objective the model's head is not for
+  r = fme("train" + model + " --inputs " + inputs + " --out " + path("r5") + " --objective mlm");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("qwen2 trains with the causal objective"), std::string::npos) << r.err;
+
   // an unknown --dropout
   r = fme("train" + model + " --inputs " + inputs + " --out " + path("r3") + " --dropout 0.5");
   EXPECT_EQ(r.code, 1);

@@ -107,8 +107,13 @@ TrainSummary run_train(const TrainOptions& o) {
   Model& model = *prep.model;
   if (!prep.optimizer) throw ConfigError("fme train: --optimizer none leaves nothing to train");
 
-  const Objective objective =
-      parse_objective(o.objective == "auto" ? architecture_for(model.config()).training_objective : o.objective);
+  // The objective is the one the family's head is for: a masked-LM head cannot learn next tokens, and a
+  // causal model given its own inputs as labels would learn to copy them.
+  const std::string family_objective = architecture_for(model.config()).training_objective;
+  const Objective objective = parse_objective(o.objective == "auto" ? family_objective : o.objective);
+  if (objective_name(objective) != family_objective)
+    throw ConfigError("--objective " + o.objective + ": " + model.model_type() + " trains with the " + family_objective +
+                      " objective (its head's); give --objective auto or " + family_objective);
   const bool use_dropout = dropout_on(o, model);
   const DtypeChoice precision =
       choose_compute_dtype(o.precision == "bf16-mixed" ? "bf16" : o.precision, cpu_features(), c10::kCPU, {}, "--precision");
