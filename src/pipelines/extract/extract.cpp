@@ -246,6 +246,15 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   const int64_t window_start = resume_from / o.bucket_window * o.bucket_window;  // re-form the same batches
   const int64_t total = count_samples(source.kind(), o);
   Progress progress("extract", o.quiet);
+  auto progress_stats = [&] {
+    ProgressStats p;
+    p.samples = sum.samples;
+    p.total_samples = total;
+    p.tokens = sum.tokens;
+    p.shards = sum.shards;
+    p.bytes = sum.bytes;
+    return p;
+  };
   std::map<std::string, size_t> capture_slot;  // hook name -> its place in SampleResult::points
   std::vector<std::string> hook_names;
   for (size_t i = 0; i < points.size(); ++i) {
@@ -346,7 +355,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
         pending.erase(it);
       }
       fill();
-      progress.update({sum.samples, total, sum.tokens, sum.shards, sum.bytes});
+      progress.update(progress_stats());
     }
     if (auto e = to_write.error()) std::rethrow_exception(e);
     if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
@@ -361,7 +370,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   sum.pipeline_seconds = now() - t_pipeline;
   fill();
   sum.seconds = now() - t_start;
-  progress.finish({sum.samples, total, sum.tokens, sum.shards, sum.bytes});
+  progress.finish(progress_stats());
   return sum;
 }
 
