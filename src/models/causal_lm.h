@@ -5,7 +5,12 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <ATen/ATen.h>
+
+#include <string>
+
 #include "models/layers.h"
+#include "util/error.h"
 
 namespace fme {
 
@@ -17,6 +22,13 @@ struct CausalLMImpl : torch::nn::Module {
     body = register_module(prefix, Body(b, prefix, c));
     if (!c.tie_word_embeddings)
       lm_head = register_module("lm_head", Linear(b, "lm_head", c.hidden_size, c.vocab_size, false));
+  }
+  // h [B,T,H] -> logits [B,T,V]: lm_head, or the tied token embedding `embedding` (V, H). Training needs
+  // the head whole: ConfigError naming `model_type` when it is split over a mesh.
+  at::Tensor logits(const at::Tensor& h, const EmbeddingImpl& embedding, const std::string& model_type) {
+    if ((lm_head && lm_head->par.split != Split::None) || (!lm_head && embedding.par.split != Split::None))
+      throw ConfigError(model_type + ": the LM head is split over the mesh; training logits need it whole");
+    return lm_head ? lm_head(h) : at::linear(h, in_dtype_of(embedding.weight, h));
   }
   Body body{nullptr};
   Linear lm_head{nullptr};  // (V, H); absent when tied

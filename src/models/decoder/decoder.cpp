@@ -179,10 +179,7 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
     auto& m = *net_->body;
     at::Tensor h = m.norm(blocks(batch, capture, num_layers() - 1));  // [B,T,H]
     capture(kLnFinal, h);
-    const LinearImpl* head = net_->lm_head ? net_->lm_head.get() : nullptr;
-    if ((head && head->par.split != Split::None) || (!head && m.embed_tokens->par.split != Split::None))
-      throw ConfigError(cfg_.model_type + ": the LM head is split over the mesh; training logits need it whole");
-    at::Tensor y = head ? net_->lm_head(h) : at::linear(h, in_dtype_of(m.embed_tokens->weight, h));  // [B,T,V]
+    at::Tensor y = net_->logits(h, *m.embed_tokens, cfg_.model_type);  // [B,T,V]
     // Gemma 2: cap * tanh(logits / cap) (HF applies it to the logits it returns and trains on).
     if (cfg_.final_logit_softcapping > 0) y = at::tanh(y / cfg_.final_logit_softcapping) * cfg_.final_logit_softcapping;
     return y;

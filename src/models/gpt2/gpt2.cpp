@@ -151,10 +151,7 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
     auto& m = *net_->body;
     at::Tensor h = m.ln_f(blocks(batch, capture, num_layers() - 1));  // [B,T,H]
     capture(kLnFinal, h);
-    const LinearImpl* head = net_->lm_head ? net_->lm_head.get() : nullptr;
-    if ((head && head->par.split != Split::None) || (!head && m.wte->par.split != Split::None))
-      throw ConfigError("gpt2: the LM head is split over the mesh; training logits need it whole");
-    return head ? net_->lm_head(h) : at::linear(h, in_dtype_of(m.wte->weight, h));  // [B,T,V]
+    return net_->logits(h, *m.wte, "gpt2");  // [B,T,V]
   }
 
  private:
