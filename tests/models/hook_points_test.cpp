@@ -4,6 +4,8 @@
 // and long inputs through the blocked attention give the same points as one unblocked pass.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <torch/nn/module.h>
 
 #include "models/hook_select.h"
@@ -74,7 +76,10 @@ TEST_P(LongInput, BlockedAttentionGivesTheSamePoints) {
   for (const auto& [name, x] : whole) {
     const double err = x.dim() < 3 ? (blocked.at(name) - x).abs().max().item<double>()  // BERT's pooler_output [B,H]
                                    : test::max_abs_err_real(blocked.at(name), x, mask);
-    EXPECT_LE(err, 1e-5) << GetParam() << " " << name;
+    // fp32 summation-order noise grows with the values (Gemma 2's residual stream reaches ~20, where blocked
+    // and unblocked GEMMs differed by 2e-5 on an AVX-512 Zen CPU): 1e-5 relative to the point's largest value.
+    const double scale = std::max(1.0, x.abs().max().item<double>());
+    EXPECT_LE(err, 1e-5 * scale) << GetParam() << " " << name << " (largest |value| " << scale << ")";
   }
 }
 
