@@ -16,11 +16,11 @@ void add_extract(CLI::App& app) {
   cmd->add_option("--text-field", o->text_field, "JSON field holding the text (text-jsonl)");
   cmd->add_option("--max-samples", o->max_samples, "stop after this many samples (after augmentation)");
   cmd->add_option("--prompt-template", o->prompt_template, "ARC prompt template JSON (default: the built-in arc24 template)");
+  // Values are checked by run_extract (check_extract_options), which the Python binding shares.
   cmd->add_option("--chat", o->chat,
                   "ARC prompts' chat wrapping: auto (the model's chat template from tokenizer_config.json: ChatML, "
                   "Llama 3 or Gemma; plain text when it has none) | model | template (the prompt template's own "
-                  "'chat') | plain ('{system}\\n{user}\\n{assistant}' with the tokenizer's special tokens)")
-      ->check(CLI::IsMember({"auto", "model", "template", "plain"}));
+                  "'chat') | plain ('{system}\\n{user}\\n{assistant}' with the tokenizer's special tokens)");
   cmd->add_option("--augment", o->augment, "ARC: geometric+colour variants per task (0 = none, up to 8)");
   cmd->add_option("--seed", o->seed, "seed for augmentation");
   cmd->add_option("--max-seq-len", o->max_seq_len, "truncate longer samples to N tokens (counted and marked)");

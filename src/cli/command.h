@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "pipelines/threads.h"  // apply_threads
+
 namespace fme::dist {
 class Dist;
 }
@@ -23,8 +25,7 @@ void add_train(CLI::App& app);
 // The distributed runtime when launched as several processes (or given a mesh); null for one process.
 std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s);
 
-// --threads N on `cmd` (default: all cores; Debian's libtorch would use half), applied by apply_threads().
+// --threads N on `cmd` (default: all cores), applied by fme::apply_threads (pipelines/threads.h).
 void add_threads_option(CLI::App* cmd, int* threads);
-void apply_threads(int threads);
 
 }  // namespace fme::cli

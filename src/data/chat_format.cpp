@@ -74,12 +74,16 @@ ChatFormat plain_chat_format() { return ChatFormat{"plain", "{system}\n{user}\n{
 
 ChatFormat template_chat_format(const std::string& wrapper) { return ChatFormat{"template", wrapper, false, false, true}; }
 
+void check_chat_choice(const std::string& choice) {
+  if (choice != "auto" && choice != "model" && choice != "template" && choice != "plain")
+    throw ConfigError("--chat: expected auto, model, template or plain, got '" + choice + "'");
+}
+
 ChatFormat choose_chat_format(const std::string& choice, const std::string& template_wrapper,
                               const std::string& tokenizer_config) {
+  check_chat_choice(choice);
   if (choice == "template") return template_chat_format(template_wrapper);
   if (choice == "plain") return plain_chat_format();
-  if (choice != "auto" && choice != "model")
-    throw ConfigError("--chat: expected auto, model, template or plain, got '" + choice + "'");
   Json cfg;
   if (std::filesystem::exists(tokenizer_config)) cfg = parse_json(read_file(tokenizer_config), tokenizer_config);
   const auto it = cfg.is_object() ? cfg.find("chat_template") : cfg.end();

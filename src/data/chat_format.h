@@ -34,6 +34,9 @@ ChatFormat plain_chat_format();
 // The prompt template's own wrapper (the seed's behaviour: its ChatML text for every model).
 ChatFormat template_chat_format(const std::string& wrapper);
 
+// ConfigError unless `choice` is one of choose_chat_format's: auto, model, template, plain (--chat).
+void check_chat_choice(const std::string& choice);
+
 // `choice`: "auto" (the model's chat template if tokenizer_config.json has one, else plain), "model" (its
 // chat template; an error if it has none), "template" or "plain". `tokenizer_config` is the path of the
 // model's tokenizer_config.json (it may not exist). ConfigError for another choice.

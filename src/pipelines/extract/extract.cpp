@@ -76,7 +76,6 @@ std::string dataset_fingerprint(const std::string& path) {
   return h.hex_digest();
 }
 
-// Number of samples the dataset yields (for the progress bar's ETA): ARC test inputs x variants, or lines.
 // The manifest's record of how the compute dtype was chosen.
 Json compute_info(const DtypeChoice& c) {
   const CpuFeatures& cpu = cpu_features();
@@ -87,6 +86,16 @@ Json compute_info(const DtypeChoice& c) {
   return j;
 }
 
+// The ids readers need to leave rows out later (the Python package's exclude=('bos', 'special')), whatever
+// this run's own --exclude flags: the model's BOS id and the tokenizer's special ids (null when unknown).
+Json token_info(const std::string& model_dir, const Tokenizer* tokenizer) {
+  const int32_t bos = declared_bos_id(model_dir, tokenizer);
+  Json j{{"bos_token_id", bos >= 0 ? Json(bos) : Json(nullptr)}, {"special_token_ids", nullptr}};
+  if (tokenizer) j["special_token_ids"] = tokenizer->special_ids();
+  return j;
+}
+
+// Number of samples the dataset yields (for the progress bar's ETA): ARC test inputs x variants, or lines.
 int64_t count_samples(const std::string& kind, const ExtractOptions& o) {
   int64_t n = 0;
   if (kind.rfind("arc-", 0) == 0) {
@@ -154,12 +163,7 @@ std::string ExtractSummary::to_json() const {
 
 ExtractSummary run_extract(const ExtractOptions& o) {
   const double t_start = now();
-  if (o.out.empty()) throw ConfigError("--out is required");
-  if (o.batch_tokens <= 0) throw ConfigError("--batch-tokens must be positive");
-  if (o.batch_size < 0) throw ConfigError("--batch-size must be positive");
-  if (o.bucket_window <= 0) throw ConfigError("--bucket-window must be positive");
-  if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
-  if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
+  check_extract_options(o);
   // Dtypes: explicit options win; on --resume, defaults follow what the run recorded (so `auto` on another
   // machine does not mix dtypes in one dataset); otherwise auto resolves on this hardware, output is bf16.
   ExtractOptions r = o;  // with every dtype resolved to a concrete name
@@ -218,7 +222,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                         {"chat", source.chat_format()},
                         {"augment", o.augment},
                         {"seed", o.seed}}},
-            {"settings", settings}};
+            {"settings", settings},
+            {"tokens", token_info(o.model_dir, tokenizer.get())}};
   RunDir run(o.out, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume);
 
   ExtractSummary sum;
@@ -356,6 +361,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
       }
       fill();
       progress.update(progress_stats());
+      if (o.on_progress) o.on_progress(progress_stats());
     }
     if (auto e = to_write.error()) std::rethrow_exception(e);
     if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
@@ -371,6 +377,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   fill();
   sum.seconds = now() - t_start;
   progress.finish(progress_stats());
+  if (o.on_progress) o.on_progress(progress_stats());
   return sum;
 }
 

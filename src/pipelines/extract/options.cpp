@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "data/chat_format.h"
 #include "models/hook_select.h"
 #include "util/error.h"
 
@@ -16,6 +17,16 @@ int64_t parse_index(const std::string& s, const std::string& spec) {
 }
 
 }  // namespace
+
+void check_extract_options(const ExtractOptions& o) {
+  if (o.out.empty()) throw ConfigError("--out is required");
+  if (o.batch_tokens <= 0) throw ConfigError("--batch-tokens must be positive");
+  if (o.batch_size < 0) throw ConfigError("--batch-size must be positive");
+  if (o.bucket_window <= 0) throw ConfigError("--bucket-window must be positive");
+  if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
+  if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
+  arc::check_chat_choice(o.chat);  // only ARC datasets use --chat; a wrong value is refused for any dataset
+}
 
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers) {
   std::set<int64_t> out;

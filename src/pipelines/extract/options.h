@@ -2,11 +2,13 @@
 // manifest, so `--resume` with different settings is refused with a message saying what differs).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "models/hook_points.h"
 #include "util/json.h"
+#include "util/progress.h"
 
 namespace fme {
 
@@ -43,7 +45,14 @@ struct ExtractOptions {
   // Run-time only (not part of the output's identity).
   int threads = 0;
   bool quiet = false;
+  // Called on run_extract's calling thread after each commit check and once at the end (the same counters
+  // the progress line shows); an exception it throws stops the run as any error does. For bindings.
+  std::function<void(const ProgressStats&)> on_progress;
 };
+
+// The checks of values that need no file: every front end (the CLI, the Python binding) gets them from here
+// through run_extract, which calls this first. ConfigError naming the option (as --flag) otherwise.
+void check_extract_options(const ExtractOptions& o);
 
 // "10-23", "0,3,5-7", "all" -> sorted unique block indices < num_layers; ConfigError otherwise.
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers);

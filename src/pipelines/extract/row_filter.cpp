@@ -10,11 +10,8 @@
 namespace fs = std::filesystem;
 
 namespace fme {
-namespace {
 
-// The BOS id a model declares: config.json's bos_token_id, else tokenizer_config.json's bos_token (a string
-// or {"content": ...}) looked up in the tokenizer; -1 when neither names one.
-int32_t declared_bos(const std::string& model_dir, const Tokenizer* tokenizer) {
+int32_t declared_bos_id(const std::string& model_dir, const Tokenizer* tokenizer) {
   const fs::path config = fs::path(model_dir) / "config.json";
   if (fs::exists(config)) {
     Json c = read_json_file(config.string());
@@ -32,8 +29,6 @@ int32_t declared_bos(const std::string& model_dir, const Tokenizer* tokenizer) {
   return -1;
 }
 
-}  // namespace
-
 RowFilter::RowFilter(bool exclude_special, bool exclude_bos, const Tokenizer* tokenizer, const std::string& model_dir) {
   if (exclude_special) {
     if (!tokenizer)
@@ -42,7 +37,7 @@ RowFilter::RowFilter(bool exclude_special, bool exclude_bos, const Tokenizer* to
     for (int32_t id : tokenizer->special_ids()) special_.insert(id);
   }
   if (exclude_bos) {
-    bos_ = declared_bos(model_dir, tokenizer);
+    bos_ = declared_bos_id(model_dir, tokenizer);
     if (bos_ < 0)
       throw ConfigError("--exclude-bos: " + model_dir +
                         "/config.json has no bos_token_id (nor tokenizer_config.json a bos_token): the model "

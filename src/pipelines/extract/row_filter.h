@@ -12,6 +12,10 @@ namespace fme {
 
 class Tokenizer;
 
+// The BOS id a model declares: config.json's bos_token_id, else tokenizer_config.json's bos_token (a string
+// or {"content": ...}) looked up in `tokenizer` (may be null); -1 when neither names one.
+int32_t declared_bos_id(const std::string& model_dir, const Tokenizer* tokenizer);
+
 class RowFilter {
  public:
   RowFilter() = default;  // keeps every row
