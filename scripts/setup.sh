@@ -13,11 +13,14 @@ PACKAGES=(
   libtcmalloc-minimal4                   # glibc malloc re-faults large tensors every op
   libcli11-dev nlohmann-json3-dev        # CLI and JSON
   libutf8proc-dev libpcre2-dev           # Unicode (NFC, categories) and the pre-tokenizer regex
-  libzstd-dev zstd                       # shard compression (library; CLI for the read_shards.py test)
+  libzstd-dev zstd                       # shard compression (library; CLI for the Python reader's tests)
   libssl-dev                             # libcrypto: SHA-256 of shards (util/sha256)
   libgtest-dev                           # tests
-  python3 python3-numpy python3-torch    # examples/read_shards.py test; PyTorch eager peer for benchmarks
+  python3 python3-numpy python3-torch    # the Python package (numpy; torch optional); PyTorch eager peers
   python3-jinja2                         # chat-template test: Jinja renders the models' own templates
+  python3-dev pybind11-dev               # the Python package's native module (python/native)
+  python3-venv python3-pip python3-setuptools python3-wheel  # `pip install ./python` into a venv, offline
+  python3-pytest python3-zstandard       # the package's tests; its zstd shard reader
   clang libclang-rt-14-dev               # libFuzzer targets
 )
 # The HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer) runs under Node.js with npm.

@@ -1,39 +1,25 @@
-#!/usr/bin/env python3
-"""Reads the run directory written by `fme extract` with numpy alone (no safetensors or torch package).
+"""The on-disk format of an `fme extract` run, read with numpy alone: manifest.json, safetensors shards
+(optionally zstd-compressed as .safetensors.zst) and their consistency checks.
 
-A run directory holds manifest.json and shards (safetensors files, optionally zstd-compressed as
-.safetensors.zst). Each shard stores, for the samples it covers, every extracted hook point under its
-TransformerLens name (blocks.{i}.hook_resid_post: [N, hidden], blocks.{i}.attn.hook_z: [N, heads, head_dim],
-blocks.{i}.mlp.hook_post: [N, intermediate], ...; the manifest's "hooks" lists them with their row shapes),
-the token ids ([N] int32), each row's position in its sample (token_positions: [N] int32; rows left out by
---exclude-special-tokens / --exclude-bos leave gaps), and which sample each row belongs to (sample_index:
-[S] int64, sample_offsets: [S+1] int64; rows of sample j are offsets[j]..offsets[j+1]). The manifest's
-"stats" holds per point the rows, mean (flattened row) and mean squared norm over the stored rows.
-Format version 1 runs (fme before hook points) stored resid_post.{layer} for the manifest's "layers": they
-read the same way, their points named blocks.{layer}.hook_resid_post.
-
-Library use:
-    from read_shards import iter_samples, load_shard
-    for sample_index, token_ids, acts in iter_samples("runs/x", hooks=["blocks.10.hook_resid_post"]):
-        acts["blocks.10.hook_resid_post"]  # np.ndarray [n_tokens, hidden], float32 (F32/BF16) or float16 (F16)
-    iter_samples("runs/x", layers=[10])   # the same: shorthand for those blocks' hook_resid_post
-    for sample_index, token_ids, positions, acts in iter_samples("runs/x", with_positions=True): ...
-
-Command line:
-    python3 read_shards.py RUN_DIR            # summary from the manifest and the first shard's header
-    python3 read_shards.py RUN_DIR --verify   # also checks every shard's sha256 and index consistency
+Each shard stores, for the samples it covers, every extracted hook point under its TransformerLens name
+(blocks.{i}.hook_resid_post: [N, hidden], blocks.{i}.attn.hook_z: [N, heads, head_dim], ...; the manifest's
+"hooks" lists them with their row shapes), the token ids ([N] int32), each row's position in its sample
+(token_positions: [N] int32; rows left out by --exclude-special-tokens / --exclude-bos leave gaps), and which
+sample each row belongs to (sample_index: [S] int64, sample_offsets: [S+1] int64; rows of sample j are
+offsets[j]..offsets[j+1]). Format version 1 runs (fme before hook points) stored resid_post.{layer} for the
+manifest's "layers": they read the same way, their points named blocks.{layer}.hook_resid_post.
 """
 
-import argparse
 import hashlib
 import json
 import os
 import shutil
 import struct
 import subprocess
-import sys
 
 import numpy as np
+
+from .errors import RunError, ShardError  # noqa: F401  (ShardError: the old name)
 
 try:  # optional: faster than the CLI and needs no subprocess; fall back to `zstd -dc` without it
     import zstandard as _zstandard
@@ -57,11 +43,7 @@ _DTYPES = {
 _MAX_HEADER = 100 * 1024 * 1024
 
 
-class ShardError(Exception):
-    """A run directory or shard is malformed, incomplete, or fails verification."""
-
-
-def _bf16_to_f32(raw):
+def bf16_to_f32(raw):
     # bfloat16 is the top half of a float32: shifting the bits up 16 gives the exact float32 value.
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
@@ -69,64 +51,75 @@ def _bf16_to_f32(raw):
 def _decompress_zst(path):
     if _zstandard is not None:
         dctx = _zstandard.ZstdDecompressor()
+        chunks = []
         with open(path, "rb") as f:
             try:
                 reader = dctx.stream_reader(f, read_across_frames=True)
             except TypeError:  # zstandard < 0.16 has no read_across_frames
                 reader = dctx.stream_reader(f)
-            with reader:
-                chunks = []
-                while True:
-                    chunk = reader.read(1 << 24)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
+            try:
+                with reader:
+                    while True:
+                        chunk = reader.read(1 << 24)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+            except _zstandard.ZstdError as e:
+                raise RunError(f"{path}: not a valid zstd stream: {e}") from None
         return b"".join(chunks)
     if shutil.which("zstd") is None:
-        raise ShardError(f"{path}: compressed shard, but neither the zstandard module nor the zstd CLI is available")
+        raise RunError(f"{path}: compressed shard, but neither the zstandard module nor the zstd CLI is available")
     proc = subprocess.run(["zstd", "-dc", "--", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc.returncode != 0:
-        raise ShardError(f"{path}: zstd -dc failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise RunError(f"{path}: zstd -dc failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
 
 
-def _open_bytes(path):
+def open_bytes(path):
     """The shard's uncompressed bytes as a buffer: a read-only map for plain files (zero-copy), or the
     decompressed bytes for .zst."""
-    if path.endswith(".zst"):
-        return _decompress_zst(path)
-    if os.path.getsize(path) == 0:
-        raise ShardError(f"{path}: empty file, expected a safetensors shard")
-    return np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        if path.endswith(".zst"):
+            return _decompress_zst(path)
+        if os.path.getsize(path) == 0:
+            raise RunError(f"{path}: empty file, expected a safetensors shard")
+        return np.memmap(path, dtype=np.uint8, mode="r")
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the shard: {e.strerror or e}") from None
 
 
 def _parse_header(buf, path):
     if len(buf) < 8:
-        raise ShardError(f"{path}: {len(buf)} bytes, too short for a safetensors header")
+        raise RunError(f"{path}: {len(buf)} bytes, too short for a safetensors header")
     (n,) = struct.unpack("<Q", bytes(buf[:8]))
     if n > _MAX_HEADER or 8 + n > len(buf):
-        raise ShardError(f"{path}: header length {n} does not fit in a {len(buf)}-byte file")
+        raise RunError(f"{path}: header length {n} does not fit in a {len(buf)}-byte file")
     try:
         header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ShardError(f"{path}: header is not valid JSON: {e}") from None
+        raise RunError(f"{path}: header is not valid JSON: {e}") from None
     if not isinstance(header, dict):
-        raise ShardError(f"{path}: header is a {type(header).__name__}, expected a JSON object")
+        raise RunError(f"{path}: header is a {type(header).__name__}, expected a JSON object")
     return header, 8 + n
 
 
 def read_header(path):
     """The safetensors header of a shard (tensor name -> {dtype, shape, data_offsets}, plus __metadata__)."""
-    return _parse_header(_open_bytes(path), path)[0]
+    return _parse_header(open_bytes(path), path)[0]
 
 
-def load_shard(path):
+def load_shard(path, raw=False):
     """All tensors of one shard as {name: np.ndarray}.
 
     Uncompressed shards are memory-mapped and F32/F16/I32/I64 tensors are zero-copy read-only views of the
-    map; BF16 tensors are converted to float32 (a copy). Compressed shards are decompressed into memory.
+    map; BF16 tensors are converted to float32 (a copy), or with raw=True stay zero-copy uint16 views of their
+    bits. Compressed shards are decompressed into memory.
     """
-    buf = _open_bytes(path)
+    return shard_tensors(open_bytes(path), path, raw)
+
+
+def shard_tensors(buf, path, raw=False):
+    """The tensors of a shard's uncompressed bytes `buf` (see load_shard); checks every header entry."""
     header, data_start = _parse_header(buf, path)
     data_len = len(buf) - data_start
     out = {}
@@ -136,18 +129,18 @@ def load_shard(path):
         try:
             dtype_name, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise ShardError(f"{path}: tensor {name!r}: header entry lacks dtype/shape/data_offsets") from None
+            raise RunError(f"{path}: tensor {name!r}: header entry lacks dtype/shape/data_offsets") from None
         dt = _DTYPES.get(dtype_name)
         if dt is None:
-            raise ShardError(f"{path}: tensor {name!r}: unsupported dtype {dtype_name!r}, expected one of {sorted(_DTYPES)}")
+            raise RunError(f"{path}: tensor {name!r}: unsupported dtype {dtype_name!r}, expected one of {sorted(_DTYPES)}")
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if not (0 <= begin <= end <= data_len) or end - begin != count * dt.itemsize:
-            raise ShardError(
+            raise RunError(
                 f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold shape {shape} of {dtype_name} "
                 f"within {data_len} data bytes")
         arr = np.frombuffer(buf, dtype=dt, count=count, offset=data_start + begin).reshape(shape)
-        if dtype_name == "BF16":
-            arr = _bf16_to_f32(arr)
+        if dtype_name == "BF16" and not raw:
+            arr = bf16_to_f32(arr)
         out[name] = arr
     return out
 
@@ -158,16 +151,16 @@ def load_manifest(run_dir):
         with open(path, "rb") as f:
             manifest = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
-        raise ShardError(f"{path}: not found; is {run_dir!r} a run directory of `fme extract`?") from None
+        raise RunError(f"{path}: not found; is {run_dir!r} a run directory of `fme extract`?") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ShardError(f"{path}: not valid JSON: {e}") from None
+        raise RunError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ShardError(f"{path}: format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}")
+        raise RunError(f"{path}: format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}")
     if manifest.get("version") not in SUPPORTED_VERSIONS:
-        raise ShardError(f"{path}: version {manifest.get('version')!r} is not supported (reader knows {SUPPORTED_VERSIONS})")
+        raise RunError(f"{path}: version {manifest.get('version')!r} is not supported (reader knows {SUPPORTED_VERSIONS})")
     for key in ("layers" if manifest["version"] == 1 else "hooks", "shards"):
         if not isinstance(manifest.get(key), list):
-            raise ShardError(f"{path}: field {key!r} missing or not a list")
+            raise RunError(f"{path}: field {key!r} missing or not a list")
     return manifest
 
 
@@ -178,12 +171,12 @@ def run_points(manifest):
     out = []
     for h in manifest["hooks"]:
         if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not isinstance(h.get("row_shape"), list):
-            raise ShardError(f"manifest.json: hooks entry {h!r} lacks a name and row_shape")
+            raise RunError(f"manifest.json: hooks entry {h!r} lacks a name and row_shape")
         out.append((h["name"], h["name"], [int(d) for d in h["row_shape"]]))
     return out
 
 
-def _sha256_file(path):
+def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
@@ -194,184 +187,66 @@ def _sha256_file(path):
     return h.hexdigest()
 
 
-def _check_shard(name, entry, tensors, points, prev_last):
+def check_shard(name, entry, tensors, points, prev_last):
     """Index consistency of one loaded shard; returns its last sample index. Raises ShardError."""
     for key in ("token_ids", "sample_index", "sample_offsets"):
         if key not in tensors:
-            raise ShardError(f"{name}: tensor {key!r} missing")
+            raise RunError(f"{name}: tensor {key!r} missing")
     tok, idx, off = tensors["token_ids"], tensors["sample_index"], tensors["sample_offsets"]
     if tok.ndim != 1 or idx.ndim != 1 or off.ndim != 1:
-        raise ShardError(f"{name}: token_ids, sample_index and sample_offsets must be 1-D")
+        raise RunError(f"{name}: token_ids, sample_index and sample_offsets must be 1-D")
     n, s = tok.shape[0], idx.shape[0]
     if off.shape[0] != s + 1:
-        raise ShardError(f"{name}: sample_offsets has {off.shape[0]} entries, expected samples+1 = {s + 1}")
+        raise RunError(f"{name}: sample_offsets has {off.shape[0]} entries, expected samples+1 = {s + 1}")
     if s and (off[0] != 0 or off[-1] != n or np.any(np.diff(off) < 0)):
-        raise ShardError(f"{name}: sample_offsets must rise from 0 to {n} (token rows); got {off[0]}..{off[-1]}")
+        raise RunError(f"{name}: sample_offsets must rise from 0 to {n} (token rows); got {off[0]}..{off[-1]}")
     if s and np.any(np.diff(idx) <= 0):
-        raise ShardError(f"{name}: sample_index is not strictly increasing")
+        raise RunError(f"{name}: sample_index is not strictly increasing")
     if "token_positions" in tensors:
         pos = tensors["token_positions"]
         if pos.shape != (n,):
-            raise ShardError(f"{name}: token_positions has shape {list(pos.shape)}, expected [{n}]")
+            raise RunError(f"{name}: token_positions has shape {list(pos.shape)}, expected [{n}]")
         for j in range(s):
             p = pos[int(off[j]) : int(off[j + 1])]
             if p.size and (p[0] < 0 or np.any(np.diff(p) <= 0)):
-                raise ShardError(f"{name}: token_positions of sample {int(idx[j])} do not rise from 0 or more")
+                raise RunError(f"{name}: token_positions of sample {int(idx[j])} do not rise from 0 or more")
     if s and prev_last is not None and idx[0] <= prev_last:
-        raise ShardError(f"{name}: first sample {int(idx[0])} does not follow the previous shard's last {prev_last}")
+        raise RunError(f"{name}: first sample {int(idx[0])} does not follow the previous shard's last {prev_last}")
     for hook, key, row_shape in points:
         if key not in tensors:
-            raise ShardError(f"{name}: tensor {key!r} missing (manifest lists {hook})")
+            raise RunError(f"{name}: tensor {key!r} missing (manifest lists {hook})")
         shape = list(tensors[key].shape)
         want = [n] + (row_shape if row_shape is not None else ["hidden"])
         if len(shape) != len(want) or shape[0] != n or (row_shape is not None and shape[1:] != row_shape):
-            raise ShardError(f"{name}: {key} has shape {shape}, expected {want}")
+            raise RunError(f"{name}: {key} has shape {shape}, expected {want}")
     expect = {"samples": s, "tokens": n}
     if s:
         expect.update(first_sample=int(idx[0]), last_sample=int(idx[-1]))
     for key, value in expect.items():
         if key in entry and int(entry[key]) != value:
-            raise ShardError(f"{name}: manifest says {key} = {entry[key]}, shard has {value}")
+            raise RunError(f"{name}: manifest says {key} = {entry[key]}, shard has {value}")
     return int(idx[-1]) if s else prev_last
 
 
-def iter_samples(run_dir, hooks=None, layers=None, verify=False, with_positions=False):
-    """Yields (sample_index, token_ids, {hook name: activations}) for every sample, in manifest order
-    (with_positions: (sample_index, token_ids, token_positions, {...}); version 1 runs stored every position).
-
-    hooks: the hook points to return (default: all the run stored); layers: shorthand for those blocks'
-    blocks.{i}.hook_resid_post. verify: check each shard's sha256 against the manifest and the index
-    tensors' consistency before yielding from it (raises ShardError).
-    Arrays are views into the shard (read-only) where possible; copy them to keep them past the next shard.
-    """
-    manifest = load_manifest(run_dir)
-    points = run_points(manifest)
-    names = [p[0] for p in points]
-    wanted_hooks = list(hooks or []) + [f"blocks.{int(x)}.hook_resid_post" for x in (layers or [])]
-    if hooks is None and layers is None:
-        wanted_hooks = names
-    missing = [h for h in wanted_hooks if h not in names]
-    if missing:
-        raise ShardError(f"{run_dir}: {missing} were not extracted (the run has {names})")
-    selected = [p for p in points if p[0] in wanted_hooks]
-    prev_last = None
-    for entry in manifest["shards"]:
-        name = entry.get("file")
-        if not isinstance(name, str) or os.sep in name or name.startswith("."):
-            raise ShardError(f"{run_dir}/manifest.json: bad shard file name {name!r}")
-        path = os.path.join(run_dir, name)
-        if verify:
-            want = entry.get("sha256")
-            if not want:
-                raise ShardError(f"{name}: manifest has no sha256 to verify against")
-            got = _sha256_file(path)
-            if got != want:
-                raise ShardError(f"{name}: sha256 mismatch: manifest {want}, file {got}")
-        tensors = load_shard(path)
-        if verify:
-            prev_last = _check_shard(name, entry, tensors, points, prev_last)
-        wanted = ["token_ids", "sample_index", "sample_offsets"] + [p[1] for p in selected]
-        missing = [k for k in wanted if k not in tensors]
-        if missing:
-            raise ShardError(f"{name}: tensors {missing} missing")
-        tok, idx, off = tensors["token_ids"], tensors["sample_index"], tensors["sample_offsets"]
-        acts = {hook: tensors[key] for hook, key, _ in selected}
-        pos = tensors.get("token_positions")
-        for j in range(idx.shape[0]):
-            a, b = int(off[j]), int(off[j + 1])
-            rows = {hook: x[a:b] for hook, x in acts.items()}
-            if with_positions:
-                p = pos[a:b] if pos is not None else np.arange(b - a, dtype=np.int32)
-                yield int(idx[j]), tok[a:b], p, rows
-            else:
-                yield int(idx[j]), tok[a:b], rows
 
 
-def summarize(run_dir, verify=False):
-    """A dict describing the run; with verify, counts come from the data and every check runs."""
-    manifest = load_manifest(run_dir)
-    shards = manifest["shards"]
-    points = run_points(manifest)
-    info = {
-        "run_dir": run_dir,
-        "version": manifest["version"],
-        "complete": bool(manifest.get("complete", False)),
-        "shards": len(shards),
-        "hooks": [p[0] for p in points],
-        "samples": sum(int(s.get("samples", 0)) for s in shards),
-        "tokens": sum(int(s.get("tokens", 0)) for s in shards),
-        "bytes": sum(int(s.get("bytes", 0)) for s in shards),
-        "hidden": None,
-        "dtype": None,
-    }
-    if shards and points:
-        header = read_header(os.path.join(run_dir, shards[0]["file"]))
-        t = header.get(points[0][1])
-        if t:
-            info["hidden"] = t["shape"][-1]
-            info["dtype"] = t["dtype"]
-    if verify:
-        samples = tokens = 0
-        stats = manifest.get("stats") if manifest["version"] >= 2 else None
-        sums = {h: [0, 0.0, 0.0] for h in info["hooks"]}  # rows, sum (vector), sum of squared norms
-        for _, tok, acts in iter_samples(run_dir, verify=True):
-            samples += 1
-            tokens += tok.shape[0]
-            if stats is not None:
-                for h, x in acts.items():
-                    x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
-                    sums[h][0] += x.shape[0]
-                    sums[h][1] = sums[h][1] + x.sum(axis=0)
-                    sums[h][2] += float((x * x).sum())
-        if (samples, tokens) != (info["samples"], info["tokens"]):
-            raise ShardError(f"{run_dir}: shards hold {samples} samples / {tokens} tokens, manifest says "
-                             f"{info['samples']} / {info['tokens']}")
-        if stats is not None:
-            _check_stats(run_dir, stats, sums)
-    return info
-
-
-def _check_stats(run_dir, stats, sums):
+def check_stats(run_dir, stats, sums):
     """The manifest's running statistics against fp64 sums over the stored rows (recomputed here)."""
     for h, (rows, total, sq) in sums.items():
         st = stats.get(h) if isinstance(stats, dict) else None
         if not isinstance(st, dict):
-            raise ShardError(f"{run_dir}/manifest.json: stats has no entry for {h}")
+            raise RunError(f"{run_dir}/manifest.json: stats has no entry for {h}")
         if int(st.get("rows", -1)) != rows:
-            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.rows = {st.get('rows')}, shards hold {rows}")
+            raise RunError(f"{run_dir}/manifest.json: stats.{h}.rows = {st.get('rows')}, shards hold {rows}")
         if rows == 0:
             continue
         mean = np.asarray(st.get("mean", []), dtype=np.float64)
         want = np.asarray(total) / rows
         scale = max(1.0, float(np.abs(want).max()))
         if mean.shape != want.shape or not np.allclose(mean, want, rtol=1e-9, atol=1e-12 * scale):
-            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.mean differs from the stored rows' mean")
+            raise RunError(f"{run_dir}/manifest.json: stats.{h}.mean differs from the stored rows' mean")
         msq = float(st.get("mean_sq_norm", float("nan")))
         if not np.isclose(msq, sq / rows, rtol=1e-9, atol=0.0):
-            raise ShardError(f"{run_dir}/manifest.json: stats.{h}.mean_sq_norm = {msq}, stored rows give {sq / rows}")
+            raise RunError(f"{run_dir}/manifest.json: stats.{h}.mean_sq_norm = {msq}, stored rows give {sq / rows}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="Summarise (and optionally verify) an `fme extract` run directory.")
-    ap.add_argument("run_dir")
-    ap.add_argument("--verify", action="store_true", help="check sha256 of every shard and index consistency")
-    args = ap.parse_args(argv)
-    try:
-        info = summarize(args.run_dir, verify=args.verify)
-    except (ShardError, OSError) as e:
-        print(f"read_shards: error: {e}", file=sys.stderr)
-        return 1
-    print(f"run:         {info['run_dir']}{'' if info['complete'] else '  (INCOMPLETE: extraction did not finish)'}")
-    print(f"samples:     {info['samples']}")
-    print(f"tokens:      {info['tokens']}")
-    print(f"shards:      {info['shards']} ({info['bytes']} bytes)")
-    print(f"format:      version {info['version']}")
-    print(f"hooks:       {', '.join(info['hooks'])}")
-    print(f"hidden size: {info['hidden']} ({info['dtype']})")
-    if args.verify:
-        print("verify:      ok (sha256, sample_index, sample_offsets, token_positions, stats)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

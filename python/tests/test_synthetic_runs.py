@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""Test of examples/read_shards.py against a synthetic `fme extract` run directory.
+"""The readers (fme.open_run, and examples/read_shards.py in front of it) against synthetic run directories.
 
-Builds the run with its own minimal safetensors writer (so the reader is not checked against itself):
+Builds the runs with its own minimal safetensors writer (so the reader is not checked against itself):
 an F32 + BF16 shard, an F16 shard, and a zstd-compressed shard made with the zstd CLI, in format version 2
 (hook points by name, one of them [N, heads, head_dim]) and in version 1 (resid_post.{layer}, as fme wrote
-before hook points). Then checks that iter_samples yields exactly the rows written and that --verify catches
-corruption and bad indices.
-Usage: read_shards_test.py PATH/TO/read_shards.py   (exit status non-zero if any check fails)
+before hook points). Then checks that every access path yields exactly the rows written, and that malformed
+runs (bad manifest, missing or truncated shard, wrong sha256, bad indices) are errors naming the file.
 """
 
 import hashlib
@@ -17,10 +16,13 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-import traceback
 
 import numpy as np
+import pytest
+
+import fme
+
+READ_SHARDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "read_shards.py")
 
 HIDDEN = 8
 LAYERS = [10, 11]
@@ -123,7 +125,9 @@ def make_run(run_dir, rng, layer_dtypes_per_shard, compress, sample_ids_per_shar
     if version == 1:
         manifest["layers"] = LAYERS
     else:
-        manifest["hooks"] = [{"name": h, "row_shape": r, "dtype": "F32"} for h, r in POINTS]
+        # fme stores each point in one dtype in every shard (the manifest's)
+        manifest["hooks"] = [{"name": h, "row_shape": r, "dtype": dt}
+                             for (h, r), dt in zip(POINTS, layer_dtypes_per_shard[0])]
     with open(os.path.join(run_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     return expected
@@ -144,10 +148,10 @@ class Ctx:
         self.run = os.path.join(tmp, "run")
         # Sample ids with gaps (filtered samples) and three shards: F32+BF16, F16+F16, and zstd F32+BF16.
         self.ids = [[0, 1, 2, 4], [5, 6, 9], [10, 11, 12, 13, 20]]
-        self.expected = make_run(self.run, self.rng, [("F32", "BF16"), ("F16", "F16"), ("F32", "BF16")],
+        self.expected = make_run(self.run, self.rng, [("F16", "BF16")] * 3,
                                  [False, False, True], self.ids)
         self.run_v1 = os.path.join(tmp, "run-v1")
-        self.expected_v1 = make_run(self.run_v1, self.rng, [("F32", "BF16"), ("F16", "F16")], [False, True],
+        self.expected_v1 = make_run(self.run_v1, self.rng, [("F32", "F32")] * 2, [False, True],
                                     self.ids[:2], version=1)
 
     def fresh_copy(self, name):
@@ -156,7 +160,7 @@ class Ctx:
         return dst
 
 
-def check_rows_exact(c):
+def test_rows_exact(c):
     for run, expected, points, ids in ((c.run, c.expected, POINTS, c.ids), (c.run_v1, c.expected_v1, V1_POINTS, c.ids[:2])):
         seen = []
         for sid, tok, acts in c.rs.iter_samples(run):
@@ -173,14 +177,14 @@ def check_rows_exact(c):
         assert seen == [i for x in ids for i in x], seen
 
 
-def check_bf16_is_float32(c):
+def test_bf16_is_float32(c):
     t = c.rs.load_shard(os.path.join(c.run, "shard-00000.safetensors"))
     assert t["blocks.11.hook_resid_post"].dtype == np.float32
-    assert t["blocks.10.attn.hook_z"].dtype == np.float32
+    assert t["blocks.10.attn.hook_z"].dtype == np.float16
     assert t["token_ids"].dtype == np.int32 and t["sample_index"].dtype == np.int64
 
 
-def check_layer_subset(c):
+def test_layer_subset(c):
     for kwargs in ({"layers": [11]}, {"hooks": ["blocks.11.hook_resid_post"]}):
         rows = list(c.rs.iter_samples(c.run, **kwargs))
         assert len(rows) == sum(len(x) for x in c.ids)
@@ -198,7 +202,7 @@ def check_layer_subset(c):
             raise AssertionError("asking for a point that was not extracted must fail")
 
 
-def check_zero_copy_uncompressed(c):
+def test_zero_copy_uncompressed(c):
     t = c.rs.load_shard(os.path.join(c.run, "shard-00001.safetensors"))
     arr = t["blocks.10.attn.hook_z"]
     assert not arr.flags.writeable, "views of the read-only map must not be writeable"
@@ -211,18 +215,18 @@ def check_zero_copy_uncompressed(c):
     assert backed, "uncompressed F16 tensor should be a view of an np.memmap"
 
 
-def check_zst_via_cli(c):
-    saved = c.rs._zstandard
-    c.rs._zstandard = None  # force the `zstd -dc` path even where the module is installed
+def test_zst_via_cli(c):
+    saved = fme.shards._zstandard
+    fme.shards._zstandard = None  # force the `zstd -dc` path even where the module is installed
     try:
         t = c.rs.load_shard(os.path.join(c.run, "shard-00002.safetensors.zst"))
     finally:
-        c.rs._zstandard = saved
+        fme.shards._zstandard = saved
     assert t["sample_index"].tolist() == c.ids[2]
     assert np.array_equal(t["blocks.10.attn.hook_z"][: len(c.expected[10][0])], c.expected[10][1]["blocks.10.attn.hook_z"])
 
 
-def check_summary_cli(c):
+def test_summary_cli(c):
     p = run_cli(c.script, c.run)
     assert p.returncode == 0, p.stderr
     n_samples = sum(len(x) for x in c.ids)
@@ -237,7 +241,7 @@ def check_summary_cli(c):
         assert want in p.stdout, f"{want!r} not in:\n{p.stdout}"
 
 
-def check_verify_ok(c):
+def test_verify_ok(c):
     p = run_cli(c.script, c.run, "--verify")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "verify:      ok" in p.stdout, p.stdout
@@ -251,7 +255,7 @@ def corrupt_byte(path):
         f.write(bytes([b[0] ^ 0x01]))
 
 
-def check_verify_catches_corrupted_byte(c):
+def test_verify_catches_corrupted_byte(c):
     for shard in ("shard-00001.safetensors", "shard-00002.safetensors.zst"):
         run = c.fresh_copy("corrupt-" + shard)
         corrupt_byte(os.path.join(run, shard))
@@ -267,17 +271,17 @@ def check_verify_catches_corrupted_byte(c):
         assert run_cli(c.script, run).returncode == 0, "without --verify the summary still works"
 
 
-def check_verify_catches_bad_indices(c):
+def test_verify_catches_bad_indices(c):
     for kind, needle in (("order", "sample_index"), ("offsets", "sample_offsets")):
         run = os.path.join(c.tmp, "bad-" + kind)
-        make_run(run, np.random.default_rng(5), [("F32", "F32"), ("F32", "F32")], [False, False],
+        make_run(run, np.random.default_rng(5), [("F32", "F32")] * 2, [False, False],
                  [[0, 1, 2], [3, 4]], corrupt_index=kind)
         p = run_cli(c.script, run, "--verify")
         assert p.returncode != 0, f"--verify passed a run with bad {kind}"
         assert needle in p.stderr, p.stderr
 
 
-def check_bad_manifest(c):
+def test_bad_manifest(c):
     run = c.fresh_copy("bad-manifest")
     path = os.path.join(run, "manifest.json")
     with open(path) as f:
@@ -291,7 +295,7 @@ def check_bad_manifest(c):
     assert p.returncode != 0 and "manifest.json" in p.stderr, p.stderr
 
 
-def check_truncated_shard(c):
+def test_truncated_shard(c):
     run = c.fresh_copy("truncated")
     path = os.path.join(run, "shard-00000.safetensors")
     size = os.path.getsize(path)
@@ -305,34 +309,121 @@ def check_truncated_shard(c):
         raise AssertionError("a truncated shard must be rejected")
 
 
-CHECKS = [check_rows_exact, check_bf16_is_float32, check_layer_subset, check_zero_copy_uncompressed,
-          check_zst_via_cli, check_summary_cli, check_verify_ok, check_verify_catches_corrupted_byte,
-          check_verify_catches_bad_indices, check_bad_manifest, check_truncated_shard]
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    assert shutil.which("zstd"), "the zstd CLI is needed (apt-get install zstd)"
+    return Ctx(os.path.abspath(READ_SHARDS), str(tmp_path_factory.mktemp("synthetic")))
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    if shutil.which("zstd") is None:
-        print("FAIL: the zstd CLI is needed (apt-get install zstd)")
-        return 1
-    passed = failed = 0
-    with tempfile.TemporaryDirectory(prefix="fme_read_shards_") as tmp:
-        c = Ctx(os.path.abspath(sys.argv[1]), tmp)
-        for check in CHECKS:
-            try:
-                check(c)
-            except Exception:
-                failed += 1
-                print(f"FAIL {check.__name__}")
-                traceback.print_exc(file=sys.stdout)
-            else:
-                passed += 1
-                print(f"ok   {check.__name__}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+# ---- fme.open_run on the same runs ----------------------------------------------------------------------
+
+def expected_rows(c, hook, ids=None):
+    order = [i for x in (ids or c.ids) for i in x]
+    return np.concatenate([c.expected[sid][1][hook] for sid in order]), \
+        np.concatenate([c.expected[sid][0] for sid in order])
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def test_open_run_points_and_lengths(c):
+    run = fme.open_run(c.run)
+    assert list(run.points) == [h for h, _ in POINTS]
+    assert run.points["blocks.10.attn.hook_z"].row_shape == (2, 4)
+    assert run.points["blocks.10.attn.hook_z"].dtype == "F16"
+    assert run.points["blocks.11.hook_resid_post"].dtype == "BF16"
+    assert len(run) == sum(len(x) for x in c.ids)
+    assert run.num_rows == sum(len(v[0]) for v in c.expected.values())
+    assert run.sample_index.tolist() == [i for x in c.ids for i in x]
+    assert run.complete
+
+
+def test_row_array_equals_written_rows(c):
+    run = fme.open_run(c.run)
+    for hook, row_shape in POINTS:
+        want, want_tok = expected_rows(c, hook)
+        arr = run[hook]
+        assert arr.shape == (want.shape[0],) + tuple(row_shape)
+        assert arr.dtype == want.dtype
+        assert np.array_equal(np.asarray(arr), want)
+        assert np.array_equal(np.asarray(run.token_ids), want_tok)
+        n = want.shape[0]
+        # Slices within and across shards, steps, negative ints, int arrays, boolean masks, tuples.
+        for idx in (slice(0, 3), slice(2, n - 2), slice(None, None, 3), slice(n - 1, 0, -2), -1, 0, n // 2,
+                    np.array([n - 1, 0, 5, 5, 2]), np.arange(n) % 3 == 0, [1, -2]):
+            assert np.array_equal(arr[idx], want[idx]), (hook, idx)
+        assert np.array_equal(arr[1:7, 0], want[1:7, 0])
+        with pytest.raises(IndexError):
+            arr[n]
+
+
+def test_slice_within_an_uncompressed_shard_is_a_view(c):
+    run = fme.open_run(c.run)
+    arr = run["blocks.10.attn.hook_z"]  # F16: numpy has the dtype, so no conversion
+    first = len(np.concatenate([c.expected[s][0] for s in c.ids[0]]))
+    view = arr[0:first - 1]
+    assert not view.flags.owndata and not view.flags.writeable
+    assert np.shares_memory(view, arr[0:first])
+
+
+def test_sample_and_iter_samples(c):
+    run = fme.open_run(c.run)
+    order = [i for x in c.ids for i in x]
+    for pos, sid in enumerate(order):
+        tok, rows = run.sample(pos)
+        assert np.array_equal(tok, c.expected[sid][0])
+        for hook, _ in POINTS:
+            assert np.array_equal(rows[hook], c.expected[sid][1][hook])
+    assert np.array_equal(run.sample(-1)[0], c.expected[order[-1]][0])
+    with pytest.raises(IndexError):
+        run.sample(len(order))
+    assert [s for s, _, _ in run.iter_samples()] == order
+
+
+def test_version1_run_reads_by_hook_name(c):
+    run = fme.open_run(c.run_v1)
+    assert list(run.points) == [h for h, _ in V1_POINTS]
+    for hook, _ in V1_POINTS:
+        want = np.concatenate([c.expected_v1[s][1][hook] for x in c.ids[:2] for s in x])
+        assert np.array_equal(np.asarray(run[hook]), want)
+    # Version 1 stored every token: positions restart at 0 in each sample.
+    pos = np.asarray(run.token_positions)
+    lens = [len(c.expected_v1[s][0]) for x in c.ids[:2] for s in x]
+    assert pos.tolist() == [p for n in lens for p in range(n)]
+
+
+def test_missing_shard_is_an_error_at_open(c):
+    run = c.fresh_copy("missing-shard")
+    os.remove(os.path.join(run, "shard-00001.safetensors"))
+    with pytest.raises(fme.RunError, match="shard-00001.safetensors.*missing"):
+        fme.open_run(run)
+
+
+def test_truncated_shard_is_an_error_at_open(c):
+    run = c.fresh_copy("truncated-open")
+    path = os.path.join(run, "shard-00000.safetensors")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 16)
+    with pytest.raises(fme.RunError, match="shard-00000.safetensors.*manifest.json says"):
+        fme.open_run(run)
+
+
+def test_missing_manifest_and_wrong_sha256(c):
+    with pytest.raises(fme.RunError, match="manifest.json: not found"):
+        fme.open_run(os.path.join(c.tmp, "no-such-run"))
+    run = c.fresh_copy("bad-sha")
+    corrupt_byte(os.path.join(run, "shard-00001.safetensors"))
+    r = fme.open_run(run)  # sizes still match: only the checksum can tell
+    with pytest.raises(fme.RunError, match="shard-00001.safetensors: sha256 mismatch"):
+        r.verify()
+
+
+def test_shard_disagreeing_with_the_manifest_is_an_error_on_read(c):
+    run = c.fresh_copy("wrong-count")
+    path = os.path.join(run, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m["shards"][0]["tokens"] += 1
+    with open(path, "w") as f:
+        json.dump(m, f)
+    r = fme.open_run(run)
+    with pytest.raises(fme.RunError, match="shard-00000.safetensors: index tensors hold"):
+        r.sample(0)

@@ -1,0 +1,268 @@
+"""A shuffled, resumable stream of one hook point's rows for SAE and probe training: run.batches(...).
+
+Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank, world_size)):
+  1. the run's rows are cut into chunks of consecutive rows of one shard (about buffer/64 rows each; a zstd
+     shard is one chunk), and the chunks put in a seeded random order (shuffle=True) or left in run order;
+  2. the kept rows of that chunk sequence (rows of BOS / special tokens left out per `exclude`) are split into
+     W contiguous parts of equal size (+-1 row): rank r takes part r, so ranks are disjoint and together
+     complete, and each reads only its own part;
+  3. a rank's part is cut into windows of buffer_tokens / 2 rows: the shuffle buffer, two windows, one handed
+     out while the next is filled. A window is read chunk by chunk, each shard front to back, and every row
+     copied once, straight to its place in the window's seeded permutation; batches are views of the window.
+     The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
+So memory is bounded by the buffer (plus the batches a caller still holds), rows from all over the run meet
+in a window, and the position in the epoch (rows handed out) is the whole state: state_dict() /
+load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window it falls in.
+"""
+
+import sys
+
+import numpy as np
+
+from .errors import RunError
+from .shards import _DTYPES
+
+_EXCLUDE = ("bos", "special")
+_CHUNKS_PER_WINDOW = 64  # how many places of the run one window mixes
+_MAX_CHUNKS = 1 << 20    # bounds the plan's size for very large runs
+
+
+class _Plan:
+    """One epoch's chunk order and this rank's part of it."""
+
+    __slots__ = ("order", "cum", "lo", "rows", "yield_rows")
+
+
+class ActivationStream:
+    """Iterates one epoch of [batch_tokens, *row_shape] arrays (the last one smaller unless drop_last);
+    iterating again runs the next epoch, reshuffled. Made by Run.batches (see there for the arguments).
+
+    drop_last: every rank yields the same number of full batches (floor(kept rows / world_size /
+    batch_tokens)), as DistributedDataParallel needs; rows past them are left out of this epoch.
+    return_index: yield (rows, row_numbers) where row_numbers [n] int64 index run[point] / run.token_ids.
+    raw: rows as stored (BF16 as uint16 bits, for torch.bfloat16 views) instead of float32.
+    """
+
+    def __init__(self, run, point, *, batch_tokens=4096, shuffle=True, seed=0, buffer_tokens=2**22,
+                 drop_last=False, rank=0, world_size=1, exclude=("bos",), return_index=False, raw=False):
+        for name, v, least in (("batch_tokens", batch_tokens, 1), ("buffer_tokens", buffer_tokens, 1),
+                               ("world_size", world_size, 1), ("rank", rank, 0)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+        if rank >= world_size:
+            raise ValueError(f"rank {rank} is not below world_size {world_size}")
+        if isinstance(exclude, str):
+            exclude = (exclude,)
+        bad = [e for e in exclude if e not in _EXCLUDE]
+        if bad:
+            raise ValueError(f"exclude: unknown {bad}, expected any of {list(_EXCLUDE)}")
+        self._run = run
+        self._point = run._point(point)
+        self.batch_tokens, self.buffer_tokens = int(batch_tokens), int(buffer_tokens)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.exclude = tuple(sorted(set(exclude)))
+        self.return_index, self.raw = bool(return_index), bool(raw)
+        self._bos = run.bos_token_id() if "bos" in self.exclude else None
+        self._special = run.special_token_ids() if "special" in self.exclude else None
+        self._filtering = self._bos is not None or self._special is not None
+        self._row_shape = tuple(run[point].shape[1:])
+        # Two windows of half the buffer each: one being handed out while the other is refilled.
+        self._window_rows = max(1, self.buffer_tokens // 2)
+        self._widen = self._point.dtype == "BF16" and not self.raw
+        self._buffer_dtype = np.uint32 if self._widen else _DTYPES[self._point.dtype]
+        self._buffers = [None, None]
+        self._chunks()
+        self.epoch = 0
+        self._done = 0  # rows of this epoch handed out
+        self._plan_cache = None
+        self._window = None  # ((epoch, window number), its row numbers in order)
+
+    # ---- the epoch's plan ---------------------------------------------------------------------------
+
+    def _chunks(self):
+        """Chunks of consecutive rows within one shard: shard, first and end row (in the shard), kept rows."""
+        total = self._run.num_rows
+        chunk_rows = max(1, self._window_rows // _CHUNKS_PER_WINDOW, -(-total // _MAX_CHUNKS))
+        shard, start, stop, kept = [], [], [], []
+        for k, s in enumerate(self._run._shards):
+            if s.rows == 0:
+                continue
+            # A zstd shard is decompressed whole to read any row of it: its chunk is the whole shard, so a
+            # window decompresses each of its shards once.
+            step = s.rows if s.path.endswith(".zst") else chunk_rows
+            a = np.arange(0, s.rows, step, dtype=np.int64)
+            b = np.minimum(a + step, s.rows)
+            shard.append(np.full(a.shape, k, dtype=np.int64))
+            start.append(a)
+            stop.append(b)
+            if self._filtering:
+                keep = self._keep_mask(k, 0, s.rows)
+                kept.append(np.add.reduceat(keep.astype(np.int64), a))
+            else:
+                kept.append(b - a)
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+        self._c_shard, self._c_start, self._c_stop, self._c_kept = cat(shard), cat(start), cat(stop), cat(kept)
+        self._kept_total = int(self._c_kept.sum())
+
+    def _keep_mask(self, k, a, b):
+        """Rows a..b-1 of shard k that `exclude` keeps (boolean [b-a])."""
+        t = self._run._raw(k)
+        ids = t["token_ids"][a:b]
+        keep = np.ones(b - a, dtype=bool)
+        if self._special is not None:
+            keep &= ~np.isin(ids, self._special)
+        if self._bos is not None:
+            if "token_positions" in t:
+                first = t["token_positions"][a:b] == 0
+            else:  # version 1 stored every token: a sample's first row is at its offset
+                first = np.zeros(b - a, dtype=bool)
+                off = t["sample_offsets"][:-1]
+                off = off[(off >= a) & (off < b) & (off < t["sample_offsets"][1:])]
+                first[off - a] = True
+            keep &= ~(first & (ids == self._bos))
+        return keep
+
+    def _plan(self):
+        if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
+            return self._plan_cache[1]
+        p = _Plan()
+        n = self._c_kept.shape[0]
+        p.order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle
+                   else np.arange(n, dtype=np.int64))
+        p.cum = np.concatenate([[0], np.cumsum(self._c_kept[p.order])]).astype(np.int64)
+        K, W = self._kept_total, self.world_size
+        p.lo = self.rank * K // W
+        p.rows = (self.rank + 1) * K // W - p.lo
+        p.yield_rows = (K // W) // self.batch_tokens * self.batch_tokens if self.drop_last else p.rows
+        self._plan_cache = (self.epoch, p)
+        return p
+
+    # ---- windows ------------------------------------------------------------------------------------
+
+    def _window_pieces(self, p, w):
+        """Window w of this rank's part as pieces (shard, its local rows [n] int64, first place in the window),
+        sorted by shard and row so that a window reads each shard front to back."""
+        ws = self._window_rows
+        g0, g1 = p.lo + w * ws, p.lo + min(p.rows, (w + 1) * ws)
+        pieces = []
+        i = int(np.searchsorted(p.cum, g0, side="right")) - 1
+        while i < p.order.shape[0] and p.cum[i] < g1:
+            c, base = int(p.order[i]), int(p.cum[i])
+            u0, u1 = max(g0, base) - base, min(g1, int(p.cum[i + 1])) - base
+            if u1 > u0:
+                k, a, b = int(self._c_shard[c]), int(self._c_start[c]), int(self._c_stop[c])
+                if self._filtering:
+                    local = a + np.flatnonzero(self._keep_mask(k, a, b))[u0:u1]
+                else:
+                    local = np.arange(a + u0, a + u1, dtype=np.int64)
+                pieces.append((k, local, base + u0 - g0))
+            i += 1
+        pieces.sort(key=lambda x: (x[0], int(x[1][0])))
+        return g1 - g0, pieces
+
+    def _buffer(self, n):
+        """A [window, *row] array to fill: one of the two kept, when no batch handed out still views it
+        (reusing memory that is already faulted in is what makes a window cheap); else a new one."""
+        for j in range(len(self._buffers)):
+            # No references but the list's and getrefcount's argument: no batch or window views it.
+            if self._buffers[j] is not None and sys.getrefcount(self._buffers[j]) == 2:
+                return self._buffers[j]
+        buf = np.empty((self._window_rows,) + self._row_shape, dtype=self._buffer_dtype)
+        self._buffers = [self._buffers[1], buf]  # the older one goes to whoever still holds its batches
+        return buf
+
+    def _load_window(self, p, w):
+        """Window w: (rows [n, *row], run row numbers [n]) in the window's seeded order. Each row is copied
+        once, from the shard straight to its place in the permutation."""
+        n, pieces = self._window_pieces(p, w)
+        rows = self._buffer(n)[:n]
+        index = np.empty(n, dtype=np.int64)
+        perm = (np.random.default_rng([self.seed, self.epoch, self.rank, self.world_size, w + 1]).permutation(n)
+                if self.shuffle else None)
+        for k, local, v0 in pieces:
+            x = self._run._raw(k)[self._point.key]
+            m = local.shape[0]
+            consecutive = int(local[-1]) - int(local[0]) == m - 1
+            src = x[int(local[0]):int(local[0]) + m] if consecutive else x[local]
+            dest = perm[v0:v0 + m] if perm is not None else slice(v0, v0 + m)
+            rows[dest] = src
+            index[dest] = local + self._run._shards[k].row_start
+        if self._widen:  # bfloat16 is the top half of a float32
+            np.left_shift(rows, 16, out=rows)
+            rows = rows.view(np.float32)
+        if (w + 1) * self._window_rows < p.rows:  # the next window's chunks: the kernel reads them meanwhile
+            for k, local, _ in self._window_pieces(p, w + 1)[1]:
+                self._run._prefetch(k, self._point.key, int(local[0]), int(local[-1]) + 1)
+        return rows, index
+
+    # ---- iteration ----------------------------------------------------------------------------------
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        p = self._plan()
+        if self._done >= p.yield_rows:
+            self.epoch += 1
+            self._done = 0
+            self._window = None
+            raise StopIteration
+        a, b = self._done, min(self._done + self.batch_tokens, p.yield_rows)
+        ws, parts, idx = self._window_rows, [], []
+        while a < b:
+            w = a // ws
+            if self._window is None or self._window[0] != (self.epoch, w):
+                self._window = None  # its buffer may be reused right away
+                self._window = ((self.epoch, w),) + self._load_window(p, w)
+            e = min(b, (w + 1) * ws)
+            parts.append(self._window[1][a - w * ws:e - w * ws])
+            idx.append(self._window[2][a - w * ws:e - w * ws])
+            a = e
+        self._done = b
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if self.return_index:
+            return batch, (idx[0] if len(idx) == 1 else np.concatenate(idx))
+        return batch
+
+    def __len__(self):
+        """Batches in the current epoch (all of it, not what is left)."""
+        return -(-self._plan().yield_rows // self.batch_tokens)
+
+    @property
+    def rows_per_epoch(self):
+        """Rows this rank yields per epoch."""
+        return self._plan().yield_rows
+
+    def set_epoch(self, epoch):
+        """Start epoch `epoch` from its beginning (as DistributedSampler.set_epoch)."""
+        self.epoch, self._done, self._window = int(epoch), 0, None
+
+    # ---- resume -------------------------------------------------------------------------------------
+
+    def _settings(self):
+        m = self._run.manifest
+        return {"run": m.get("settings_hash") or self._run.path, "rows": self._run.num_rows,
+                "shards": self._run.num_shards, "point": self._point.name, "batch_tokens": self.batch_tokens,
+                "buffer_tokens": self.buffer_tokens, "shuffle": self.shuffle, "seed": self.seed,
+                "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
+                "exclude": list(self.exclude)}
+
+    def state_dict(self):
+        """The position in the stream: {"epoch", "rows_done", "settings"} (JSON-serialisable)."""
+        return {"epoch": self.epoch, "rows_done": self._done, "settings": self._settings()}
+
+    def load_state_dict(self, state):
+        """Continue from a state_dict(): the same rows in the same order as without the interruption. The
+        stream's settings (and the run's size) must equal those the state was taken with."""
+        try:
+            epoch, done, settings = int(state["epoch"]), int(state["rows_done"]), dict(state["settings"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("load_state_dict: expected a dict from state_dict() with epoch, rows_done, settings") from None
+        mine = self._settings()
+        diff = [f"{k}: state {settings.get(k)!r}, stream {v!r}" for k, v in mine.items() if settings.get(k) != v]
+        if diff:
+            raise ValueError("load_state_dict: the state was taken with other settings: " + "; ".join(diff))
+        self.epoch, self._done, self._window = epoch, done, None
+        if done > self._plan().yield_rows:
+            raise RunError(f"load_state_dict: rows_done {done} is past this epoch's {self._plan().yield_rows} rows")

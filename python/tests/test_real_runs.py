@@ -1,0 +1,58 @@
+"""Runs made by `fme extract` read back through fme.open_run and compared row for row with the C++ side
+(`fme forward` on the same texts writes every hook point for every token), plus verify() and the summary CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import fme
+from conftest import TEXT, run_fme
+from fme.shards import load_shard
+
+HOOKS = ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]
+
+
+def test_rows_equal_fme_forward_on_the_same_texts(run_fp32, tiny_model, tmp_path):
+    run = fme.open_run(run_fp32)
+    with open(TEXT) as f:
+        lines = [json.loads(x) for x in f][: len(run)]
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"text": x["text"]}) + "\n" for x in lines))
+    out = tmp_path / "forward.safetensors"
+    run_fme("forward", "--model", tiny_model, "--texts", texts, "--out", out, "--hooks", ",".join(HOOKS),
+            "--dtype", "fp32", "--threads", "1")
+    fwd = load_shard(str(out))
+    assert len(run) == len(lines) == fwd["input_ids"].shape[0]
+    assert run.sample_index.tolist() == list(range(len(lines)))
+    for i in range(len(run)):
+        tok, rows = run.sample(i)
+        n = int(fwd["attention_mask"][i].sum())
+        assert np.array_equal(tok, fwd["input_ids"][i, :n]), f"sample {i}: token ids differ"
+        for h in HOOKS:
+            np.testing.assert_allclose(rows[h], fwd[h][i, :n], rtol=0, atol=2e-5, err_msg=f"sample {i} {h}")
+    # The lazy array over all shards is the samples' rows in order.
+    assert np.array_equal(np.asarray(run[HOOKS[0]]), np.concatenate([run.sample(i)[1][HOOKS[0]] for i in range(len(run))]))
+
+
+def test_manifest_records_the_token_ids_readers_need(run_fp32, tiny_model):
+    run = fme.open_run(run_fp32)
+    with open(os.path.join(tiny_model, "config.json")) as f:
+        assert run.bos_token_id() == json.load(f).get("bos_token_id")
+    with open(os.path.join(tiny_model, "tokenizer.json")) as f:
+        special = sorted(a["id"] for a in json.load(f)["added_tokens"] if a.get("special"))
+    assert run.special_token_ids().tolist() == special
+
+
+def test_verify_and_summary_on_real_runs(run_fp32, run_bf16_zstd):
+    for path in (run_fp32, run_bf16_zstd):
+        run = fme.open_run(path)
+        info = run.verify()  # sha256, indices and the manifest's fp64 statistics recomputed here
+        assert info["samples"] == len(run) and info["tokens"] == run.num_rows > 0
+        assert len(run.samples) == len(run) and run.samples[0]["sample_index"] == 0
+        p = subprocess.run([sys.executable, "-m", "fme", path, "--verify"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 0 and f"tokens:      {run.num_rows}" in p.stdout, p.stderr
+    assert fme.open_run(run_bf16_zstd).points[HOOKS[0]].dtype == "BF16"
