@@ -12,8 +12,8 @@ timing so every pass reads from the page cache.
 
 Prints MB/s of float32 batches handed out for: the peer (np.memmap slices copied into new arrays, BF16
 widened the same way), run.batches(shuffle=False) and run.batches(shuffle=True), the ratios fme/peer, and the
-peak memory each allocates while it runs (tracemalloc: numpy's arrays; the page cache's maps are not counted).
-Each is timed on its second epoch in its process (the first faults the maps and the stream's buffers in).
+peak memory each allocates (tracemalloc over all its epochs: numpy's arrays; the page cache's maps are not counted).
+Each process runs --warmup untimed epochs, then --epochs timed ones (the maps and buffers faulted in first).
 """
 
 import argparse
@@ -74,10 +74,11 @@ def write_run(path, rows, hidden, dtype, shards, sample_len=512):
         json.dump(m, f)
 
 
-def one_pass(run_dir, mode, batch, buffer, trace=False):
-    """Runs in a child process: one untimed epoch (maps and buffers faulted in: the steady state of a training
-    loop that runs many epochs), then a timed one. Returns (seconds, float32 bytes handed out, peak bytes
-    allocated by numpy/Python during the timed epoch, from tracemalloc when `trace`, else 0)."""
+def one_pass(run_dir, mode, batch, buffer, warmup, epochs, trace=False):
+    """Runs in a child process: `warmup` untimed epochs (maps and buffers faulted in: the steady state of a
+    training loop that runs many epochs; this VM's fresh memory is slow for a while after first touch), then
+    `epochs` timed ones. Returns (best epoch's seconds, float32 bytes handed out per epoch, peak bytes
+    allocated by numpy/Python during the timed epochs, from tracemalloc when `trace`, else 0)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
     import tracemalloc
 
@@ -106,15 +107,18 @@ def one_pass(run_dir, mode, batch, buffer, trace=False):
 
         def epoch():
             return stream
-    for _ in epoch():
-        pass
-    if trace:
+    if trace:  # from the start: the stream's buffers are allocated in its first epoch
         tracemalloc.start()
-    t0 = time.perf_counter()
-    out = 0
-    for x in epoch():
-        out += x.nbytes
-    dt = time.perf_counter() - t0
+    for _ in range(warmup):
+        for _ in epoch():
+            pass
+    dt = float("inf")
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        out = 0
+        for x in epoch():
+            out += x.nbytes
+        dt = min(dt, time.perf_counter() - t0)
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     return dt, out, peak
 
@@ -128,11 +132,13 @@ def main():
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--buffer", type=int, default=262144)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed epochs in each process first")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs in each process (the best counts)")
     ap.add_argument("--child", nargs=2, metavar=("RUN", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(one_pass(a.child[0], a.child[1], a.batch, a.buffer, a.trace)))
+        print(json.dumps(one_pass(a.child[0], a.child[1], a.batch, a.buffer, a.warmup, a.epochs, a.trace)))
         return 0
     with tempfile.TemporaryDirectory(prefix="fme_bench_stream_") as tmp:
         run_dir = os.path.join(tmp, "run")
@@ -147,7 +153,8 @@ def main():
               f"({a.buffer * a.hidden * 4 / 2**20:.0f} MiB as float32)")
         def child(mode, trace=False):
             cmd = [sys.executable, os.path.abspath(__file__), "--child", run_dir, mode, "--batch", str(a.batch),
-                   "--buffer", str(a.buffer)] + (["--trace"] if trace else [])
+                   "--buffer", str(a.buffer), "--warmup", str(a.warmup), "--epochs", str(a.epochs)] + \
+                (["--trace"] if trace else [])
             return json.loads(subprocess.check_output(cmd))
 
         best = {m: (float("inf"), 0) for m in ("peer", "unshuffled", "shuffled")}
@@ -158,7 +165,8 @@ def main():
         peak = {m: child(m, trace=True)[2] for m in best}  # its own pass: tracing slows allocation down
         rate = {m: b[1] / b[0] / 1e6 for m, b in best.items()}
         for m, (dt, nbytes) in best.items():
-            print(f"  {m:10s} {rate[m]:8.0f} MB/s  ({nbytes / 1e6:.0f} MB in {dt:.3f} s, best of {a.repeat}; "
+            print(f"  {m:10s} {rate[m]:8.0f} MB/s  ({nbytes / 1e6:.0f} MB in {dt:.3f} s, best epoch of "
+                  f"{a.repeat} x {a.epochs}; "
                   f"peak allocated {peak[m] / 2**20:.0f} MiB)")
         print(f"  ratio unshuffled/peer {rate['unshuffled'] / rate['peer']:.2f} (target >= 0.95), "
               f"shuffled/peer {rate['shuffled'] / rate['peer']:.2f} (target >= 0.8)")

@@ -10,6 +10,7 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
      out while the next is filled. A window is read chunk by chunk, each shard front to back, and every row
      copied once, straight to its place in the window's seeded permutation; batches are views of the window.
      The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
+     shuffle=False needs no window: each batch is copied straight from the shards in run order.
 So memory is bounded by the buffer (plus the batches a caller still holds), rows from all over the run meet
 in a window, and the position in the epoch (rows handed out) is the whole state: state_dict() /
 load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window it falls in.
@@ -141,10 +142,14 @@ class ActivationStream:
     # ---- windows ------------------------------------------------------------------------------------
 
     def _window_pieces(self, p, w):
-        """Window w of this rank's part as pieces (shard, its local rows [n] int64, first place in the window),
-        sorted by shard and row so that a window reads each shard front to back."""
+        """Window w of this rank's part: (rows, pieces) as _pieces gives them."""
         ws = self._window_rows
-        g0, g1 = p.lo + w * ws, p.lo + min(p.rows, (w + 1) * ws)
+        return self._pieces(p, w * ws, min(p.rows, (w + 1) * ws))
+
+    def _pieces(self, p, r0, r1):
+        """Rows r0..r1-1 of this rank's part as (r1 - r0, pieces (shard, its local rows [n] int64, first place
+        in r0..r1)), the pieces sorted by shard and row so that reading them reads each shard front to back."""
+        g0, g1 = p.lo + r0, p.lo + r1
         pieces = []
         i = int(np.searchsorted(p.cum, g0, side="right")) - 1
         while i < p.order.shape[0] and p.cum[i] < g1:
@@ -159,7 +164,14 @@ class ActivationStream:
                 pieces.append((k, local, base + u0 - g0))
             i += 1
         pieces.sort(key=lambda x: (x[0], int(x[1][0])))
-        return g1 - g0, pieces
+        merged = []  # neighbours in the shard and in place (run order) read as one piece
+        for k, local, v0 in pieces:
+            if merged and merged[-1][0] == k and merged[-1][2] + len(merged[-1][1]) == v0 and \
+                    int(merged[-1][1][-1]) + 1 == int(local[0]):
+                merged[-1] = (k, np.concatenate([merged[-1][1], local]), merged[-1][2])
+            else:
+                merged.append((k, local, v0))
+        return g1 - g0, merged
 
     def _buffer(self, n):
         """A [window, *row] array to fill: one of the two kept, when no batch handed out still views it
@@ -177,24 +189,42 @@ class ActivationStream:
         once, from the shard straight to its place in the permutation."""
         n, pieces = self._window_pieces(p, w)
         rows = self._buffer(n)[:n]
-        index = np.empty(n, dtype=np.int64)
-        perm = (np.random.default_rng([self.seed, self.epoch, self.rank, self.world_size, w + 1]).permutation(n)
-                if self.shuffle else None)
+        perm = np.random.default_rng([self.seed, self.epoch, self.rank, self.world_size, w + 1]).permutation(n)
+        index = self._copy_rows(pieces, rows, perm)
+        if (w + 1) * self._window_rows < p.rows:  # the next window's chunks: the kernel reads them meanwhile
+            for k, local, _ in self._window_pieces(p, w + 1)[1]:
+                self._run._prefetch(k, self._point.key, int(local[0]), int(local[-1]) + 1)
+        return (rows.view(np.float32) if self._widen else rows), index
+
+    def _copy_rows(self, pieces, rows, perm=None):
+        """Copies the pieces' rows into `rows` (place v at perm[v], or at v), widening BF16 in place; returns
+        their run row numbers in the same places."""
+        index = np.empty(rows.shape[0], dtype=np.int64)
         for k, local, v0 in pieces:
             x = self._run._raw(k)[self._point.key]
             m = local.shape[0]
             consecutive = int(local[-1]) - int(local[0]) == m - 1
             src = x[int(local[0]):int(local[0]) + m] if consecutive else x[local]
             dest = perm[v0:v0 + m] if perm is not None else slice(v0, v0 + m)
-            rows[dest] = src
+            if self._widen:  # bfloat16 is the top half of a float32
+                if perm is None:  # a plain cast then an in-place shift: both vectorised
+                    rows[dest] = src
+                    np.left_shift(rows[dest], 16, out=rows[dest])
+                    src = None
+                else:  # widened into a piece-sized temporary first: a scatter that casts is slow
+                    src = np.left_shift(src, 16, dtype=np.uint32)
+            if src is not None:
+                rows[dest] = src
             index[dest] = local + self._run._shards[k].row_start
-        if self._widen:  # bfloat16 is the top half of a float32
-            np.left_shift(rows, 16, out=rows)
-            rows = rows.view(np.float32)
-        if (w + 1) * self._window_rows < p.rows:  # the next window's chunks: the kernel reads them meanwhile
-            for k, local, _ in self._window_pieces(p, w + 1)[1]:
-                self._run._prefetch(k, self._point.key, int(local[0]), int(local[-1]) + 1)
-        return rows, index
+        return index
+
+    def _read_in_order(self, p, a, b):
+        """Rows a..b-1 of this rank's part in run order (shuffle=False): copied straight into a new batch, as
+        a plain sweep over the shards would; no window."""
+        n, pieces = self._pieces(p, a, b)
+        rows = np.empty((n,) + self._row_shape, dtype=self._buffer_dtype)
+        index = self._copy_rows(pieces, rows)
+        return (rows.view(np.float32) if self._widen else rows), index
 
     # ---- iteration ----------------------------------------------------------------------------------
 
@@ -209,6 +239,10 @@ class ActivationStream:
             self._window = None
             raise StopIteration
         a, b = self._done, min(self._done + self.batch_tokens, p.yield_rows)
+        if not self.shuffle:
+            batch, index = self._read_in_order(p, a, b)
+            self._done = b
+            return (batch, index) if self.return_index else batch
         ws, parts, idx = self._window_rows, [], []
         while a < b:
             w = a // ws
