@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=$(realpath -m "${FME_BUILD_DIR:-build}")
 VENV=${FME_VENV:-$BUILD_DIR/venv}
 [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
+# So that a plain `pip install ./python` works offline in this venv too. ("no-build-isolation = false" is pip's
+# own inverted spelling for turning build isolation off.)
+printf '[install]\nno-build-isolation = false\n' > "$VENV/pip.conf"
 # pip builds in python/ (build/, fme.egg-info/: ignored by git).
-FME_BUILD_DIR="$BUILD_DIR" "$VENV/bin/pip" install --quiet --no-index --no-build-isolation ./python
+FME_BUILD_DIR="$BUILD_DIR" "$VENV/bin/pip" install --quiet --no-index ./python
 echo "python package: $("$VENV/bin/python" -c 'import fme, os; print(os.path.dirname(fme.__file__))')"

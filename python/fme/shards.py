@@ -19,7 +19,7 @@ import subprocess
 
 import numpy as np
 
-from .errors import RunError, ShardError  # noqa: F401  (ShardError: the old name)
+from .errors import RunError
 
 try:  # optional: faster than the CLI and needs no subprocess; fall back to `zstd -dc` without it
     import zstandard as _zstandard

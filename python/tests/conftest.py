@@ -6,8 +6,10 @@ FME_BIN (build/bin/fme), FME_SHARED_DATA (../shared/data beside the checkout).
 
 import json
 import os
+import struct
 import subprocess
 
+import numpy as np
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -75,3 +77,28 @@ def run_bf16_zstd(tmp_path_factory, tiny_model):
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+_ST_DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<u2"): "BF16", np.dtype("<i4"): "I32",
+              np.dtype("<i8"): "I64"}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """A minimal safetensors writer, independent of the readers under test. tensors: {name: np.ndarray} (uint16
+    arrays are written as BF16 bit patterns), or {name: (dtype name, array)}."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        dtype_name, arr = t if isinstance(t, tuple) else (_ST_DTYPES[np.asarray(t).dtype.newbyteorder("<")], t)
+        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtype_name, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    hjson = json.dumps(header).encode()
+    hjson += b" " * (-len(hjson) % 8)  # the format pads the header so data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hjson)))
+        f.write(hjson)
+        for b in blobs:
+            f.write(b)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 import fme
-from conftest import TEXT, run_fme
+from conftest import TEXT, run_fme, write_safetensors
 from fme.shards import load_shard
 
 HOOKS = ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]
@@ -56,3 +56,35 @@ def test_verify_and_summary_on_real_runs(run_fp32, run_bf16_zstd):
                            stderr=subprocess.PIPE, text=True)
         assert p.returncode == 0 and f"tokens:      {run.num_rows}" in p.stdout, p.stderr
     assert fme.open_run(run_bf16_zstd).points[HOOKS[0]].dtype == "BF16"
+
+
+def test_bert_run_of_pre_tokenized_input_equals_fme_forward(shared_data, tmp_path):
+    """The other family: bert-tiny (post-norm, token types) over pre-tokenized samples of ragged lengths."""
+    model = os.path.join(shared_data, "models", "bert-tiny")
+    rng = np.random.default_rng(3)
+    docs = [rng.integers(1000, 30000, n).tolist() for n in (5, 31, 17, 64, 2, 40)]
+    data = tmp_path / "ids.jsonl"
+    data.write_text("".join(json.dumps({"input_ids": d}) + "\n" for d in docs))
+    hooks = ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.1.attn.hook_z"]
+    run_fme("extract", "--model", model, "--dataset", data, "--format", "tokens-jsonl", "--hooks", ",".join(hooks),
+            "--out", tmp_path / "run", "--out-dtype", "fp32", "--dtype", "fp32", "--shard-size", "20000",
+            "--quiet", "--threads", "1")
+    T = max(map(len, docs))
+    ids = np.zeros((len(docs), T), np.int64)
+    mask = np.zeros((len(docs), T), np.int64)
+    for i, d in enumerate(docs):
+        ids[i, :len(d)], mask[i, :len(d)] = d, 1
+    write_safetensors(tmp_path / "in.safetensors", {"input_ids": ids, "attention_mask": mask})
+    run_fme("forward", "--model", model, "--inputs", tmp_path / "in.safetensors", "--out", tmp_path / "f.safetensors",
+            "--hooks", ",".join(hooks), "--dtype", "fp32", "--threads", "1")
+    fwd = load_shard(str(tmp_path / "f.safetensors"))
+    run = fme.open_run(tmp_path / "run")
+    assert run.num_shards >= 2 and len(run) == len(docs)
+    for i, d in enumerate(docs):
+        tok, rows = run.sample(i)
+        assert tok.tolist() == d
+        for h in hooks:
+            assert rows[h].shape == fwd[h][i, :len(d)].shape
+            np.testing.assert_allclose(rows[h], fwd[h][i, :len(d)], rtol=0, atol=2e-5, err_msg=f"sample {i} {h}")
+    assert run.bos_token_id() is None  # BERT declares no BOS: exclude=("bos",) keeps every row
+    assert len(np.concatenate(list(run.batches(hooks[0], batch_tokens=16)))) == run.num_rows

@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 import fme
+from conftest import write_safetensors
 
 READ_SHARDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "read_shards.py")
 
@@ -48,25 +48,6 @@ def to_bf16_bits(x):
 
 def bf16_bits_to_f32(bits):
     return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: {name: (dtype_name, np.ndarray already in that dtype's storage)}."""
-    header, blobs, offset = {}, [], 0
-    for name, (dtype_name, arr) in tensors.items():
-        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtype_name, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    if metadata:
-        header["__metadata__"] = metadata
-    hjson = json.dumps(header).encode()
-    hjson += b" " * (-len(hjson) % 8)  # the format pads the header so data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
 
 
 def sha256_of(path):
