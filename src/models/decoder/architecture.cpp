@@ -20,7 +20,9 @@ const Architecture& decoder_architecture() {
         const double blocks = last_block < 0 ? c.num_hidden_layers : last_block + 1;
         return double(B) * T * blocks * (2.0 * linear + 4.0 * c.num_attention_heads * hd * visible);
       },
-      nullptr};  // nothing to fit: the config says it all
+      nullptr,    // nothing to fit: the config says it all
+      "causal",   // next-token training through the LM head
+      nullptr};   // the head is always there (lm_head or the tied embedding)
   return a;
 }
 
