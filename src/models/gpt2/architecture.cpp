@@ -10,7 +10,7 @@ const Architecture& gpt2_architecture() {
       [](const ModelConfig& c, Builder& b) { return make_gpt2(std::get<Gpt2Config>(c), b); },
       // Checkpoints saved from GPT2Model (the original OpenAI conversion) lack the "transformer." prefix;
       // older exports store the causal-mask buffers, which fme builds itself.
-      {{{"transformer.", "", "transformer.wte.weight"}}, {}, {".attn.bias", ".attn.masked_bias"}, {}},
+      {{{"transformer.", "", "transformer.wte.weight", {}}}, {}, {".attn.bias", ".attn.masked_bias"}, {}},
       "builtin:gpt2-tp",
       [](const ModelConfig& config, int64_t B, int64_t T, int64_t last_block) {
         const auto& c = std::get<Gpt2Config>(config);
