@@ -77,7 +77,8 @@ class ActivationStream:
         self.epoch = 0
         self._done = 0  # rows of this epoch handed out
         self._plan_cache = None
-        self._window = None  # ((epoch, window number), its row numbers in order)
+        self._window = None  # ((epoch, window number), its rows, their run row numbers)
+        self._pieces_cache = None  # ((epoch, window number), _pieces of that window)
 
     # ---- the epoch's plan ---------------------------------------------------------------------------
 
@@ -142,9 +143,13 @@ class ActivationStream:
     # ---- windows ------------------------------------------------------------------------------------
 
     def _window_pieces(self, p, w):
-        """Window w of this rank's part: (rows, pieces) as _pieces gives them."""
-        ws = self._window_rows
-        return self._pieces(p, w * ws, min(p.rows, (w + 1) * ws))
+        """Window w of this rank's part: (rows, pieces) as _pieces gives them (kept from the prefetch of the
+        window before, which computed them already)."""
+        key = (self.epoch, w)
+        if self._pieces_cache is None or self._pieces_cache[0] != key:
+            ws = self._window_rows
+            self._pieces_cache = (key, self._pieces(p, w * ws, min(p.rows, (w + 1) * ws)))
+        return self._pieces_cache[1]
 
     def _pieces(self, p, r0, r1):
         """Rows r0..r1-1 of this rank's part as (r1 - r0, pieces (shard, its local rows [n] int64, first place
@@ -164,14 +169,15 @@ class ActivationStream:
                 pieces.append((k, local, base + u0 - g0))
             i += 1
         pieces.sort(key=lambda x: (x[0], int(x[1][0])))
-        merged = []  # neighbours in the shard and in place (run order) read as one piece
+        groups = []  # neighbours in the shard and in place (run order) read as one piece
         for k, local, v0 in pieces:
-            if merged and merged[-1][0] == k and merged[-1][2] + len(merged[-1][1]) == v0 and \
-                    int(merged[-1][1][-1]) + 1 == int(local[0]):
-                merged[-1] = (k, np.concatenate([merged[-1][1], local]), merged[-1][2])
+            last = groups[-1] if groups else None
+            if last and last[0] == k and last[2] + last[3] == v0 and int(last[1][-1][-1]) + 1 == int(local[0]):
+                last[1].append(local)
+                last[3] += local.shape[0]
             else:
-                merged.append((k, local, v0))
-        return g1 - g0, merged
+                groups.append([k, [local], v0, local.shape[0]])
+        return g1 - g0, [(k, ls[0] if len(ls) == 1 else np.concatenate(ls), v0) for k, ls, v0, _ in groups]
 
     def _buffer(self, n):
         """A [window, *row] array to fill: one of the two kept, when no batch handed out still views it
@@ -197,8 +203,8 @@ class ActivationStream:
         return (rows.view(np.float32) if self._widen else rows), index
 
     def _copy_rows(self, pieces, rows, perm=None):
-        """Copies the pieces' rows into `rows` (place v at perm[v], or at v), widening BF16 in place; returns
-        their run row numbers in the same places."""
+        """Copies the pieces' rows into `rows` (place v at perm[v], or at v), BF16 widened to float32 bits;
+        returns their run row numbers in the same places."""
         index = np.empty(rows.shape[0], dtype=np.int64)
         for k, local, v0 in pieces:
             x = self._run._raw(k)[self._point.key]
