@@ -6,8 +6,8 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
   2. the kept rows of that chunk sequence (rows of BOS / special tokens left out per `exclude`) are split into
      W contiguous parts of equal size (+-1 row): rank r takes part r, so ranks are disjoint and together
      complete, and each reads only its own part;
-  3. a rank's part is cut into windows of buffer_tokens / 2 rows: the shuffle buffer, two windows, one handed
-     out while the next is filled. A window is read chunk by chunk, each shard front to back, and every row
+  3. a rank's part is cut into windows of buffer_tokens / 2 rows: the shuffle buffer is two windows, so the
+     next fills while the last one's batches may still be held. A window is read chunk by chunk, each shard front to back, and every row
      copied once, straight to its place in the window's seeded permutation; batches are views of the window.
      The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
@@ -68,7 +68,7 @@ class ActivationStream:
         self._special = run.special_token_ids() if "special" in self.exclude else None
         self._filtering = self._bos is not None or self._special is not None
         self._row_shape = tuple(run[point].shape[1:])
-        # Two windows of half the buffer each: one being handed out while the other is refilled.
+        # Two windows of half the buffer each: the next one fills while the last one's batches may still be held.
         self._window_rows = max(1, self.buffer_tokens // 2)
         self._widen = self._point.dtype == "BF16" and not self.raw
         self._buffer_dtype = np.uint32 if self._widen else _DTYPES[self._point.dtype]
