@@ -7,8 +7,9 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
      W contiguous parts of equal size (+-1 row): rank r takes part r, so ranks are disjoint and together
      complete, and each reads only its own part;
   3. a rank's part is cut into windows of buffer_tokens / 2 rows: the shuffle buffer is two windows, so the
-     next fills while the last one's batches may still be held. A window is read chunk by chunk, each shard front to back, and every row
-     copied once, straight to its place in the window's seeded permutation; batches are views of the window.
+     next fills while the last one's batches may still be held. A window is read chunk by chunk, each shard
+     front to back, and every row copied once, straight to its place in the window's seeded permutation;
+     batches are views of the window.
      The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
 So memory is bounded by the buffer (plus the batches a caller still holds), rows from all over the run meet
