@@ -24,7 +24,9 @@ TEST(Batcher, EverySampleOnceAndWithinTheTokenBudget) {
       longest = std::max(longest, len[i]);
       real += len[i];
     }
-    if (b.size() > 1) EXPECT_LE(static_cast<int64_t>(b.size()) * longest, 8192);
+    if (b.size() > 1) {
+      EXPECT_LE(static_cast<int64_t>(b.size()) * longest, 8192);
+    }
     padded += static_cast<int64_t>(b.size()) * longest;
   }
   EXPECT_EQ(seen.size(), len.size());

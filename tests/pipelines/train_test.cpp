@@ -226,9 +226,11 @@ TEST_F(Train, ABertModelCheckpointGainsAnInitialisedMaskedLMHead) {
   const Json config = Json::parse(read_file(path("run/final/config.json")));
   EXPECT_EQ(config.at("architectures")[0].get<std::string>(), "BertForMaskedLM");
   // The source's tokenizer files travel with the model.
-  for (const auto& e : fs::directory_iterator(path("bert")))
-    if (e.path().filename() != "model.safetensors" && e.path().filename() != "config.json")
+  for (const auto& e : fs::directory_iterator(path("bert"))) {
+    if (e.path().filename() != "model.safetensors" && e.path().filename() != "config.json") {
       EXPECT_TRUE(fs::exists(path("run/final") / e.path().filename())) << e.path().filename();
+    }
+  }
   auto model = load_model(path("run/final"), at::kFloat);
   EXPECT_NO_THROW(model->logits(read_fixed_batch(shared("models/bert-tiny/train.safetensors"), *model).batch));
 }
