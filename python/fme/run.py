@@ -208,9 +208,7 @@ class Run:
         if not -n <= i < n:
             raise IndexError(f"sample {i} out of range for a run of {n} stored samples")
         i %= n
-        k = bisect.bisect_right(self._sample_starts, i) - 1
-        while self._shards[k].samples == 0:  # empty shards share a start with the next
-            k += 1
+        k = bisect.bisect_right(self._sample_starts, i) - 1  # past empty shards, which share the next's start
         t = self._raw(k)
         j = i - self._shards[k].sample_start
         a, b = int(t["sample_offsets"][j]), int(t["sample_offsets"][j + 1])
@@ -320,10 +318,7 @@ class Run:
         return "F32"
 
     def _shard_of_row(self, r):
-        k = bisect.bisect_right(self._row_starts, r) - 1
-        while self._shards[k].rows == 0:
-            k += 1
-        return k
+        return bisect.bisect_right(self._row_starts, r) - 1  # past empty shards, which share the next's start
 
     def _raw(self, k):
         """Shard k's tensors, zero-copy where possible (BF16 as uint16 bits), checked against the manifest."""
