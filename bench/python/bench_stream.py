@@ -7,10 +7,11 @@ tensors) with random rows: the reader's speed does not depend on what the rows h
 realistic row sizes (hidden 1024) would take hours of `fme extract` on this machine. It is read once before
 timing so every pass reads from the page cache.
 
-    bench_stream.py [--rows 262144] [--hidden 1024] [--dtype fp32|bf16] [--shards 4] [--batch 4096]
+    build/venv/bin/python bench/python/bench_stream.py [--rows 262144] [--hidden 1024] [--dtype fp32|bf16] [--shards 4] [--batch 4096]
                     [--buffer 262144] [--repeat 3]
 
-Prints MB/s of float32 batches handed out for: the peer (np.memmap slices copied into new arrays, BF16
+Run it with the venv scripts/python_package.sh makes (the package with its native copy, fme._native); another
+Python falls back to the source tree's package and numpy's copies, and says so. Prints MB/s of float32 batches handed out for: the peer (np.memmap slices copied into new arrays, BF16
 widened the same way), run.batches(shuffle=False) and run.batches(shuffle=True), the ratios fme/peer, and the
 peak memory each allocates (tracemalloc over all its epochs: numpy's arrays; the page cache's maps are not counted).
 Each process runs --warmup untimed epochs, then --epochs timed ones (the maps and buffers faulted in first).
@@ -74,15 +75,24 @@ def write_run(path, rows, hidden, dtype, shards, sample_len=512):
         json.dump(m, f)
 
 
+def import_fme():
+    """The installed package (build/venv's, with fme._native), else the source tree's (numpy copies only)."""
+    try:
+        import fme
+    except ImportError:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        import fme
+    return fme
+
+
 def one_pass(run_dir, mode, batch, buffer, warmup, epochs, trace=False):
     """Runs in a child process: `warmup` untimed epochs (maps and buffers faulted in: the steady state of a
     training loop that runs many epochs; this VM's fresh memory is slow for a while after first touch), then
     `epochs` timed ones. Returns (best epoch's seconds, float32 bytes handed out per epoch, peak bytes
     allocated by numpy/Python during the timed epochs, from tracemalloc when `trace`, else 0)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
     import tracemalloc
 
-    import fme
+    fme = import_fme()
     from fme.shards import read_header
 
     run = fme.open_run(run_dir)
@@ -151,6 +161,9 @@ def main():
         print(f"bench_stream: {cpu_name()}, numpy {np.__version__}; run of {a.rows} rows x {a.hidden} {a.dtype} in "
               f"{a.shards} shards ({size / 2**20:.0f} MiB), batches of {a.batch}, shuffle buffer {a.buffer} rows "
               f"({a.buffer * a.hidden * 4 / 2**20:.0f} MiB as float32)")
+        gather = import_fme().gather._native_gather
+        print(f"  batches copied by {'fme._native.gather_rows' if gather else 'numpy (no fme._native: slower)'}, "
+              f"{os.cpu_count()} cores")
         def child(mode, trace=False):
             cmd = [sys.executable, os.path.abspath(__file__), "--child", run_dir, mode, "--batch", str(a.batch),
                    "--buffer", str(a.buffer), "--warmup", str(a.warmup), "--epochs", str(a.epochs)] + \

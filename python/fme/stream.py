@@ -6,13 +6,16 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
   2. the kept rows of that chunk sequence (rows of BOS / special tokens left out per `exclude`) are split into
      W contiguous parts of equal size (+-1 row): rank r takes part r, so ranks are disjoint and together
      complete, and each reads only its own part;
-  3. a rank's part is cut into windows of buffer_tokens / 2 rows: the shuffle buffer is two windows, so the
-     next fills while the last one's batches may still be held. A window is read chunk by chunk, each shard
-     front to back, and every row copied once, straight to its place in the window's seeded permutation;
-     batches are views of the window.
+  3. a rank's part is cut into windows of buffer_tokens / 2 rows, each in its own seeded permutation, and
+     batches are handed out window after window. A window is a table of where its rows are (shard, row):
+     each batch is copied once, straight from the shards' maps in its shuffled order (fme._native's
+     gather_rows prefetches the scattered rows and uses every core, so this reads about as fast as a
+     sequential sweep). Only a window holding zstd shards (decompressed whole to read any row) is copied
+     into one of two buffers of half the buffer each, every row straight to its place in the permutation.
      The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
-So memory is bounded by the buffer (plus the batches a caller still holds), rows from all over the run meet
+So memory is bounded by the buffer (20 bytes of table per row, or two half-buffers of rows for zstd runs; plus
+the batches a caller still holds, of which two are reused once released), rows from all over the run meet
 in a window, and the position in the epoch (rows handed out) is the whole state: state_dict() /
 load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window it falls in.
 """
@@ -22,11 +25,37 @@ import sys
 import numpy as np
 
 from .errors import RunError
+from .gather import gather_rows
 from .shards import _DTYPES
 
 _EXCLUDE = ("bos", "special")
 _CHUNKS_PER_WINDOW = 64  # how many places of the run one window mixes
 _MAX_CHUNKS = 1 << 20    # bounds the plan's size for very large runs
+
+
+class _Reused:
+    """Arrays handed out and taken back: get() returns a kept one of that shape when nothing outside holds it
+    any more (reusing memory already faulted in is most of what makes a copy cheap), else a new one, which
+    replaces the older of the two kept."""
+
+    def __init__(self):
+        self._kept = [None, None]
+
+    def get(self, shape, dtype):
+        for x in self._kept:
+            # No references but the list's, the loop's and getrefcount's argument: no batch or view holds it.
+            if x is not None and x.shape == shape and x.dtype == dtype and sys.getrefcount(x) == 3:
+                return x
+        x = np.empty(shape, dtype=dtype)
+        self._kept = [self._kept[1], x]  # the older one goes to whoever still holds it
+        return x
+
+
+class _Window:
+    """One window's rows in its shuffled order: either copied (rows) or where they are (which shard of
+    `sources`, row in it) for gather_rows; index: their run row numbers."""
+
+    __slots__ = ("key", "rows", "sources", "which", "local", "index")
 
 
 class _Plan:
@@ -73,12 +102,12 @@ class ActivationStream:
         self._window_rows = max(1, self.buffer_tokens // 2)
         self._widen = self._point.dtype == "BF16" and not self.raw
         self._buffer_dtype = np.uint32 if self._widen else _DTYPES[self._point.dtype]
-        self._buffers = [None, None]
+        self._window_buffers, self._batch_buffers = _Reused(), _Reused()
         self._chunks()
         self.epoch = 0
         self._done = 0  # rows of this epoch handed out
         self._plan_cache = None
-        self._window = None  # ((epoch, window number), its rows, their run row numbers)
+        self._window = None  # the _Window batches are being handed out from
         self._pieces_cache = None  # ((epoch, window number), _pieces of that window)
 
     # ---- the epoch's plan ---------------------------------------------------------------------------
@@ -180,58 +209,65 @@ class ActivationStream:
                 groups.append([k, [local], v0, local.shape[0]])
         return g1 - g0, [(k, ls[0] if len(ls) == 1 else np.concatenate(ls), v0) for k, ls, v0, _ in groups]
 
-    def _buffer(self, n):
-        """A [window, *row] array to fill: one of the two kept, when no batch handed out still views it
-        (reusing memory that is already faulted in is what makes a window cheap); else a new one."""
-        for j in range(len(self._buffers)):
-            # No references but the list's and getrefcount's argument: no batch or window views it.
-            if self._buffers[j] is not None and sys.getrefcount(self._buffers[j]) == 2:
-                return self._buffers[j]
-        buf = np.empty((self._window_rows,) + self._row_shape, dtype=self._buffer_dtype)
-        self._buffers = [self._buffers[1], buf]  # the older one goes to whoever still holds its batches
-        return buf
-
     def _load_window(self, p, w):
-        """Window w: (rows [n, *row], run row numbers [n]) in the window's seeded order. Each row is copied
-        once, from the shard straight to its place in the permutation."""
+        """Window w in its seeded order: the table of where each place's row is, or (a window with zstd
+        shards) the rows themselves, each copied once from the shard straight to its place."""
         n, pieces = self._window_pieces(p, w)
-        rows = self._buffer(n)[:n]
         perm = np.random.default_rng([self.seed, self.epoch, self.rank, self.world_size, w + 1]).permutation(n)
-        index = self._copy_rows(pieces, rows, perm)
+        win = _Window()
+        win.key, win.rows = (self.epoch, w), None
+        if any(self._run._shards[k].path.endswith(".zst") for k, _, _ in pieces):
+            win.rows = self._window_buffers.get((self._window_rows,) + self._row_shape, self._buffer_dtype)[:n]
+            win.index = self._copy_rows(pieces, win.rows, perm)
+        else:
+            win.sources, win.which, win.local, win.index = self._table(pieces, n, perm)
         if (w + 1) * self._window_rows < p.rows:  # the next window's chunks: the kernel reads them meanwhile
             for k, local, _ in self._window_pieces(p, w + 1)[1]:
                 self._run._prefetch(k, self._point.key, int(local[0]), int(local[-1]) + 1)
-        return (rows.view(np.float32) if self._widen else rows), index
+        return win
 
-    def _copy_rows(self, pieces, rows, perm=None):
-        """Copies the pieces' rows into `rows` (place v at perm[v], or at v), BF16 widened to float32 bits;
-        returns their run row numbers in the same places."""
+    def _table(self, pieces, n, perm=None):
+        """Where the pieces' rows are, place v at perm[v] (or at v): (sources, which [n] int32, local [n] int64,
+        run row numbers [n] int64), for gather_rows."""
+        sources, slot = [], {}
+        which = np.empty(n, dtype=np.int32)
+        local = np.empty(n, dtype=np.int64)
+        index = np.empty(n, dtype=np.int64)
+        for k, rows, v0 in pieces:
+            if k not in slot:
+                slot[k] = len(sources)
+                sources.append(self._run._raw(k)[self._point.key])  # held: the map stays open while in use
+            dest = perm[v0:v0 + rows.shape[0]] if perm is not None else slice(v0, v0 + rows.shape[0])
+            which[dest] = slot[k]
+            local[dest] = rows
+            index[dest] = rows + self._run._shards[k].row_start
+        return sources, which, local, index
+
+    def _copy_rows(self, pieces, rows, perm):
+        """Copies the pieces' rows into `rows`, place v at perm[v], BF16 widened to float32 bits; returns their
+        run row numbers in the same places. Pieces come sorted by shard: each zstd shard is decompressed once."""
         index = np.empty(rows.shape[0], dtype=np.int64)
         for k, local, v0 in pieces:
             x = self._run._raw(k)[self._point.key]
             m = local.shape[0]
             consecutive = int(local[-1]) - int(local[0]) == m - 1
             src = x[int(local[0]):int(local[0]) + m] if consecutive else x[local]
-            dest = perm[v0:v0 + m] if perm is not None else slice(v0, v0 + m)
-            if self._widen:  # bfloat16 is the top half of a float32
-                if perm is None:  # a plain cast then an in-place shift: both vectorised
-                    rows[dest] = src
-                    np.left_shift(rows[dest], 16, out=rows[dest])
-                    src = None
-                else:  # widened into a piece-sized temporary first: a scatter that casts is slow
-                    src = np.left_shift(src, 16, dtype=np.uint32)
-            if src is not None:
-                rows[dest] = src
-            index[dest] = local + self._run._shards[k].row_start
+            if self._widen:  # widened into a piece-sized temporary first: a scatter that casts is slow
+                src = np.left_shift(src, 16, dtype=np.uint32)
+            rows[perm[v0:v0 + m]] = src
+            index[perm[v0:v0 + m]] = local + self._run._shards[k].row_start
         return index
 
+    def _out(self, n):
+        """The array a batch of n rows is copied into."""
+        return self._batch_buffers.get((n,) + self._row_shape, self._buffer_dtype)
+
     def _read_in_order(self, p, a, b):
-        """Rows a..b-1 of this rank's part in run order (shuffle=False): copied straight into a new batch, as
-        a plain sweep over the shards would; no window."""
+        """Rows a..b-1 of this rank's part in run order (shuffle=False): copied straight into the batch, as a
+        plain sweep over the shards would; no window."""
         n, pieces = self._pieces(p, a, b)
-        rows = np.empty((n,) + self._row_shape, dtype=self._buffer_dtype)
-        index = self._copy_rows(pieces, rows)
-        return (rows.view(np.float32) if self._widen else rows), index
+        sources, which, local, index = self._table(pieces, n)
+        return gather_rows(sources, which, local, self._out(n), self._widen), index
 
     # ---- iteration ----------------------------------------------------------------------------------
 
@@ -248,23 +284,37 @@ class ActivationStream:
         a, b = self._done, min(self._done + self.batch_tokens, p.yield_rows)
         if not self.shuffle:
             batch, index = self._read_in_order(p, a, b)
-            self._done = b
-            return (batch, index) if self.return_index else batch
-        ws, parts, idx = self._window_rows, [], []
+        else:
+            batch, index = self._shuffled(p, a, b)
+        self._done = b
+        if self._widen:
+            batch = batch.view(np.float32)
+        return (batch, index) if self.return_index else batch
+
+    def _shuffled(self, p, a, b):
+        """Rows a..b-1 of this rank's part in the shuffled order: (batch, run row numbers)."""
+        ws, segments = self._window_rows, []
         while a < b:
             w = a // ws
-            if self._window is None or self._window[0] != (self.epoch, w):
+            if self._window is None or self._window.key != (self.epoch, w):
                 self._window = None  # its buffer may be reused right away
-                self._window = ((self.epoch, w),) + self._load_window(p, w)
+                self._window = self._load_window(p, w)
             e = min(b, (w + 1) * ws)
-            parts.append(self._window[1][a - w * ws:e - w * ws])
-            idx.append(self._window[2][a - w * ws:e - w * ws])
+            segments.append((self._window, a - w * ws, e - w * ws))
             a = e
-        self._done = b
-        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if self.return_index:
-            return batch, (idx[0] if len(idx) == 1 else np.concatenate(idx))
-        return batch
+        win, u0, u1 = segments[0]
+        if len(segments) == 1 and win.rows is not None:  # a view of the copied window
+            return win.rows[u0:u1], win.index[u0:u1]
+        batch = self._out(sum(u1 - u0 for _, u0, u1 in segments))
+        at, index = 0, []
+        for win, u0, u1 in segments:
+            if win.rows is not None:
+                batch[at:at + u1 - u0] = win.rows[u0:u1]
+            else:
+                gather_rows(win.sources, win.which[u0:u1], win.local[u0:u1], batch[at:at + u1 - u0], self._widen)
+            index.append(win.index[u0:u1])
+            at += u1 - u0
+        return batch, (index[0] if len(index) == 1 else np.concatenate(index))
 
     def __len__(self):
         """Batches in the current epoch (all of it, not what is left)."""

@@ -194,3 +194,35 @@ def test_exclude_bos_leaves_out_a_leading_bos_only(tmp_path_factory, tiny_model)
     want = [r for r, (i, p) in enumerate(flat) if not (p == 0 and docs[i][0] == bos)]
     assert got.tolist() == want
     assert len(read_jsonl(os.path.join(d, "run", "samples.jsonl"))) == len(docs)
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_held_by_the_caller_stay_intact(run_fp32, monkeypatch, native, shuffle):
+    """Batch arrays are reused only once nothing holds them: a caller keeping every batch sees each one as it
+    was handed out. Also with numpy's copy in place of fme._native's."""
+    import fme.gather
+    if not native:
+        monkeypatch.setattr(fme.gather, "_native_gather", None)
+    run = fme.open_run(run_fp32)
+    full = np.asarray(run[POINT])
+    held = list(run.batches(POINT, batch_tokens=50, shuffle=shuffle, buffer_tokens=300, exclude=(), return_index=True))
+    index = np.concatenate([i for _, i in held])
+    assert np.array_equal(np.sort(index), np.arange(run.num_rows))
+    for b, i in held:
+        assert np.array_equal(b, full[i])
+    views = [b[:3] for b in run.batches(POINT, batch_tokens=50, shuffle=shuffle, buffer_tokens=300, exclude=())]
+    first = [b[:3] for b in run.batches(POINT, batch_tokens=50, shuffle=shuffle, buffer_tokens=300, exclude=())]
+    assert all(np.array_equal(u, v) for u, v in zip(views, first)) and len(views) == len(held)
+
+
+def test_bf16_uncompressed_run_streams_float32(tmp_path_factory, tiny_model):
+    from conftest import make_run
+    run = fme.open_run(make_run(tmp_path_factory, tiny_model, "bf16"))
+    assert run.points[POINT].dtype == "BF16" and not run._shards[0].path.endswith(".zst")
+    full = np.asarray(run[POINT])
+    for shuffle in (True, False):
+        rows, index = collect(run.batches(POINT, batch_tokens=64, buffer_tokens=256, shuffle=shuffle, exclude=(),
+                                          return_index=True))
+        assert rows.dtype == np.float32 and np.array_equal(rows, full[index])
+        assert np.array_equal(np.sort(index), np.arange(run.num_rows))

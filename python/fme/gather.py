@@ -1,0 +1,36 @@
+"""gather_rows: out[i] = sources[which[i]][rows[i]], the copy behind every batch the activation stream hands out.
+
+fme._native's version (python/native/gather_bindings.cpp) prefetches the rows ahead and splits a batch over
+the cores: a shuffled batch then reads about as fast as a sequential one. Without the native module (a
+package installed without a build) numpy does the same copy, correctly but at about half the speed.
+"""
+
+import numpy as np
+
+try:
+    from ._native import gather_rows as _native_gather
+except ImportError:  # no build: numpy's take
+    _native_gather = None
+
+
+def gather_rows(sources, which, rows, out, widen=False, threads=0):
+    """Fills out [n, ...] with rows[i] of sources[which[i]] (C-contiguous arrays with rows of one size); with
+    widen, BF16 rows stored as uint16 become float32 bits in a uint32 `out`. which: int32 [n], rows: int64 [n].
+    threads: 0 for up to one per core (native only). Returns out."""
+    if _native_gather is not None:
+        _native_gather(sources, which, rows, out, widen, threads)
+        return out
+    bad = (which < 0) | (which >= len(sources))
+    if not bad.any():
+        lengths = np.array([len(x) for x in sources], dtype=np.int64)
+        bad = (rows < 0) | (rows >= lengths[which])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise IndexError(f"gather_rows: row {int(rows[i])} of source {int(which[i])} is out of range")
+    for j, src in enumerate(sources):
+        mask = which == j
+        if not mask.any():
+            continue
+        x = np.take(src, rows[mask], axis=0)
+        out[mask] = np.left_shift(x, 16, dtype=np.uint32) if widen else x
+    return out
