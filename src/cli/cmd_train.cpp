@@ -1,7 +1,8 @@
 // fme train (--model DIR | --model-preset NAME) --inputs FILE.safetensors --out RUN_DIR [--objective ...]
 //           [--micro-batch B] [--grad-accum N] [--steps N] [--optimizer adamw|adam|sgd] [--lr X] [--betas A,B]
 //           [--eps X] [--weight-decay X] [--clip-norm X] [--warmup N] [--precision auto|fp32|bf16-mixed]
-//           [--dropout auto|0] [--seed S] [--plan ...] [--dump-grads FILE] [--quiet]
+//           [--dropout auto|0] [--seed S] [--plan ...] [--checkpoint-every K] [--keep-last N] [--resume]
+//           [--dump-grads FILE] [--quiet]
 // Trains on the module prepare builds; prints the summary as one JSON line.
 #include <iostream>
 #include <sstream>
@@ -24,7 +25,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--model-preset", o->t.model_preset, "or a preset (fme init --list), initialised from --seed");
   cmd->add_option("--inputs", o->t.inputs, "one fixed batch (input_ids, attention_mask, [token_type_ids], labels; -100 = ignored), used at every step");
   cmd->add_option("--dataset", o->dataset, "streamed JSONL training data (not implemented yet: use --inputs)");
-  cmd->add_option("--out", o->t.out, "run directory (new or empty): metrics.jsonl and final/ (an HF model directory)")->required();
+  cmd->add_option("--out", o->t.out, "run directory (new or empty, or the run to --resume): metrics.jsonl, checkpoints/ and final/ (an HF model directory)")->required();
   cmd->add_option("--objective", o->t.objective, "auto (masked LM for BERT, next token otherwise) | causal | mlm");
   cmd->add_option("--micro-batch", o->t.micro_batch, "rows per micro-batch (default: the batch / --grad-accum)");
   cmd->add_option("--grad-accum", o->t.grad_accum, "micro-batches per step, losses weighted by counted tokens");
@@ -42,6 +43,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation, of an added head and of the dropout masks");
   cmd->add_option("--plan", o->t.plans, "prepare's plans: LoRA, freeze, cast (repeatable)");
   cmd->add_option("--mesh", o->mesh, "process mesh (not implemented for training yet: one process)");
+  cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write a checkpoint (model, optimizer state, step) every K steps into RUN_DIR/checkpoints");
+  cmd->add_option("--keep-last", o->t.keep_last, "keep only the newest N checkpoints (default: all)");
+  cmd->add_flag("--resume", o->t.resume, "continue the run in --out from its newest whole checkpoint (the same settings)");
   cmd->add_option("--dump-grads", o->t.dump_grads, "write the first step's gradients as grad.{HF name} to this safetensors file");
   cmd->add_flag("--quiet", o->t.quiet, "no progress output");
   add_threads_option(cmd, &o->t.threads);

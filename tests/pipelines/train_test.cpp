@@ -9,8 +9,12 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "models/loader.h"
 #include "models/tensor_io.h"
@@ -44,8 +48,9 @@ class Train : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& n) const { return (dir_ / n).string(); }
 
-  Out fme(const std::string& args) {
-    const std::string cmd = "timeout 300 " + kFme + " " + args + " --threads 1 >" + path("stdout") + " 2>" + path("stderr");
+  // `env`: VAR=value words set for this command only.
+  Out fme(const std::string& args, const std::string& env = "") {
+    const std::string cmd = env + " timeout 300 " + kFme + " " + args + " --threads 1 >" + path("stdout") + " 2>" + path("stderr");
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(path("stdout")), read_file(path("stderr"))};
   }
@@ -289,10 +294,143 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("--dropout '0.5': expected auto or 0"), std::string::npos) << r.err;
 
+  // --resume of a directory that is not there
+  r = fme("train" + model + " --inputs " + inputs + " --out " + path("nothing") + " --resume");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("nothing: no such run directory to --resume"), std::string::npos) << r.err;
+
   // what is not built yet says so
   r = fme("train" + model + " --dataset x.jsonl --out " + path("r4"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("not implemented yet"), std::string::npos) << r.err;
+}
+
+// metrics.jsonl without its timing fields: what a resumed run must reproduce line for line.
+std::vector<std::string> metrics_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    Json j = Json::parse(line);
+    j.erase("seconds");
+    j.erase("tokens_per_s");
+    out.push_back(j.dump());
+  }
+  return out;
+}
+
+// kill -9 at chosen moments (named failpoints inside a checkpoint write, and from outside at whatever the
+// run is doing once it has logged k steps), then --resume: the final weights are byte-identical to an
+// uninterrupted run's and metrics.jsonl has the same lines. BERT with its dropout on (the masks must follow
+// (seed, step)), Qwen2 with warmup-cosine and clipping (the schedule must continue where it was).
+TEST_F(Train, ResumeAfterKillNineEndsByteIdentical) {
+  for (const std::string name : {"bert-tiny", "qwen2-tiny"}) {
+    SCOPED_TRACE(name);
+    const std::string model = name == "bert-tiny" ? trained_model(name) : shared("models/" + name);
+    const std::string args = "train --model " + model + " --inputs " + shared("models/" + name + "/train.safetensors") +
+                             " --steps 7 --lr 1e-2 --warmup 2 --clip-norm 1.0 --precision fp32 --seed 3 --quiet" +
+                             " --checkpoint-every 2 --keep-last 2";
+    const std::string ref = path(name + "-ref");
+    ASSERT_EQ(fme(args + " --out " + ref).code, 0);
+    const std::string want = read_file(ref + "/final/model.safetensors");
+    const auto want_metrics = metrics_lines(ref + "/metrics.jsonl");
+    ASSERT_EQ(want_metrics.size(), 7u);
+    int checked = 0;
+    auto resume_and_compare = [&](const std::string& out, const std::string& what) {
+      SCOPED_TRACE(what);
+      const Out r = fme(args + " --out " + out + " --resume");
+      ASSERT_EQ(r.code, 0) << r.err;
+      EXPECT_TRUE(read_file(out + "/final/model.safetensors") == want) << "weights differ from the uninterrupted run";
+      EXPECT_EQ(metrics_lines(out + "/metrics.jsonl"), want_metrics);
+      ++checked;
+    };
+    // Inside checkpoint writes: after the model file of the first, between the files and the index of the
+    // second, after the third (the last: the run dies before final/).
+    for (const std::string point : {"train.checkpoint.model_written@1", "train.checkpoint.files_written@2",
+                                    "train.checkpoint.committed@3"}) {
+      const std::string out = path(name + "-" + point);
+      const Out r = fme(args + " --out " + out, "FME_FAILPOINT=" + point);
+      ASSERT_EQ(r.code, 128 + SIGKILL) << point << " did not kill the run: " << r.err;
+      EXPECT_FALSE(fs::exists(out + "/final")) << point;
+      resume_and_compare(out, point);
+    }
+    // From outside, once k steps are logged: wherever the run is then (a step, a checkpoint, final/).
+    int killed = 0;
+    for (int k : {1, 4, 6}) {
+      const std::string out = path(name + "-kill" + std::to_string(k));
+      const std::string cmd = "(" + kFme + " " + args + " --threads 1 --out " + out + " >/dev/null 2>&1 & pid=$!; " +
+                              "while [ \"$(cat " + out + "/metrics.jsonl 2>/dev/null | wc -l)\" -lt " + std::to_string(k) +
+                              " ] && kill -0 $pid 2>/dev/null; do sleep 0.001; done; kill -9 $pid 2>/dev/null; wait $pid) 2>/dev/null";
+      const int status = std::system(cmd.c_str());
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL) ++killed;
+      resume_and_compare(out, "killed after " + std::to_string(k) + " logged steps");
+    }
+    // A resume that is itself killed, then resumed.
+    {
+      const std::string out = path(name + "-twice");
+      ASSERT_EQ(fme(args + " --out " + out, "FME_FAILPOINT=train.checkpoint.committed@1").code, 128 + SIGKILL);
+      ASSERT_EQ(fme(args + " --out " + out + " --resume", "FME_FAILPOINT=train.checkpoint.files_written@1").code, 128 + SIGKILL);
+      resume_and_compare(out, "resume killed too");
+    }
+    EXPECT_EQ(checked, 7);
+    EXPECT_GE(killed, 2) << "the kills from outside should land while the run is going";
+    // --keep-last 2: the two newest checkpoints, each whole.
+    std::vector<std::string> kept;
+    for (const auto& e : fs::directory_iterator(ref + "/checkpoints")) kept.push_back(e.path().filename().string());
+    std::sort(kept.begin(), kept.end());
+    EXPECT_EQ(kept, (std::vector<std::string>{"step-00000004", "step-00000006"}));
+    const Json index = Json::parse(read_file(ref + "/checkpoints/step-00000006/index.json"));
+    EXPECT_EQ(index.at("step").get<int64_t>(), 6);
+    EXPECT_EQ(index.at("mesh").at("world_size").get<int64_t>(), 1);
+  }
+}
+
+TEST_F(Train, ResumeRefusesOtherSettingsAndAStaleMetricsFile) {
+  const std::string model = shared("models/qwen2-tiny");
+  const std::string args = "train --model " + model + " --inputs " + model + "/train.safetensors --steps 4 --quiet --dropout 0" +
+                           " --checkpoint-every 2 --out " + path("run");
+  ASSERT_EQ(fme(args + " --lr 1e-2").code, 0);
+  Out r = fme(args + " --lr 2e-2 --resume");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("step-00000004: made with other settings"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lr: checkpoint 0.01, now 0.02"), std::string::npos) << r.err;
+  r = fme("train --model-preset qwen2-tiny --inputs " + model + "/train.safetensors --steps 4 --quiet --dropout 0 --lr 1e-2" +
+          " --checkpoint-every 2 --out " + path("run") + " --resume");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("model_preset: checkpoint null, now \"qwen2-tiny\""), std::string::npos) << r.err;
+  // A damaged newest checkpoint is passed over for the one before; metrics.jsonl cut shorter than a
+  // checkpoint's lines is refused.
+  const std::string newest = path("run/checkpoints/step-00000004/optimizer.rank-00000.safetensors");
+  std::string bytes = read_file(newest);
+  bytes[bytes.size() - 1] ^= 1;
+  { std::ofstream(newest, std::ios::binary) << bytes; }
+  r = fme(args + " --lr 1e-2 --resume");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out).at("resumed_from").get<int64_t>(), 2);
+  fs::resize_file(path("run/metrics.jsonl"), 10);
+  r = fme(args + " --lr 1e-2 --resume");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("metrics.jsonl: 10 bytes, shorter than"), std::string::npos) << r.err;
+}
+
+// A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of
+// the step before stays whole and resumable.
+TEST_F(Train, ANonFiniteLossStopsTheRunAtItsStep) {
+  const std::string model = shared("models/qwen2-tiny");
+  const Out r = fme("train --model " + model + " --inputs " + model + "/train.safetensors --steps 6 --optimizer sgd --lr 1e30" +
+                    " --precision fp32 --dropout 0 --quiet --checkpoint-every 1 --out " + path("run"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  const size_t at = r.err.find("fme train: step ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const int64_t bad_step = std::stoll(r.err.substr(at + 16));
+  EXPECT_NE(r.err.find("the weights were not updated"), std::string::npos) << r.err;
+  EXPECT_GE(bad_step, 2);
+  EXPECT_EQ(metrics_lines(path("run/metrics.jsonl")).size(), static_cast<size_t>(bad_step - 1));
+  const Json index = Json::parse(read_file(path("run/checkpoints/step-" + std::string(8 - std::to_string(bad_step - 1).size(), '0') +
+                                                std::to_string(bad_step - 1) + "/index.json")));
+  EXPECT_EQ(index.at("step").get<int64_t>(), bad_step - 1);
+  EXPECT_FALSE(fs::exists(path("run/final")));
 }
 
 }  // namespace

@@ -18,9 +18,11 @@
 #include "pipelines/prepare/prepare.h"
 #include "pipelines/train/fixed_batch.h"
 #include "pipelines/train/loss.h"
+#include "pipelines/train/train_checkpoint.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -35,13 +37,55 @@ const char* const kModelSideFiles[] = {"tokenizer.json",  "tokenizer_config.json
                                        "vocab.json",      "merges.txt",            "tokenizer.model",         "added_tokens.json",
                                        "generation_config.json", "LICENSE"};
 
-void require_empty_out(const std::string& out) {
+// A new run needs a new or empty --out; --resume needs the run's directory.
+void prepare_out(const std::string& out, bool resume) {
   if (out.empty()) throw ConfigError("fme train: --out RUN_DIR is required");
   std::error_code ec;
+  if (resume) {
+    if (!fs::is_directory(out, ec)) throw ConfigError(out + ": no such run directory to --resume");
+    return;
+  }
   if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec)))
-    throw ConfigError(out + ": exists and is not empty; give a new --out (resuming a run is not implemented yet)");
+    throw ConfigError(out + ": exists and is not empty; give a new --out, or --resume to continue the run in it");
   fs::create_directories(out, ec);
   if (ec) throw IoError(out + ": cannot create directory: " + ec.message());
+}
+
+// What a checkpoint must have been made with for a --resume to continue it: everything that changes the
+// numbers (the thread count aside: byte identity needs it equal, but another machine may resume a run).
+Json resume_settings(const TrainOptions& o, const std::string& objective, const std::string& precision, int64_t micro,
+                     int64_t accum) {
+  auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(); };
+  return Json{{"model", o.model_dir.empty() ? Json() : Json(fs::absolute(o.model_dir).lexically_normal().string())},
+              {"model_preset", o.model_preset.empty() ? Json() : Json(o.model_preset)},
+              {"inputs_sha256", sha256_file(o.inputs)},
+              {"objective", objective},
+              {"micro_batch", micro},
+              {"grad_accum", accum},
+              {"optimizer", o.optimizer},
+              {"lr", o.optim.lr},
+              {"betas", {o.optim.beta1, o.optim.beta2}},
+              {"eps", o.optim.eps},
+              {"weight_decay", opt(o.optim.weight_decay)},
+              {"momentum", o.optim.momentum},
+              {"clip_norm", opt(o.optim.clip_norm)},
+              {"warmup", o.warmup},
+              {"schedule_steps", o.warmup > 0 ? Json(o.steps) : Json()},  // only warmup-cosine depends on --steps
+              {"precision", precision},
+              {"dropout", o.dropout},
+              {"seed", o.seed},
+              {"plans", o.plans}};
+}
+
+// The metrics.jsonl lines of steps 1..N a checkpoint kept: its first and last loss (the summary's).
+std::pair<double, double> kept_losses(const std::string& metrics_path) {
+  std::ifstream in(metrics_path);
+  std::string line, first, last;
+  while (std::getline(in, line))
+    if (!line.empty()) (first.empty() ? first : last) = line;
+  if (last.empty()) last = first;
+  if (first.empty()) throw FormatError(metrics_path + ": no line for the steps the checkpoint holds");
+  return {parse_json(first, metrics_path).at("loss").get<double>(), parse_json(last, metrics_path).at("loss").get<double>()};
 }
 
 // The step's micro-batches: `accum` slices of `rows` rows each.
@@ -69,7 +113,7 @@ bool dropout_on(const TrainOptions& o, const Model& model) {
 }  // namespace
 
 Json TrainSummary::to_json() const {
-  return Json{{"steps", steps},         {"tokens", tokens},       {"loss_tokens", loss_tokens}, {"first_loss", first_loss},
+  return Json{{"steps", steps},         {"resumed_from", resumed_from >= 0 ? Json(resumed_from) : Json()}, {"tokens", tokens},       {"loss_tokens", loss_tokens}, {"first_loss", first_loss},
               {"last_loss", last_loss}, {"seconds", seconds},     {"objective", objective},
               {"precision", precision}, {"out", out}};
 }
@@ -83,8 +127,9 @@ TrainSummary run_train(const TrainOptions& o) {
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16-mixed")
     throw ConfigError("--precision '" + o.precision + "': expected auto, fp32 or bf16-mixed");
   if (o.model_dir.empty() == o.model_preset.empty()) throw ConfigError("fme train: give one of --model or --model-preset");
+  if (o.checkpoint_every < 0 || o.keep_last < 0) throw ConfigError("--checkpoint-every and --keep-last must be >= 0");
   if (!fs::exists(o.inputs)) throw IoError(o.inputs + ": no such file (--inputs)");
-  require_empty_out(o.out);
+  prepare_out(o.out, o.resume);
 
   // The module, plans and optimizer, as prepare builds them, with the head the objective trains.
   PrepareOptions p;
@@ -135,14 +180,49 @@ TrainSummary run_train(const TrainOptions& o) {
   std::vector<std::pair<std::string, at::Tensor>> params;  // in the optimizer's order (make_module_opt's)
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
 
-  std::ofstream metrics(fs::path(o.out) / "metrics.jsonl", std::ios::app);
-  if (!metrics) throw IoError(o.out + "/metrics.jsonl: cannot open for writing");
-  Progress progress("train", o.quiet);
+  NamedTensors optimizer_state = prep.optimizer->named_state();
+  const Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum);
+
   TrainSummary sum;
   sum.objective = objective_name(objective);
   sum.precision = precision_name;
   sum.out = o.out;
-  for (int64_t step = 0; step < o.steps; ++step) {
+  const std::string metrics_path = (fs::path(o.out) / "metrics.jsonl").string();
+  int64_t first_step = 0;
+  if (o.resume) {
+    // The newest whole checkpoint; metrics.jsonl cut back to its steps' lines, which the steps after it
+    // write again exactly as an uninterrupted run would have.
+    const std::optional<TrainCheckpoint> ckpt = find_latest_checkpoint(o.out, o.quiet);
+    uint64_t keep_bytes = 0;
+    if (ckpt) {
+      check_settings(*ckpt, settings);
+      if (ckpt->step > o.steps)
+        throw ConfigError(ckpt->dir + ": the run is at step " + std::to_string(ckpt->step) + ", past --steps " + std::to_string(o.steps));
+      restore_train_checkpoint(*ckpt, params, optimizer_state);
+      prep.optimizer->set_step_count(ckpt->step);
+      first_step = ckpt->step;
+      keep_bytes = ckpt->metrics_bytes;
+    }
+    std::error_code ec;
+    const uint64_t have = fs::exists(metrics_path) ? fs::file_size(metrics_path) : 0;
+    if (have < keep_bytes)
+      throw FormatError(metrics_path + ": " + std::to_string(have) + " bytes, shorter than the " + std::to_string(keep_bytes) +
+                        " the checkpoint at step " + std::to_string(first_step) + " recorded (lines were lost)");
+    if (fs::exists(metrics_path)) fs::resize_file(metrics_path, keep_bytes, ec);
+    if (ec) throw IoError(metrics_path + ": cannot truncate: " + ec.message());
+    sum.resumed_from = first_step;
+    if (first_step > 0) {
+      std::tie(sum.first_loss, sum.last_loss) = kept_losses(metrics_path);
+      sum.steps = first_step;
+      sum.tokens = first_step * step_inputs;
+      sum.loss_tokens = first_step * step_tokens;
+    }
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
+  if (!metrics) throw IoError(metrics_path + ": cannot open for writing");
+  Progress progress("train", o.quiet);
+  double checkpoint_seconds = 0;  // the checkpoint written since the last line: reported in the next one
+  for (int64_t step = first_step; step < o.steps; ++step) {
     const double t0 = now();
     const double lr = prep.optimizer->current_lr();
     for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
@@ -166,6 +246,12 @@ TrainSummary run_train(const TrainOptions& o) {
       const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
       sq += n * n;
     }
+    const double loss = loss_sum / static_cast<double>(step_tokens);
+    // Before the update: a non-finite loss or gradient must not reach the weights (or a checkpoint).
+    if (!std::isfinite(loss) || !std::isfinite(sq))
+      throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
+                  " is " + std::to_string(std::isfinite(loss) ? std::sqrt(sq) : loss) +
+                  "; the weights were not updated, and the last checkpoint is intact");
     if (step == 0 && !o.dump_grads.empty()) {
       std::vector<std::pair<std::string, at::Tensor>> named;
       for (auto& [name, t] : params)
@@ -177,8 +263,6 @@ TrainSummary run_train(const TrainOptions& o) {
       prep.optimizer->step(grads);
     }
     const double t2 = now();
-    const double loss = loss_sum / static_cast<double>(step_tokens);
-    if (!std::isfinite(loss)) throw Error("fme train: step " + std::to_string(step + 1) + ": the loss is " + std::to_string(loss));
     if (step == 0) sum.first_loss = loss;
     sum.last_loss = loss;
     sum.steps = step + 1;
@@ -191,8 +275,16 @@ TrainSummary run_train(const TrainOptions& o) {
               {"tokens", sum.tokens},
               {"loss_tokens", sum.loss_tokens},
               {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
-              {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", 0.0}}}};
+              {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", checkpoint_seconds}}}};
     metrics << line.dump() << "\n" << std::flush;
+    if (!metrics) throw IoError(metrics_path + ": write failed");
+    checkpoint_seconds = 0;
+    if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
+      const double tc = now();
+      save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings,
+                            Json{{"kind", "fixed_batch"}, {"steps_done", step + 1}}, params, optimizer_state, o.keep_last);
+      checkpoint_seconds = now() - tc;
+    }
     ProgressStats ps;
     ps.samples = step + 1;
     ps.total_samples = o.steps;
@@ -212,6 +304,7 @@ TrainSummary run_train(const TrainOptions& o) {
   if (!o.model_dir.empty())
     for (const char* f : kModelSideFiles)
       if (fs::exists(fs::path(o.model_dir) / f)) fs::copy_file(fs::path(o.model_dir) / f, tmp_dir / f);
+  fs::remove_all(final_dir);  // a resumed run that had finished before writes it again, the same
   fs::rename(tmp_dir, final_dir);
   sum.seconds = now() - t_start;
   return sum;

@@ -6,9 +6,12 @@
 // Per step one line of RUN_DIR/metrics.jsonl; at the end RUN_DIR/final/ is an HF model directory.
 //
 // Dropout: the config's probabilities (--dropout auto), masks drawn per (seed, step, rank, micro-batch).
+// Checkpoints every --checkpoint-every steps (train_checkpoint.h); --resume continues from the newest whole
+// one after any crash and ends byte-identical to an uninterrupted run (same thread count: a reduction's order
+// depends on it), metrics.jsonl cut back to that checkpoint's lines first.
 // What this build covers: one fixed batch (--inputs) used at every step, one process. Streaming datasets,
-// packing, MLM masking, evaluation, data/tensor parallelism, checkpoints and resume are not implemented yet
-// and are refused by name rather than ignored.
+// packing, MLM masking, evaluation and data/tensor parallelism are not implemented yet and are refused by
+// name rather than ignored.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -35,12 +38,16 @@ struct TrainOptions {
   uint64_t seed = 0;                    // initialisation of a preset or an added head, and dropout masks
   std::vector<std::string> plans;       // prepare's plans (LoRA, freeze, cast)
   std::string dump_grads;               // FILE.safetensors: the first step's gradients as grad.{HF name}
+  int64_t checkpoint_every = 0;         // > 0: a checkpoint after every K-th step (and none otherwise)
+  int64_t keep_last = 0;                // > 0: only the newest N checkpoints are kept
+  bool resume = false;                  // continue the run in `out` from its newest checkpoint
   bool quiet = false;
   int threads = 0;
 };
 
 struct TrainSummary {
   int64_t steps = 0;
+  int64_t resumed_from = -1;  // the checkpoint's step a --resume continued from (0: none was written yet)
   int64_t tokens = 0;       // real (unpadded) input tokens through the model, all steps
   int64_t loss_tokens = 0;  // positions the loss counted (labels not -100, after the causal shift)
   double first_loss = 0, last_loss = 0;
