@@ -21,6 +21,7 @@ PACKAGES=(
   python3-dev pybind11-dev               # the Python package's native module (python/native)
   python3-venv python3-pip python3-setuptools python3-wheel  # `pip install ./python` into a venv, offline
   python3-pytest python3-zstandard       # the package's tests; its zstd shard reader
+  python3-protobuf python3-crcmod        # tests read TensorBoard event files with libraries fme did not write
   clang libclang-rt-14-dev               # libFuzzer targets
 )
 # The HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer) runs under Node.js with npm.

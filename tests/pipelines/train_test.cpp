@@ -9,12 +9,11 @@
 
 #include <ATen/ATen.h>
 
-#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
-#include <thread>
 
 #include "models/loader.h"
 #include "models/tensor_io.h"
@@ -411,6 +410,83 @@ TEST_F(Train, ResumeRefusesOtherSettingsAndAStaleMetricsFile) {
   r = fme(args + " --lr 1e-2 --resume");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("metrics.jsonl: 10 bytes, shorter than"), std::string::npos) << r.err;
+}
+
+// The events TensorBoard would read from RUN_DIR/tensorboard, through tests/pipelines/tfevents_reader.py
+// (Debian's protobuf and crcmod, not fme's code), files in name order as TensorBoard takes them.
+std::vector<Json> tensorboard_events(const std::string& run_dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(run_dir + "/tensorboard")) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::string cmd = "/usr/bin/python3 " FME_SOURCE_DIR "/tests/pipelines/tfevents_reader.py";
+  for (const auto& f : files) cmd += " " + f;
+  const std::string out = run_dir + "/tensorboard.jsonl";
+  EXPECT_EQ(std::system((cmd + " >" + out).c_str()), 0) << cmd;
+  std::vector<Json> events;
+  std::ifstream in(out);
+  for (std::string line; std::getline(in, line);) events.push_back(Json::parse(line));
+  return events;
+}
+
+// Scalars by (tag, step) as TensorBoard shows them: a SessionLog START at step s drops the steps >= s read
+// before it (its purge of orphaned data, what a resumed run relies on).
+std::map<std::pair<std::string, int64_t>, double> tensorboard_scalars(const std::vector<Json>& events) {
+  std::map<std::pair<std::string, int64_t>, double> out;
+  for (const Json& e : events) {
+    const int64_t step = e.at("step").get<int64_t>();
+    if (e.contains("session_log") && e.at("session_log").get<int>() == 1) {
+      for (auto it = out.begin(); it != out.end();) it = it->first.second >= step ? out.erase(it) : std::next(it);
+    }
+    if (e.contains("scalars"))
+      for (const auto& [tag, v] : e.at("scalars").items()) out[{tag, step}] = v.get<double>();
+  }
+  return out;
+}
+
+TEST_F(Train, TensorBoardEventFilesHoldEveryStepsScalars) {
+  const std::string model = shared("models/qwen2-tiny");
+  const std::string args = "train --model " + model + " --inputs " + model + "/train.safetensors --steps 5 --quiet --dropout 0" +
+                           " --lr 1e-2 --warmup 2 --checkpoint-every 2 --out " + path("run");
+  ASSERT_EQ(fme(args).code, 0);
+  const std::vector<Json> events = tensorboard_events(path("run"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0].value("file_version", ""), "brain.Event:2");
+  const auto scalars = tensorboard_scalars(events);
+  const auto lines = [&] {
+    std::vector<Json> v;
+    std::ifstream in(path("run/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) v.push_back(Json::parse(line));
+    return v;
+  }();
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(scalars.size(), 5u * 4);
+  for (const Json& l : lines) {
+    const int64_t step = l.at("step").get<int64_t>();
+    for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s"}) {
+      auto it = scalars.find({std::string("train/") + key, step});
+      ASSERT_NE(it, scalars.end()) << key << " at step " << step;
+      const double want = l.at(key).get<double>();
+      EXPECT_NEAR(it->second, want, 1e-6 * std::max(1.0, std::abs(want))) << key << " at step " << step;  // stored as float
+    }
+  }
+  // Killed after step 4's checkpoint, resumed: a second file, whose START at step 5 makes TensorBoard show
+  // each step once, with the resumed run's values.
+  const std::string out2 = path("run2");
+  ASSERT_EQ(fme(args.substr(0, args.find(" --out ")) + " --out " + out2, "FME_FAILPOINT=train.checkpoint.committed@2").code, 128 + SIGKILL);
+  ASSERT_EQ(fme(args.substr(0, args.find(" --out ")) + " --out " + out2 + " --resume").code, 0);
+  const std::vector<Json> resumed = tensorboard_events(out2);
+  int restarts = 0;
+  for (const Json& e : resumed)
+    if (e.contains("session_log")) {
+      ++restarts;
+      EXPECT_EQ(e.at("step").get<int64_t>(), 5);
+    }
+  EXPECT_EQ(restarts, 1);
+  const auto after = tensorboard_scalars(resumed);
+  ASSERT_EQ(after.size(), scalars.size());
+  for (const auto& [k, v] : scalars) {
+    if (k.first != "train/tokens_per_s") EXPECT_EQ(after.at(k), v) << k.first << " at step " << k.second;
+  }
 }
 
 // A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of

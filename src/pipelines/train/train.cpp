@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "formats/tfevents.h"
 #include "models/architecture.h"
 #include "models/compute_dtype.h"
 #include "models/dropout.h"
@@ -220,6 +221,10 @@ TrainSummary run_train(const TrainOptions& o) {
   }
   std::ofstream metrics(metrics_path, std::ios::app);
   if (!metrics) throw IoError(metrics_path + ": cannot open for writing");
+  // TensorBoard: a new events file per start; a resumed run first tells TensorBoard to drop the steps it
+  // is about to log again.
+  TfEventsWriter events((fs::path(o.out) / "tensorboard").string());
+  if (o.resume) events.add_restart(first_step + 1);
   Progress progress("train", o.quiet);
   double checkpoint_seconds = 0;  // the checkpoint written since the last line: reported in the next one
   for (int64_t step = first_step; step < o.steps; ++step) {
@@ -278,6 +283,9 @@ TrainSummary run_train(const TrainOptions& o) {
               {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", checkpoint_seconds}}}};
     metrics << line.dump() << "\n" << std::flush;
     if (!metrics) throw IoError(metrics_path + ": write failed");
+    for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s"})
+      events.add_scalar(std::string("train/") + key, step + 1, line.at(key).get<double>());
+    events.flush();
     checkpoint_seconds = 0;
     if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
       const double tc = now();

@@ -3,7 +3,8 @@
 // its share of the step's counted tokens so that N micro-batches equal one batch N times larger, backward,
 // then the optimizer (clip and schedule included). Mixed precision: fp32 parameters and optimizer state,
 // activations in the compute dtype (bf16 only where the hardware computes it fast, as extract's `auto`).
-// Per step one line of RUN_DIR/metrics.jsonl; at the end RUN_DIR/final/ is an HF model directory.
+// Per step one line of RUN_DIR/metrics.jsonl and its scalars in RUN_DIR/tensorboard/ (TensorBoard event
+// files); at the end RUN_DIR/final/ is an HF model directory.
 //
 // Dropout: the config's probabilities (--dropout auto), masks drawn per (seed, step, rank, micro-batch).
 // Checkpoints every --checkpoint-every steps (train_checkpoint.h); --resume continues from the newest whole
