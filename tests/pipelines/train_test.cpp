@@ -485,7 +485,8 @@ TEST_F(Train, TensorBoardEventFilesHoldEveryStepsScalars) {
   const auto after = tensorboard_scalars(resumed);
   ASSERT_EQ(after.size(), scalars.size());
   for (const auto& [k, v] : scalars) {
-    if (k.first != "train/tokens_per_s") EXPECT_EQ(after.at(k), v) << k.first << " at step " << k.second;
+    if (k.first == "train/tokens_per_s") continue;  // a timing
+    EXPECT_EQ(after.at(k), v) << k.first << " at step " << k.second;
   }
 }
 
