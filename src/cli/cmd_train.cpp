@@ -1,7 +1,8 @@
-// fme train (--model DIR | --model-preset NAME) --inputs FILE.safetensors --out RUN_DIR [--objective ...]
-//           [--micro-batch B] [--grad-accum N] [--steps N] [--optimizer adamw|adam|sgd] [--lr X] [--betas A,B]
+// fme train (--model DIR | --model-preset NAME) (--dataset PATH | --inputs FILE.safetensors) --out RUN_DIR
+//           [--objective auto|mlm|causal] [--seq-len N] [--no-packing] [--text-field F] [--shuffle-buffer N]
+//           [--micro-batch B] [--grad-accum N] [--steps N | --epochs N] [--optimizer adamw|adam|sgd] [--lr X] [--betas A,B]
 //           [--eps X] [--weight-decay X] [--clip-norm X] [--warmup N] [--precision auto|fp32|bf16-mixed]
-//           [--dropout auto|0] [--seed S] [--plan ...] [--checkpoint-every K] [--keep-last N] [--resume]
+//           [--dropout auto|0] [--seed S] [--plan ...] [--eval-dataset PATH --eval-every N] [--checkpoint-every K] [--keep-last N] [--resume]
 //           [--dump-grads FILE] [--quiet]
 // Trains on the module prepare builds; prints the summary as one JSON line.
 #include <iostream>
@@ -17,19 +18,28 @@ namespace fme::cli {
 void add_train(CLI::App& app) {
   struct Opts {
     TrainOptions t;
-    std::string betas, dataset, mesh;
+    std::string betas, mesh;
+    bool no_packing = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model on what prepare builds: masked-LM or next-token loss, AdamW, mixed precision");
   cmd->add_option("--model", o->t.model_dir, "an HF checkpoint directory");
   cmd->add_option("--model-preset", o->t.model_preset, "or a preset (fme init --list), initialised from --seed");
   cmd->add_option("--inputs", o->t.inputs, "one fixed batch (input_ids, attention_mask, [token_type_ids], labels; -100 = ignored), used at every step");
-  cmd->add_option("--dataset", o->dataset, "streamed JSONL training data (not implemented yet: use --inputs)");
+  cmd->add_option("--dataset", o->t.dataset, "JSONL training data, streamed: text lines (--text-field) or pre-tokenized \"input_ids\"");
+  cmd->add_option("--format", o->t.format, "of --dataset: auto | text-jsonl | tokens-jsonl");
+  cmd->add_option("--text-field", o->t.text_field, "the text of a --dataset line (default: text)");
+  cmd->add_option("--seq-len", o->t.seq_len, "tokens per row (default: 512, or the model's positions if fewer)");
+  cmd->add_flag("--no-packing", o->no_packing, "one document per row, padded (default: documents packed end to end, attending only within themselves)");
+  cmd->add_option("--shuffle-buffer", o->t.shuffle_buffer, "documents in the shuffle buffer (default: 10000; 0: file order)");
+  cmd->add_option("--epochs", o->t.epochs, "passes over --dataset (instead of --steps)");
+  cmd->add_option("--eval-dataset", o->t.eval_dataset, "JSONL evaluated every --eval-every steps and after the last: loss, perplexity or masked accuracy");
+  cmd->add_option("--eval-every", o->t.eval_every, "steps between evaluations (default: only after the last)");
   cmd->add_option("--out", o->t.out, "run directory (new or empty, or the run to --resume): metrics.jsonl, checkpoints/ and final/ (an HF model directory)")->required();
   cmd->add_option("--objective", o->t.objective, "auto (masked LM for BERT, next token otherwise) | causal | mlm");
   cmd->add_option("--micro-batch", o->t.micro_batch, "rows per micro-batch (default: the batch / --grad-accum)");
   cmd->add_option("--grad-accum", o->t.grad_accum, "micro-batches per step, losses weighted by counted tokens");
-  cmd->add_option("--steps", o->t.steps, "optimizer steps");
+  cmd->add_option("--steps", o->t.steps, "optimizer steps (default with --inputs: 1)");
   cmd->add_option("--optimizer", o->t.optimizer, "adamw | adam | sgd");
   cmd->add_option("--lr", o->t.optim.lr, "learning rate (constant, or the peak after --warmup)");
   cmd->add_option("--betas", o->betas, "Adam betas, e.g. 0.9,0.999");
@@ -50,8 +60,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--quiet", o->t.quiet, "no progress output");
   add_threads_option(cmd, &o->t.threads);
   cmd->callback([o] {
-    if (!o->dataset.empty())
-      throw UnsupportedError("fme train --dataset: streamed dataset training is not implemented yet; give one fixed batch with --inputs");
+    o->t.packing = !o->no_packing;
     if (!o->mesh.empty() || dist::launch_env_from_environment().is_distributed())
       throw UnsupportedError("fme train: data- and tensor-parallel training is not implemented yet; run one process without --mesh");
     if (!o->betas.empty()) {

@@ -164,7 +164,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   const int64_t half = x.size(-1) / 2;
   at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   at::Tensor rotated = at::cat({-x2, x1}, -1);                      // [B, n, T, hd]
-  return x * cos + rotated * sin;                                   // cos, sin [T, hd] broadcast
+  return x * cos + rotated * sin;                                   // cos, sin [T, hd] or [B, 1, T, hd] broadcast
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
@@ -187,6 +187,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   at::Tensor qg = (q * scale).view({B, nkv, g, T, hd});             // scaled once; grouped by kv head
   at::Tensor out = at::empty({B, nkv, g, T, hd}, q.options());
   at::Tensor keep_key = key_mask.to(at::kBool).view({B, 1, 1, 1, T});  // [B,1,1,1,T]
+  // Segment numbers instead of a bool mask: a query sees only the keys of its own segment (packed rows).
+  const bool segmented = key_mask.scalar_type() != at::kBool;
+  at::Tensor key_segment = segmented ? key_mask.view({B, 1, 1, 1, T}) : at::Tensor();  // [B,1,1,1,T]
 
   for (int64_t t0 = 0; t0 < T; t0 += query_block) {
     const int64_t tb = std::min(query_block, T - t0);
@@ -196,6 +199,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     at::Tensor scores = at::matmul(qb, kb.transpose(-1, -2)).view({B, nkv, g, tb, kn});
     if (opts.softcap > 0) scores = at::tanh(scores / opts.softcap) * opts.softcap;  // cap * tanh(s / cap); tanh's backward reads its output
     at::Tensor allowed = keep_key.narrow(4, 0, kn);                  // [B,1,1,1,kn]
+    if (segmented)                                                   // same segment as the query
+      allowed = allowed.logical_and(key_segment.narrow(4, 0, kn).eq(key_segment.narrow(4, t0, tb).transpose(3, 4)));
     if (causal) {
       const auto on = at::TensorOptions().dtype(at::kLong).device(q.device());
       at::Tensor qpos = at::arange(t0, t0 + tb, on).view({tb, 1});

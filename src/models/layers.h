@@ -103,7 +103,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 // Scaled dot-product attention.
 //   q [B, nh, T, hd], k and v [B, nkv, T, hd] (nh % nkv == 0: query head h reads kv head h / (nh/nkv))
-//   key_mask [B, T] bool, true = real token; causal: query t sees keys <= t.
+//   key_mask [B, T] bool, true = real token; or int64 segment numbers (0 = padding), where query t also sees
+//   only the keys of its own segment (packed documents); causal: query t sees keys <= t.
 // Returns [B, T, nh*hd]. Softmax accumulates in fp32; masked scores are set (not added) to the lowest finite value, so padding
 // never injects NaN and a row with no visible key stays finite. Queries go in blocks sized so one block's
 // fp32 scores stay near `score_budget_bytes`.

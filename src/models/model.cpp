@@ -35,4 +35,14 @@ at::ScalarType Model::dtype() {
   return at::kFloat;
 }
 
+at::Tensor attention_keys(const Batch& batch) {
+  if (!batch.segment_ids.defined()) return batch.attention_mask.to(at::kBool);        // [B,T]
+  return batch.segment_ids.to(at::kLong) * batch.attention_mask.ne(0).to(at::kLong);  // [B,T], 0 = padding
+}
+
+at::Tensor position_ids(const Batch& batch) {
+  if (batch.position_ids.defined()) return batch.position_ids;                          // [B,T]
+  return at::arange(batch.input_ids.size(1), batch.input_ids.options().dtype(at::kLong)).unsqueeze(0);  // [1,T]
+}
+
 }  // namespace fme

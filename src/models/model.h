@@ -22,11 +22,21 @@ class Module;
 namespace fme {
 
 // B = batch, T = time (tokens), H = hidden size. Right padding: attention_mask[b, t] = 1 for real tokens.
+// Packed rows (several documents in one row, for training) add segment_ids and position_ids: a token attends
+// only to tokens of its own segment, and positions restart at 0 with each document.
 struct Batch {
   at::Tensor input_ids;       // [B,T] int64
   at::Tensor attention_mask;  // [B,T] int64, 1 = real token
   at::Tensor token_type_ids;  // [B,T] int64, BERT only; undefined = all zeros
+  at::Tensor segment_ids{};   // [B,T] int64, > 0 = the document a real token belongs to; undefined = one per row
+  at::Tensor position_ids{};  // [B,T] int64; undefined = 0..T-1 in every row
 };
+
+// What attention() takes as its key_mask for `batch`: attention_mask as bool, or with segment_ids the segment
+// numbers (0 at padding), which also keep each query within its own segment.
+at::Tensor attention_keys(const Batch& batch);
+// batch.position_ids, or [1,T] 0..T-1 (broadcast over the rows).
+at::Tensor position_ids(const Batch& batch);
 
 class Model {
  public:

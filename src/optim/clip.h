@@ -53,6 +53,7 @@ class Chain : public Optimizer {
   void step(const std::vector<at::Tensor>& grads) override;
   int64_t step_count() const override { return inner_->step_count(); }
   void set_step_count(int64_t count) override { inner_->set_step_count(count); }
+  void set_schedule(Schedule schedule) override { inner_->set_schedule(std::move(schedule)); }
   double current_lr() const override { return inner_->current_lr(); }
   int64_t state_bytes() const override { return inner_->state_bytes(); }
   bool state_untouched() const override { return inner_->state_untouched(); }

@@ -39,6 +39,8 @@ class Optimizer {
   virtual int64_t step_count() const = 0;
   // For resuming from a checkpoint (the schedule continues from here).
   virtual void set_step_count(int64_t count) = 0;
+  // Replaces the learning-rate schedule (a trainer that learns the run's length after building the optimizer).
+  virtual void set_schedule(Schedule schedule) = 0;
   // The lr the NEXT step() will use: schedule(step_count()). Before the first step that is schedule(0).
   virtual double current_lr() const = 0;
   // Bytes of optimizer state (sum of named_state() tensors' bytes, alignment padding excluded).
@@ -67,6 +69,7 @@ class ParamOptimizer : public Optimizer {
 
   int64_t step_count() const override { return step_count_; }
   void set_step_count(int64_t count) override;
+  void set_schedule(Schedule schedule) override { schedule_ = std::move(schedule); }
   double current_lr() const override { return schedule_(step_count_); }
   int64_t state_bytes() const override { return arena_.payload_bytes(); }
   bool state_untouched() const override { return !touched_; }

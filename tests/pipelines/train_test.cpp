@@ -298,8 +298,19 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nothing: no such run directory to --resume"), std::string::npos) << r.err;
 
+  // a dataset without the text field, and one that is not there
+  { std::ofstream(path("notext.jsonl")) << "{\"body\": \"x\"}\n"; }
+  r = fme("train --model-preset qwen2-tiny --dataset " + path("notext.jsonl") + " --steps 1 --out " + path("r6"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("notext.jsonl: cannot tell the dataset kind from line 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"text\" field"), std::string::npos) << r.err;
+  r = fme("train --model-preset qwen2-tiny --dataset " + path("none.jsonl") + " --steps 1 --out " + path("r7"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("none.jsonl: no such file (--dataset)"), std::string::npos) << r.err;
+
   // what is not built yet says so
-  r = fme("train" + model + " --dataset x.jsonl --out " + path("r4"));
+  r = fme("train" + model + " --inputs " + inputs + " --mesh dp=2 --out " + path("r4"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("not implemented yet"), std::string::npos) << r.err;
 }
@@ -488,6 +499,85 @@ TEST_F(Train, TensorBoardEventFilesHoldEveryStepsScalars) {
     if (k.first == "train/tokens_per_s") continue;  // a timing
     EXPECT_EQ(after.at(k), v) << k.first << " at step " << k.second;
   }
+}
+
+// Short documents of real web text, one JSON line each (text-jsonl).
+std::string write_text_docs(const std::string& path, int n, size_t max_chars) {
+  std::ifstream in(shared("text/fineweb-legal-sample/batch_000001.jsonl"));
+  std::ofstream out(path);
+  int written = 0;
+  for (std::string line; written < n && std::getline(in, line); ++written) {
+    std::string text = Json::parse(line).at("text").get<std::string>();
+    text = text.substr(0, std::min(text.size(), max_chars));
+    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) text.pop_back();  // whole UTF-8
+    if (!text.empty() && static_cast<unsigned char>(text.back()) >= 0xC0) text.pop_back();
+    out << Json{{"text", text}}.dump() << "\n";
+  }
+  return path;
+}
+
+// Packing: a row holding several documents gives the loss and gradients of the same documents one per row
+// (segments keep attention within a document, positions restart, no label crosses a boundary; BERT's
+// masks follow the tokens, not their rows). For a decoder with RoPE and for BERT with learned positions.
+TEST_F(Train, APackedRowEqualsItsDocumentsOnePerRow) {
+  for (const std::string preset : {"qwen2-tiny", "bert-tiny"}) {
+    SCOPED_TRACE(preset);
+    const std::string model = path(preset);
+    ASSERT_EQ(fme("init --preset " + preset + " --out " + model + " --seed 2").code, 0);
+    const std::string docs = write_text_docs(path("docs.jsonl"), 4, 60);
+    const std::string common = "train --model " + model + " --dataset " + docs + " --seq-len 128 --steps 1 --optimizer sgd --lr 0.1" +
+                               " --precision fp32 --dropout 0 --shuffle-buffer 0 --quiet --seed 11";
+    const Out packed = fme(common + " --micro-batch 1 --out " + path(preset + "-packed") + " --dump-grads " + path(preset + "-packed.grads"));
+    ASSERT_EQ(packed.code, 0) << packed.err;
+    const Out rows = fme(common + " --micro-batch 4 --no-packing --out " + path(preset + "-rows") + " --dump-grads " + path(preset + "-rows.grads"));
+    ASSERT_EQ(rows.code, 0) << rows.err;
+    const Json a = Json::parse(packed.out), b = Json::parse(rows.out);
+    EXPECT_EQ(a.at("tokens"), b.at("tokens")) << "the same documents";
+    EXPECT_LT(a.at("tokens").get<int64_t>(), 128) << "all four documents fit in the one packed row";
+    EXPECT_GT(a.at("loss_tokens").get<int64_t>(), 0);
+    EXPECT_EQ(a.at("loss_tokens"), b.at("loss_tokens"));
+    EXPECT_NEAR(a.at("first_loss").get<double>(), b.at("first_loss").get<double>(), 1e-5);
+    const auto ga = read_safetensors(path(preset + "-packed.grads")), gb = read_safetensors(path(preset + "-rows.grads"));
+    ASSERT_EQ(ga.size(), gb.size());
+    for (const auto& [k, t] : ga) EXPECT_LE((t - gb.at(k)).abs().max().item<double>(), 1e-5) << k;
+  }
+}
+
+// --dataset end to end: --epochs sets the steps, --eval-dataset adds eval lines (perplexity for a decoder),
+// and a run killed mid-checkpoint resumes to the same bytes and lines, reading the data again to where it was.
+TEST_F(Train, DatasetRunsEvaluateAndResumeByteIdentical) {
+  const std::string model = path("qwen2");
+  ASSERT_EQ(fme("init --preset qwen2-tiny --out " + model + " --seed 2").code, 0);
+  const std::string docs = write_text_docs(path("docs.jsonl"), 12, 400);
+  const std::string args = "train --model " + model + " --dataset " + docs + " --eval-dataset " + docs + " --eval-every 2" +
+                           " --seq-len 64 --micro-batch 2 --grad-accum 2 --epochs 2 --lr 1e-2 --warmup 1 --shuffle-buffer 5" +
+                           " --precision fp32 --quiet --checkpoint-every 2";
+  const Out ref = fme(args + " --out " + path("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  const Json summary = Json::parse(ref.out);
+  const int64_t steps = summary.at("steps").get<int64_t>();
+  EXPECT_GE(steps, 4);
+  EXPECT_TRUE(summary.at("eval").contains("eval_perplexity"));
+  std::ifstream m(path("ref/metrics.jsonl"));
+  int64_t evals = 0, lines = 0;
+  for (std::string line; std::getline(m, line); ++lines) {
+    const Json j = Json::parse(line);
+    if (!j.contains("eval_loss")) continue;
+    ++evals;
+    EXPECT_NEAR(j.at("eval_perplexity").get<double>(), std::exp(j.at("eval_loss").get<double>()), 1e-6 * j.at("eval_perplexity").get<double>());
+  }
+  EXPECT_EQ(evals, steps / 2 + steps % 2);
+  for (const std::string point : {"train.checkpoint.files_written@2", "train.checkpoint.committed@1"}) {
+    const std::string out = path("killed-" + point);
+    ASSERT_EQ(fme(args + " --out " + out, "FME_FAILPOINT=" + point).code, 128 + SIGKILL);
+    const Out r = fme(args + " --out " + out + " --resume");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(read_file(out + "/final/model.safetensors") == read_file(path("ref/final/model.safetensors"))) << point;
+    EXPECT_EQ(metrics_lines(out + "/metrics.jsonl"), metrics_lines(path("ref/metrics.jsonl"))) << point;
+  }
+  const Json index = Json::parse(read_file(path("ref/checkpoints/step-00000002/index.json")));
+  EXPECT_EQ(index.at("data").at("kind"), "stream");
+  EXPECT_EQ(index.at("data").at("rows_done").get<int64_t>(), 2 * 2 * 2);
 }
 
 // A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of

@@ -37,10 +37,8 @@ struct BertEmbeddingsImpl : torch::nn::Module {
         "token_type_embeddings", Embedding(b, join_path(p, "token_type_embeddings"), c.type_vocab_size, c.hidden_size));
     LayerNorm = register_module("LayerNorm", fme::LayerNorm(b, join_path(p, "LayerNorm"), c.hidden_size, c.layer_norm_eps));
   }
-  // ids, types [B,T] -> [B,T,H] in the compute dtype `dt`
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& types, at::ScalarType dt) {
-    const int64_t T = ids.size(1);
-    at::Tensor pos = at::arange(T, ids.options().dtype(at::kLong)).unsqueeze(0);     // [1,T]
+  // ids, types [B,T], pos [B,T] or [1,T] -> [B,T,H] in the compute dtype `dt`
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& types, const at::Tensor& pos, at::ScalarType dt) {
     at::Tensor x = word_embeddings(ids, dt) + token_type_embeddings(types, dt) + position_embeddings(pos, dt);
     return dropout(LayerNorm(x), hidden_dropout);
   }
@@ -255,8 +253,8 @@ class Bert final : public ModelOf<BertConfig, BertModel> {
       throw ShapeError("bert: sequence of " + std::to_string(T) + " tokens exceeds max_position_embeddings " +
                        std::to_string(cfg_.max_position_embeddings));
     at::Tensor types = batch.token_type_ids.defined() ? batch.token_type_ids : at::zeros_like(batch.input_ids);
-    at::Tensor x = net_->embeddings(batch.input_ids, types, compute_dtype());     // [B,T,H]
-    at::Tensor key_mask = batch.attention_mask.to(at::kBool);   // [B,T]
+    at::Tensor x = net_->embeddings(batch.input_ids, types, position_ids(batch), compute_dtype());  // [B,T,H]
+    at::Tensor key_mask = attention_keys(batch);                // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = net_->encoder->layer->ptr<BertLayerImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
     return x;

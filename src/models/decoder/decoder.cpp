@@ -195,7 +195,12 @@ class Decoder final : public ModelOf<DecoderConfig, CausalLM<DecoderModel>> {
     if (cfg_.gemma_norms) x = x * at::scalar_tensor(std::sqrt(double(cfg_.hidden_size)), x.options());
     auto [cos, sin] = rope_tables(T, cfg_.head_dim(), cfg_.rope_theta, x.scalar_type(), cfg_.rope_scaling);  // [T, hd]
     cos = cos.to(x.device()), sin = sin.to(x.device());  // built on the CPU; a no-op there
-    at::Tensor key_mask = batch.attention_mask.to(at::kBool);       // [B,T]
+    if (batch.position_ids.defined()) {  // packed rows: each document's positions from 0 (all below T)
+      const at::Tensor pos = batch.position_ids.reshape({-1});
+      cos = cos.index_select(0, pos).view({x.size(0), 1, T, -1});  // [B,1,T,hd]
+      sin = sin.index_select(0, pos).view({x.size(0), 1, T, -1});
+    }
+    at::Tensor key_mask = attention_keys(batch);                    // [B,T]
     for (int64_t i = 0; i <= last; ++i)
       x = m.layers->ptr<DecoderLayerImpl>(i)->forward(x, key_mask, cos, sin, BlockCapture{capture, i});  // [B,T,H]
     return x;

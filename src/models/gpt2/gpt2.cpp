@@ -162,9 +162,9 @@ class Gpt2 final : public ModelOf<Gpt2Config, CausalLM<Gpt2Model>> {
     if (T > cfg_.max_position_embeddings)
       throw ShapeError("gpt2: sequence of " + std::to_string(T) + " tokens exceeds n_positions " +
                        std::to_string(cfg_.max_position_embeddings));
-    at::Tensor pos = at::arange(T, batch.input_ids.options().dtype(at::kLong)).unsqueeze(0);  // [1,T]
+    at::Tensor pos = position_ids(batch);                                                      // [B,T] or [1,T]
     at::Tensor x = dropout(m.wte(batch.input_ids, compute_dtype()) + m.wpe(pos, compute_dtype()), cfg_.embd_pdrop);  // [B,T,H]
-    at::Tensor key_mask = batch.attention_mask.to(at::kBool);                                  // [B,T]
+    at::Tensor key_mask = attention_keys(batch);                                               // [B,T]
     for (int64_t i = 0; i <= last; ++i) x = m.h->ptr<Gpt2BlockImpl>(i)->forward(x, key_mask, BlockCapture{capture, i});
     return x;
   }

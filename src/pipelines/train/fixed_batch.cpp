@@ -10,7 +10,9 @@ namespace fme {
 
 LabeledBatch LabeledBatch::slice(int64_t first, int64_t n) const {
   auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, first, n) : t; };
-  return {{cut(batch.input_ids), cut(batch.attention_mask), cut(batch.token_type_ids)}, cut(labels)};
+  return {{cut(batch.input_ids), cut(batch.attention_mask), cut(batch.token_type_ids), cut(batch.segment_ids),
+           cut(batch.position_ids)},
+          cut(labels)};
 }
 
 LabeledBatch read_fixed_batch(const std::string& path, const Model& model) {

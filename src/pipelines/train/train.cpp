@@ -19,8 +19,14 @@
 #include "pipelines/prepare/prepare.h"
 #include "pipelines/train/fixed_batch.h"
 #include "pipelines/train/loss.h"
+#include "pipelines/train/packed_rows.h"
+#include "pipelines/train/step_data.h"
+#include "pipelines/train/train_batch.h"
 #include "pipelines/train/train_checkpoint.h"
+#include "tokenizer/tokenizer.h"
+#include "util/compress.h"
 #include "util/cpu_features.h"
+#include "util/file.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -55,11 +61,19 @@ void prepare_out(const std::string& out, bool resume) {
 // What a checkpoint must have been made with for a --resume to continue it: everything that changes the
 // numbers (the thread count aside: byte identity needs it equal, but another machine may resume a run).
 Json resume_settings(const TrainOptions& o, const std::string& objective, const std::string& precision, int64_t micro,
-                     int64_t accum) {
+                     int64_t accum, int64_t steps, int64_t seq_len) {
   auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(); };
+  auto file = [](const std::string& path) {  // a dataset by place and size (hashing gigabytes per resume: no)
+    return path.empty() ? Json() : Json{{"path", fs::absolute(path).lexically_normal().string()}, {"bytes", fs::file_size(path)}};
+  };
   return Json{{"model", o.model_dir.empty() ? Json() : Json(fs::absolute(o.model_dir).lexically_normal().string())},
               {"model_preset", o.model_preset.empty() ? Json() : Json(o.model_preset)},
-              {"inputs_sha256", sha256_file(o.inputs)},
+              {"inputs_sha256", o.inputs.empty() ? Json() : Json(sha256_file(o.inputs))},
+              {"dataset", file(o.dataset)},
+              {"data", o.dataset.empty() ? Json() : Json{{"format", o.format}, {"text_field", o.text_field}, {"seq_len", seq_len},
+                                                         {"packing", o.packing}, {"shuffle_buffer", o.shuffle_buffer}}},
+              {"eval_dataset", file(o.eval_dataset)},
+              {"eval_every", o.eval_every},
               {"objective", objective},
               {"micro_batch", micro},
               {"grad_accum", accum},
@@ -71,22 +85,35 @@ Json resume_settings(const TrainOptions& o, const std::string& objective, const 
               {"momentum", o.optim.momentum},
               {"clip_norm", opt(o.optim.clip_norm)},
               {"warmup", o.warmup},
-              {"schedule_steps", o.warmup > 0 ? Json(o.steps) : Json()},  // only warmup-cosine depends on --steps
+              {"schedule_steps", o.warmup > 0 ? Json(steps) : Json()},  // only warmup-cosine depends on --steps
               {"precision", precision},
               {"dropout", o.dropout},
               {"seed", o.seed},
               {"plans", o.plans}};
 }
 
-// The metrics.jsonl lines of steps 1..N a checkpoint kept: its first and last loss (the summary's).
-std::pair<double, double> kept_losses(const std::string& metrics_path) {
+// What the metrics.jsonl lines of steps 1..N a checkpoint kept say: the summary's first and last loss and
+// token counts so far (eval lines, which carry no "loss", are passed over).
+struct KeptMetrics {
+  double first_loss = 0, last_loss = 0;
+  int64_t tokens = 0, loss_tokens = 0;
+};
+KeptMetrics kept_metrics(const std::string& metrics_path) {
   std::ifstream in(metrics_path);
-  std::string line, first, last;
-  while (std::getline(in, line))
-    if (!line.empty()) (first.empty() ? first : last) = line;
-  if (last.empty()) last = first;
-  if (first.empty()) throw FormatError(metrics_path + ": no line for the steps the checkpoint holds");
-  return {parse_json(first, metrics_path).at("loss").get<double>(), parse_json(last, metrics_path).at("loss").get<double>()};
+  KeptMetrics k;
+  bool any = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const Json j = parse_json(line, metrics_path);
+    if (!j.contains("loss")) continue;
+    if (!any) k.first_loss = j.at("loss").get<double>();
+    any = true;
+    k.last_loss = j.at("loss").get<double>();
+    k.tokens = j.at("tokens").get<int64_t>();
+    k.loss_tokens = j.at("loss_tokens").get<int64_t>();
+  }
+  if (!any) throw FormatError(metrics_path + ": no line for the steps the checkpoint holds");
+  return k;
 }
 
 // The step's micro-batches: `accum` slices of `rows` rows each.
@@ -102,6 +129,63 @@ std::pair<int64_t, int64_t> micro_batches(const TrainOptions& o, int64_t batch_r
   return {micro, accum};
 }
 
+// The model's tokenizer: its directory's tokenizer.json, or the one a preset ships with.
+std::unique_ptr<Tokenizer> load_tokenizer(const TrainOptions& o) {
+  if (!o.model_dir.empty()) {
+    if (!fs::exists(fs::path(o.model_dir) / "tokenizer.json")) return nullptr;
+    return std::make_unique<Tokenizer>(Tokenizer::from_file(o.model_dir));
+  }
+  const std::string name = find_preset(o.model_preset).tokenizer;
+  const fs::path dir = fs::path(assets_dir()) / "tokenizers" / name;
+  if (name.empty()) return nullptr;
+  if (fs::exists(dir / "tokenizer.json")) return std::make_unique<Tokenizer>(Tokenizer::from_file((dir / "tokenizer.json").string()));
+  const std::string z = (dir / "tokenizer.json.zst").string();
+  return std::make_unique<Tokenizer>(Tokenizer::from_json(zstd_decompress(read_file(z), z), z));
+}
+
+// What a document ends with before the next is packed after it: EOS for decoders (config.json's
+// eos_token_id, else the tokenizer's), nothing for BERT (its encoding ends with [SEP] already).
+int32_t document_separator(const Model& model, const Tokenizer* tok, Objective objective) {
+  if (objective == Objective::MaskedLM) return -1;
+  const Json cfg = to_json(model.config());
+  const Json eos = cfg.contains("eos_token_id") ? cfg.at("eos_token_id") : Json();
+  if (eos.is_number_integer()) return eos.get<int32_t>();
+  if (eos.is_array() && !eos.empty() && eos[0].is_number_integer()) return eos[0].get<int32_t>();
+  for (const char* t : {"<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"})
+    if (tok && tok->token_to_id(t) >= 0) return tok->token_to_id(t);
+  return -1;
+}
+
+// Mean loss over every counted position of the eval rows (and for MLM the share of masked tokens predicted
+// right), with the masks of step -1: the same draws at every evaluation.
+Json evaluate(Model& model, PackedRows& rows, int64_t micro, Objective objective, const MlmMasking* mlm, uint64_t seed,
+              bool token_types) {
+  at::NoGradGuard no_grad;
+  rows.start_epoch(0);
+  double loss_sum = 0;
+  int64_t count = 0, correct = 0;
+  for (bool more = true; more;) {
+    std::vector<PackedRow> batch;
+    for (PackedRow r; static_cast<int64_t>(batch.size()) < micro && (more = rows.next(r));) batch.push_back(std::move(r));
+    if (batch.empty()) break;
+    const LabeledBatch b = make_train_batch(batch, objective, mlm, seed, -1, token_types);
+    const at::Tensor logits = model.logits(b.batch);
+    const LossSum ls = cross_entropy_sum(logits, b.labels, objective);
+    loss_sum += ls.sum.item<double>();
+    count += ls.tokens;
+    if (objective == Objective::MaskedLM) {
+      const at::Tensor counted = b.labels.ne(-100);
+      correct += logits.argmax(-1).eq(b.labels).logical_and(counted).sum().item<int64_t>();
+    }
+  }
+  if (count == 0) throw FormatError("--eval-dataset: no position to evaluate (no token, or none masked)");
+  const double loss = loss_sum / static_cast<double>(count);
+  Json out{{"eval_loss", loss}, {"eval_tokens", count}};
+  if (objective == Objective::Causal) out["eval_perplexity"] = std::exp(loss);
+  else out["eval_accuracy"] = static_cast<double>(correct) / static_cast<double>(count);
+  return out;
+}
+
 // --dropout auto: the config's probabilities (true when any is above 0); 0: none.
 bool dropout_on(const TrainOptions& o, const Model& model) {
   if (o.dropout == "0") return false;
@@ -114,23 +198,37 @@ bool dropout_on(const TrainOptions& o, const Model& model) {
 }  // namespace
 
 Json TrainSummary::to_json() const {
-  return Json{{"steps", steps},         {"resumed_from", resumed_from >= 0 ? Json(resumed_from) : Json()}, {"tokens", tokens},       {"loss_tokens", loss_tokens}, {"first_loss", first_loss},
-              {"last_loss", last_loss}, {"seconds", seconds},     {"objective", objective},
-              {"precision", precision}, {"out", out}};
+  Json j{{"steps", steps},         {"resumed_from", resumed_from >= 0 ? Json(resumed_from) : Json()},
+         {"tokens", tokens},       {"loss_tokens", loss_tokens},
+         {"first_loss", first_loss}, {"last_loss", last_loss},
+         {"seconds", seconds},     {"objective", objective},
+         {"precision", precision}, {"out", out}};
+  if (!eval.is_null()) j["eval"] = eval;
+  return j;
 }
 
 TrainSummary run_train(const TrainOptions& o) {
   const double t_start = now();
-  if (o.inputs.empty()) throw ConfigError("fme train: give --inputs FILE.safetensors (streamed --dataset training is not implemented yet)");
-  if (o.steps < 1) throw ConfigError("--steps must be at least 1");
-  if (o.warmup < 0 || (o.warmup > 0 && o.warmup >= o.steps))
-    throw ConfigError("--warmup " + std::to_string(o.warmup) + ": must be below --steps " + std::to_string(o.steps));
+  if (o.inputs.empty() == o.dataset.empty())
+    throw ConfigError("fme train: give one of --inputs FILE.safetensors (a fixed batch) or --dataset FILE.jsonl");
+  if (o.steps < 0 || o.epochs < 0) throw ConfigError("--steps and --epochs must be positive");
+  if (o.steps > 0 && o.epochs > 0) throw ConfigError("fme train: give --steps or --epochs, not both");
+  if (o.epochs > 0 && o.dataset.empty()) throw ConfigError("--epochs needs a --dataset (a fixed --inputs batch has no epochs)");
+  if (!o.dataset.empty() && o.steps == 0 && o.epochs == 0) throw ConfigError("fme train --dataset: give --steps or --epochs");
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16-mixed")
     throw ConfigError("--precision '" + o.precision + "': expected auto, fp32 or bf16-mixed");
   if (o.model_dir.empty() == o.model_preset.empty()) throw ConfigError("fme train: give one of --model or --model-preset");
-  if (o.checkpoint_every < 0 || o.keep_last < 0) throw ConfigError("--checkpoint-every and --keep-last must be >= 0");
-  if (!fs::exists(o.inputs)) throw IoError(o.inputs + ": no such file (--inputs)");
+  if (o.checkpoint_every < 0 || o.keep_last < 0 || o.eval_every < 0)
+    throw ConfigError("--checkpoint-every, --keep-last and --eval-every must be >= 0");
+  if (o.eval_every > 0 && o.eval_dataset.empty()) throw ConfigError("--eval-every needs an --eval-dataset");
+  if (o.seq_len < 0) throw ConfigError("--seq-len must be positive");
+  for (const auto& [path, flag] : {std::pair{o.inputs, "--inputs"}, {o.dataset, "--dataset"}, {o.eval_dataset, "--eval-dataset"}})
+    if (!path.empty() && !fs::exists(path)) throw IoError(path + ": no such file (" + flag + ")");
   prepare_out(o.out, o.resume);
+
+  // The model alone first (the objective, the tokenizer and the data's size decide the schedule's length).
+  std::unique_ptr<Tokenizer> tokenizer = o.dataset.empty() ? nullptr : load_tokenizer(o);
+  int64_t steps = o.steps > 0 ? o.steps : 1;
 
   // The module, plans and optimizer, as prepare builds them, with the head the objective trains.
   PrepareOptions p;
@@ -140,13 +238,6 @@ TrainSummary run_train(const TrainOptions& o) {
   p.seed = o.seed;
   p.optimizer = o.optimizer;
   p.optim = o.optim;
-  if (o.warmup > 0) {
-    p.optim.schedule.kind = "warmup_cosine";
-    p.optim.schedule.init_value = 0;
-    p.optim.schedule.warmup_steps = o.warmup;
-    p.optim.schedule.decay_steps = o.steps;
-    p.optim.schedule.end_value = 0;
-  }
   p.threads = o.threads;
   p.lm_head = true;
   Prepared prep = make_module_opt(p, nullptr);
@@ -166,23 +257,76 @@ TrainSummary run_train(const TrainOptions& o) {
   if (!precision.warning.empty() && !o.quiet) std::cerr << "fme train: warning: " << precision.warning << "\n";
   model.set_compute_dtype(precision.dtype);  // parameters stay fp32 (master weights); activations in this dtype
   const std::string precision_name = precision.dtype == at::kFloat ? "fp32" : "bf16-mixed";
+  const bool token_types = model.token_types() > 0;
 
-  const LabeledBatch batch = read_fixed_batch(o.inputs, model);
-  const auto [micro, accum] = micro_batches(o, batch.rows(), o.inputs);
-  // Counted positions of the whole step: every micro-batch's loss is its sum over this, so the step's loss
-  // is the mean over all of them however the batch is cut.
-  const int64_t step_tokens = [&] {
+  // The data: one fixed batch, or the dataset's packed rows.
+  std::optional<StepData> data;
+  std::unique_ptr<PackedRows> eval_rows;
+  std::optional<MlmMasking> mlm;
+  int64_t micro = 0, accum = 0, seq_len = 0;
+  if (!o.inputs.empty()) {
+    LabeledBatch batch = read_fixed_batch(o.inputs, model);
+    std::tie(micro, accum) = micro_batches(o, batch.rows(), o.inputs);
+    // A step's loss is the mean over all its counted positions however the batch is cut.
     const at::Tensor l = objective == Objective::Causal ? batch.labels.narrow(1, 1, batch.labels.size(1) - 1) : batch.labels;
-    return l.ne(-100).sum().item<int64_t>();
-  }();
-  if (step_tokens == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
-  const int64_t step_inputs = batch.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
+    if (l.ne(-100).sum().item<int64_t>() == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
+    data.emplace(std::move(batch), micro, accum);
+  } else {
+    if (!tokenizer && PackedRows::needs_tokenizer(o.dataset, o.format, o.text_field))
+      throw ConfigError((o.model_dir.empty() ? o.model_preset : o.model_dir) + ": no tokenizer.json, needed to tokenize " + o.dataset);
+    micro = o.micro_batch > 0 ? o.micro_batch : 8;
+    accum = o.grad_accum > 0 ? o.grad_accum : 1;
+    if (o.micro_batch < 0 || o.grad_accum < 0) throw ConfigError("--micro-batch and --grad-accum must be positive");
+    seq_len = o.seq_len > 0 ? o.seq_len : (model.max_positions() > 0 ? std::min<int64_t>(512, model.max_positions()) : 512);
+    if (model.max_positions() > 0 && seq_len > model.max_positions())
+      throw ConfigError("--seq-len " + std::to_string(seq_len) + ": " + model.model_type() + " takes at most " +
+                        std::to_string(model.max_positions()) + " positions");
+    if (objective == Objective::MaskedLM) {
+      MlmMasking m;
+      m.mask_id = tokenizer ? tokenizer->token_to_id("[MASK]") : -1;
+      if (m.mask_id < 0) throw ConfigError(o.dataset + ": masked-LM training needs the tokenizer's [MASK] token, and it has none");
+      m.vocab_size = model.vocab_size();
+      for (int32_t id : tokenizer->special_ids()) m.special.insert(id);
+      mlm = m;
+    }
+    PackedRowsOptions ro;
+    ro.path = o.dataset;
+    ro.format = o.format;
+    ro.text_field = o.text_field;
+    ro.seq_len = seq_len;
+    ro.packing = o.packing;
+    ro.shuffle_buffer = o.shuffle_buffer;
+    ro.seed = o.seed;
+    ro.separator = document_separator(model, tokenizer.get(), objective);
+    auto rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
+    if (o.epochs > 0) {
+      const int64_t per_epoch = rows_per_epoch(*rows);
+      steps = (o.epochs * per_epoch + micro * accum - 1) / (micro * accum);
+    }
+    data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types);
+    if (!o.eval_dataset.empty()) {
+      ro.path = o.eval_dataset;
+      ro.shuffle_buffer = 0;
+      eval_rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
+    }
+  }
+  if (o.warmup < 0 || (o.warmup > 0 && o.warmup >= steps))
+    throw ConfigError("--warmup " + std::to_string(o.warmup) + ": must be below the run's " + std::to_string(steps) + " steps");
+  if (o.warmup > 0) {  // the schedule, now that the run's length is known
+    OptimizerConfig c = o.optim;
+    c.schedule.kind = "warmup_cosine";
+    c.schedule.init_value = 0;
+    c.schedule.warmup_steps = o.warmup;
+    c.schedule.decay_steps = steps;
+    c.schedule.end_value = 0;
+    prep.optimizer->set_schedule(make_schedule(c));
+  }
 
   std::vector<std::pair<std::string, at::Tensor>> params;  // in the optimizer's order (make_module_opt's)
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
 
   NamedTensors optimizer_state = prep.optimizer->named_state();
-  const Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum);
+  const Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum, steps, seq_len);
 
   TrainSummary sum;
   sum.objective = objective_name(objective);
@@ -197,12 +341,13 @@ TrainSummary run_train(const TrainOptions& o) {
     uint64_t keep_bytes = 0;
     if (ckpt) {
       check_settings(*ckpt, settings);
-      if (ckpt->step > o.steps)
-        throw ConfigError(ckpt->dir + ": the run is at step " + std::to_string(ckpt->step) + ", past --steps " + std::to_string(o.steps));
+      if (ckpt->step > steps)
+        throw ConfigError(ckpt->dir + ": the run is at step " + std::to_string(ckpt->step) + ", past its " + std::to_string(steps) + " steps");
       restore_train_checkpoint(*ckpt, params, optimizer_state);
       prep.optimizer->set_step_count(ckpt->step);
       first_step = ckpt->step;
       keep_bytes = ckpt->metrics_bytes;
+      data->skip_steps(first_step);
     }
     std::error_code ec;
     const uint64_t have = fs::exists(metrics_path) ? fs::file_size(metrics_path) : 0;
@@ -213,10 +358,12 @@ TrainSummary run_train(const TrainOptions& o) {
     if (ec) throw IoError(metrics_path + ": cannot truncate: " + ec.message());
     sum.resumed_from = first_step;
     if (first_step > 0) {
-      std::tie(sum.first_loss, sum.last_loss) = kept_losses(metrics_path);
+      const KeptMetrics kept = kept_metrics(metrics_path);
+      sum.first_loss = kept.first_loss;
+      sum.last_loss = kept.last_loss;
+      sum.tokens = kept.tokens;
+      sum.loss_tokens = kept.loss_tokens;
       sum.steps = first_step;
-      sum.tokens = first_step * step_inputs;
-      sum.loss_tokens = first_step * step_tokens;
     }
   }
   std::ofstream metrics(metrics_path, std::ios::app);
@@ -225,20 +372,36 @@ TrainSummary run_train(const TrainOptions& o) {
   // is about to log again.
   TfEventsWriter events((fs::path(o.out) / "tensorboard").string());
   if (o.resume) events.add_restart(first_step + 1);
+  auto log = [&](const Json& line, const char* group, std::initializer_list<const char*> keys, int64_t step) {
+    metrics << line.dump() << "\n" << std::flush;
+    if (!metrics) throw IoError(metrics_path + ": write failed");
+    for (const char* key : keys)
+      if (line.contains(key)) events.add_scalar(std::string(group) + "/" + key, step, line.at(key).get<double>());
+    events.flush();
+  };
   Progress progress("train", o.quiet);
   double checkpoint_seconds = 0;  // the checkpoint written since the last line: reported in the next one
-  for (int64_t step = first_step; step < o.steps; ++step) {
+  for (int64_t step = first_step; step < steps; ++step) {
     const double t0 = now();
     const double lr = prep.optimizer->current_lr();
+    const std::vector<LabeledBatch> micro_batches = data->next_step(step);
+    // Counted positions of the whole step: every micro-batch's loss is its sum over this, so the step's
+    // loss is the mean over all of them however the step is cut into micro-batches.
+    int64_t step_tokens = 0, step_inputs = 0;
+    for (const LabeledBatch& mb : micro_batches) {
+      const at::Tensor l = objective == Objective::Causal ? mb.labels.narrow(1, 1, mb.labels.size(1) - 1) : mb.labels;
+      step_tokens += l.ne(-100).sum().item<int64_t>();
+      step_inputs += mb.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
+    }
+    const double t_data = now();
     for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
     double loss_sum = 0;
-    for (int64_t m = 0; m < accum; ++m) {
-      const LabeledBatch mb = batch.slice(m * micro, micro);
+    for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
       // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
       std::optional<DropoutScope> scope;
-      if (use_dropout) scope.emplace(o.seed, step, /*rank=*/0, m);
-      const at::Tensor logits = model.logits(mb.batch);  // [b,T,V]
-      const LossSum ls = cross_entropy_sum(logits, mb.labels, objective);
+      if (use_dropout) scope.emplace(o.seed, step, /*rank=*/0, static_cast<int64_t>(m));
+      const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
+      const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
       loss_sum += ls.sum.item<double>();
       (ls.sum / static_cast<double>(step_tokens)).backward();
     }
@@ -251,7 +414,8 @@ TrainSummary run_train(const TrainOptions& o) {
       const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
       sq += n * n;
     }
-    const double loss = loss_sum / static_cast<double>(step_tokens);
+    // A step with nothing to predict (an MLM draw that chose no token) changes nothing; its loss reads 0.
+    const double loss = step_tokens > 0 ? loss_sum / static_cast<double>(step_tokens) : 0.0;
     // Before the update: a non-finite loss or gradient must not reach the weights (or a checkpoint).
     if (!std::isfinite(loss) || !std::isfinite(sq))
       throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
@@ -273,35 +437,38 @@ TrainSummary run_train(const TrainOptions& o) {
     sum.steps = step + 1;
     sum.tokens += step_inputs;
     sum.loss_tokens += step_tokens;
-    Json line{{"step", step + 1},
-              {"loss", loss},
-              {"lr", lr},
-              {"grad_norm", std::sqrt(sq)},
-              {"tokens", sum.tokens},
-              {"loss_tokens", sum.loss_tokens},
-              {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
-              {"seconds", {{"data", 0.0}, {"forward_backward", t1 - t0}, {"optimizer", t2 - t1}, {"communication", 0.0}, {"checkpoint", checkpoint_seconds}}}};
-    metrics << line.dump() << "\n" << std::flush;
-    if (!metrics) throw IoError(metrics_path + ": write failed");
-    for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s"})
-      events.add_scalar(std::string("train/") + key, step + 1, line.at(key).get<double>());
-    events.flush();
+    log(Json{{"step", step + 1},
+             {"loss", loss},
+             {"lr", lr},
+             {"grad_norm", std::sqrt(sq)},
+             {"tokens", sum.tokens},
+             {"loss_tokens", sum.loss_tokens},
+             {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
+             {"seconds", {{"data", t_data - t0}, {"forward_backward", t1 - t_data}, {"optimizer", t2 - t1}, {"communication", 0.0},
+                          {"checkpoint", checkpoint_seconds}}}},
+        "train", {"loss", "lr", "grad_norm", "tokens_per_s"}, step + 1);
+    if (eval_rows && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == steps)) {
+      Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types);
+      e["step"] = step + 1;
+      log(e, "eval", {"eval_loss", "eval_perplexity", "eval_accuracy"}, step + 1);
+      sum.eval = e;
+    }
     checkpoint_seconds = 0;
     if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
       const double tc = now();
-      save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings,
-                            Json{{"kind", "fixed_batch"}, {"steps_done", step + 1}}, params, optimizer_state, o.keep_last);
+      save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(), params,
+                            optimizer_state, o.keep_last);
       checkpoint_seconds = now() - tc;
     }
     ProgressStats ps;
     ps.samples = step + 1;
-    ps.total_samples = o.steps;
+    ps.total_samples = steps;
     ps.tokens = sum.tokens;
     ps.unit = "steps";
     char detail[64];
     std::snprintf(detail, sizeof detail, "loss %.4f", loss);
     ps.detail = detail;
-    if (step + 1 < o.steps) progress.update(ps);
+    if (step + 1 < steps) progress.update(ps);
     else progress.finish(ps);
   }
 

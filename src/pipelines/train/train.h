@@ -10,9 +10,9 @@
 // Checkpoints every --checkpoint-every steps (train_checkpoint.h); --resume continues from the newest whole
 // one after any crash and ends byte-identical to an uninterrupted run (same thread count: a reduction's order
 // depends on it), metrics.jsonl cut back to that checkpoint's lines first.
-// What this build covers: one fixed batch (--inputs) used at every step, one process. Streaming datasets,
-// packing, MLM masking, evaluation and data/tensor parallelism are not implemented yet and are refused by
-// name rather than ignored.
+// Data: one fixed batch (--inputs) used at every step, or a streamed JSONL dataset (--dataset: packed rows,
+// packed_rows.h; labels and MLM masking, train_batch.h), evaluated on --eval-dataset every --eval-every steps.
+// One process: data/tensor parallelism is not implemented yet and is refused by name rather than ignored.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,12 +25,21 @@ namespace fme {
 
 struct TrainOptions {
   std::string model_dir, model_preset;  // one of them
-  std::string inputs;                   // a fixed batch (fixed_batch.h), used at every step
+  std::string inputs;                   // a fixed batch (fixed_batch.h), used at every step; or
+  std::string dataset;                  // a JSONL dataset, streamed (packed_rows.h)
+  std::string format = "auto";          // of the dataset: auto | text-jsonl | tokens-jsonl
+  std::string text_field = "text";
+  int64_t seq_len = 0;                  // rows of the dataset; 0: 512, or the model's positions if fewer
+  bool packing = true;                  // documents laid end to end (segments), else one per row, padded
+  int64_t shuffle_buffer = 10000;       // documents; 0: file order
+  int64_t epochs = 0;                   // > 0: train this many passes over the dataset (instead of --steps)
+  std::string eval_dataset;             // evaluated every eval_every steps and after the last
+  int64_t eval_every = 0;               // 0: only after the last step
   std::string out;                      // RUN_DIR: must not exist or be empty
   std::string objective = "auto";       // auto (the family's: mlm for BERT, causal otherwise) | causal | mlm
-  int64_t micro_batch = 0;              // rows per micro-batch; 0: batch rows / grad_accum
+  int64_t micro_batch = 0;              // rows per micro-batch; 0: batch rows / grad_accum (a dataset: 8)
   int64_t grad_accum = 0;               // micro-batches per step; 0: from micro_batch (default 1)
-  int64_t steps = 1;
+  int64_t steps = 0;                    // 0: 1 (--inputs), or from --epochs (--dataset, which needs one of them)
   std::string optimizer = "adamw";
   OptimizerConfig optim;                // lr, betas, eps, weight decay, clip; the schedule from `warmup`
   int64_t warmup = 0;                   // > 0: linear warmup to lr over `warmup` steps, then cosine decay to 0
@@ -54,6 +63,7 @@ struct TrainSummary {
   double first_loss = 0, last_loss = 0;
   double seconds = 0;
   std::string objective, precision, out;
+  Json eval;  // the last evaluation's line (eval_loss, eval_perplexity or eval_accuracy), or null
   Json to_json() const;
 };
 
