@@ -56,6 +56,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write a checkpoint (model, optimizer state, step) every K steps into RUN_DIR/checkpoints");
   cmd->add_option("--keep-last", o->t.keep_last, "keep only the newest N checkpoints (default: all)");
   cmd->add_flag("--resume", o->t.resume, "continue the run in --out from its newest whole checkpoint (the same settings)");
+  cmd->add_option("--save-adapters", o->t.save_adapters, "write the LoRA adapters in PEFT's layout (adapter_config.json, adapter_model.safetensors) to this directory");
+  cmd->add_flag("--merge-adapters", o->t.merge_adapters, "fold the LoRA adapters into the base weights of final/ (W += B A alpha/r)");
   cmd->add_option("--dump-grads", o->t.dump_grads, "write the first step's gradients as grad.{HF name} to this safetensors file");
   cmd->add_flag("--quiet", o->t.quiet, "no progress output");
   add_threads_option(cmd, &o->t.threads);

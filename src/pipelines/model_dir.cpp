@@ -48,7 +48,11 @@ uint64_t write_model_dir(Model& model, const std::string& dir, at::ScalarType dt
   if (ec) throw IoError(dir + ": cannot create directory: " + ec.message());
 
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (auto& [name, p] : model.named_parameters()) tensors.emplace_back(model.checkpoint_name(name), p.detach().to(dtype));
+  for (auto& [name, p] : model.named_parameters()) {
+    // LoRA adapters are not part of an HF model's weights: they are saved as PEFT adapters (or merged first).
+    if (name.size() > 7 && (name.compare(name.size() - 7, 7, ".lora_A") == 0 || name.compare(name.size() - 7, 7, ".lora_B") == 0)) continue;
+    tensors.emplace_back(model.checkpoint_name(name), p.detach().to(dtype));
+  }
   uint64_t bytes = write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 
   Json config = to_json(model.config());

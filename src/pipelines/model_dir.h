@@ -16,7 +16,8 @@ std::string assets_dir();
 void write_tokenizer_files(const std::string& name, const std::string& dir);
 
 // Creates `dir` (it must not exist or be empty) holding config.json, model.safetensors in `dtype`, and the
-// tokenizer `tokenizer_name` (skipped when empty). Returns the weights' byte count.
+// tokenizer `tokenizer_name` (skipped when empty). LoRA adapters are left out (see train/lora_adapters.h).
+// Returns the weights' byte count.
 uint64_t write_model_dir(Model& model, const std::string& dir, at::ScalarType dtype, const std::string& tokenizer_name);
 
 }  // namespace fme

@@ -580,6 +580,61 @@ TEST_F(Train, DatasetRunsEvaluateAndResumeByteIdentical) {
   EXPECT_EQ(index.at("data").at("rows_done").get<int64_t>(), 2 * 2 * 2);
 }
 
+// LoRA rules train only the adapters; final/ keeps the base weights and holds the adapters in PEFT's layout
+// (as --save-adapters writes them), or with --merge-adapters the base weights plus B A alpha/r and no adapters.
+TEST_F(Train, LoraAdaptersSaveAsPeftAndMergeIntoTheBaseWeights) {
+  const std::string model = shared("models/qwen2-tiny");
+  { std::ofstream(path("lora.plan")) << "plan adapters\n*.self_attn.q_proj lora(r=4, alpha=8)\n*.self_attn.v_proj lora(r=2, alpha=8)\n"
+                                        "*.layers.2.self_attn.k_proj lora(r=4, alpha=16)\n"; }
+  const std::string args = "train --model " + model + " --inputs " + model + "/train.safetensors --steps 3 --lr 5e-2 --dropout 0" +
+                           " --precision fp32 --quiet --plan " + path("lora.plan");
+  ASSERT_EQ(fme(args + " --out " + path("a") + " --save-adapters " + path("adapters")).code, 0);
+  ASSERT_EQ(fme(args + " --out " + path("b") + " --merge-adapters").code, 0);
+  const auto base = read_safetensors(model + "/model.safetensors");
+  const auto kept = read_safetensors(path("a/final/model.safetensors"));
+  ASSERT_EQ(kept.size(), base.size()) << "final/model.safetensors holds the HF weights only";
+  for (const auto& [k, t] : base) EXPECT_TRUE(at::equal(kept.at(k), t)) << k << ": only the adapters train";
+  EXPECT_EQ(read_file(path("a/final/adapter_model.safetensors")), read_file(path("adapters/adapter_model.safetensors")));
+
+  const Json cfg = Json::parse(read_file(path("adapters/adapter_config.json")));
+  EXPECT_EQ(cfg.at("peft_type"), "LORA");
+  EXPECT_EQ(cfg.at("task_type"), "CAUSAL_LM");
+  EXPECT_EQ(cfg.at("target_modules"), Json({"k_proj", "q_proj", "v_proj"}));
+  const auto adapters = read_safetensors(path("adapters/adapter_model.safetensors"));
+  EXPECT_EQ(adapters.size(), 2u * 7);
+  const Json rank = cfg.at("rank_pattern"), alpha = cfg.at("alpha_pattern");
+  auto r_of = [&](const std::string& m) { return rank.contains(m) ? rank.at(m).get<int64_t>() : cfg.at("r").get<int64_t>(); };
+  auto alpha_of = [&](const std::string& m) { return alpha.contains(m) ? alpha.at(m).get<double>() : cfg.at("lora_alpha").get<double>(); };
+
+  const auto merged = read_safetensors(path("b/final/model.safetensors"));
+  ASSERT_EQ(merged.size(), base.size());
+  EXPECT_FALSE(fs::exists(path("b/final/adapter_config.json")));
+  int64_t checked = 0;
+  for (const auto& [k, w] : base) {
+    const std::string m = k.substr(0, k.size() - std::string(".weight").size());
+    auto a = adapters.find("base_model.model." + m + ".lora_A.weight");
+    if (k.size() < 7 || k.compare(k.size() - 7, 7, ".weight") != 0 || a == adapters.end()) {
+      EXPECT_TRUE(at::equal(merged.at(k), w)) << k;
+      continue;
+    }
+    const at::Tensor A = a->second, B = adapters.at("base_model.model." + m + ".lora_B.weight");
+    const int64_t r = r_of(m);
+    EXPECT_EQ(A.sizes(), (std::vector<int64_t>{r, w.size(1)})) << m;
+    EXPECT_EQ(B.sizes(), (std::vector<int64_t>{w.size(0), r})) << m;
+    EXPECT_GT(B.abs().max().item<double>(), 0) << m << ": B trained away from its zero start";
+    EXPECT_EQ(alpha_of(m), m.find("layers.2.self_attn.k_proj") != std::string::npos ? 16.0 : 8.0) << m;
+    const at::Tensor want = w + at::matmul(B, A) * (alpha_of(m) / static_cast<double>(r));
+    EXPECT_LE((merged.at(k) - want).abs().max().item<double>(), 1e-6) << m;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7);
+  EXPECT_NO_THROW(load_model(path("b/final"), at::kFloat));
+
+  const Out r = fme("train --model " + model + " --inputs " + model + "/train.safetensors --quiet --out " + path("c") + " --merge-adapters");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--merge-adapters: the model has no LoRA adapters"), std::string::npos) << r.err;
+}
+
 // A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of
 // the step before stays whole and resumable.
 TEST_F(Train, ANonFiniteLossStopsTheRunAtItsStep) {

@@ -177,6 +177,7 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     const auto dot = item.key().rfind('.');
     if (const auto* m = out.table.find(item.key().substr(0, dot))) row = m->param(item.key().substr(dot + 1));
     bool trainable = row ? row->trainable : true;
+    if (trainable && o.lora_trains_only_adapters && !lora_params.empty()) trainable = lora_params.count(item.key()) > 0;
     if (trainable && !o.wrt.empty()) {  // wrt narrows the selection; it never unfreezes
       bool selected = false;
       for (const auto& pattern : o.wrt) selected = selected || plans::glob_match(pattern, item.key());

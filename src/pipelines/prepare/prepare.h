@@ -37,6 +37,9 @@ struct PrepareOptions {
   // Training: the model gets the LM head its objective needs, added and initialised where a checkpoint
   // lacks it (a BertModel checkpoint becomes BertForMaskedLM with HF's initialisation of cls.*).
   bool lm_head = false;
+  // With any LoRA adapter in the plans, only the adapters train (PEFT's rule; fme train sets it). Otherwise
+  // a LoRA rule freezes only its own module's base weights.
+  bool lora_trains_only_adapters = false;
 };
 
 struct PrepareTimings {  // milliseconds

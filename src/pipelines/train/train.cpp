@@ -18,6 +18,7 @@
 #include "pipelines/model_dir.h"
 #include "pipelines/prepare/prepare.h"
 #include "pipelines/train/fixed_batch.h"
+#include "pipelines/train/lora_adapters.h"
 #include "pipelines/train/loss.h"
 #include "pipelines/train/packed_rows.h"
 #include "pipelines/train/step_data.h"
@@ -240,9 +241,14 @@ TrainSummary run_train(const TrainOptions& o) {
   p.optim = o.optim;
   p.threads = o.threads;
   p.lm_head = true;
+  p.lora_trains_only_adapters = true;
   Prepared prep = make_module_opt(p, nullptr);
   Model& model = *prep.model;
   if (!prep.optimizer) throw ConfigError("fme train: --optimizer none leaves nothing to train");
+  const bool lora = count_lora_modules(model) > 0;
+  if ((o.merge_adapters || !o.save_adapters.empty()) && !lora)
+    throw ConfigError(std::string(o.merge_adapters ? "--merge-adapters" : "--save-adapters") +
+                      ": the model has no LoRA adapters (add a lora(r=, alpha=) rule with --plan)");
 
   // The objective is the one the family's head is for: a masked-LM head cannot learn next tokens, and a
   // causal model given its own inputs as labels would learn to copy them.
@@ -475,7 +481,11 @@ TrainSummary run_train(const TrainOptions& o) {
   // final/: written beside, then renamed into place, so a final/ directory is always complete.
   const fs::path final_dir = fs::path(o.out) / "final", tmp_dir = fs::path(o.out) / "final.tmp";
   fs::remove_all(tmp_dir);
+  const std::string base = o.model_dir.empty() ? o.model_preset : fs::absolute(o.model_dir).lexically_normal().string();
+  if (!o.save_adapters.empty()) write_peft_adapters(model, o.save_adapters, base);
+  if (o.merge_adapters) merge_lora_into_weights(model);
   write_model_dir(model, tmp_dir.string(), at::kFloat, o.model_dir.empty() ? find_preset(o.model_preset).tokenizer : "");
+  if (lora && !o.merge_adapters) write_peft_adapters(model, tmp_dir.string(), base);  // the training's result
   if (!o.model_dir.empty())
     for (const char* f : kModelSideFiles)
       if (fs::exists(fs::path(o.model_dir) / f)) fs::copy_file(fs::path(o.model_dir) / f, tmp_dir / f);

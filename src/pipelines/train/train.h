@@ -51,6 +51,8 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;         // > 0: a checkpoint after every K-th step (and none otherwise)
   int64_t keep_last = 0;                // > 0: only the newest N checkpoints are kept
   bool resume = false;                  // continue the run in `out` from its newest checkpoint
+  std::string save_adapters;            // DIR: the LoRA adapters in PEFT's layout (also in final/ unless merged)
+  bool merge_adapters = false;          // final/ holds W + B A alpha/r and no adapters
   bool quiet = false;
   int threads = 0;
 };
