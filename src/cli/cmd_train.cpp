@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "dist/launch_env.h"
+#include "dist/process_group.h"
 #include "pipelines/train/train.h"
 #include "util/error.h"
 
@@ -18,7 +19,8 @@ namespace fme::cli {
 void add_train(CLI::App& app) {
   struct Opts {
     TrainOptions t;
-    std::string betas, mesh;
+    std::string betas;
+    double timeout_s = 300;
     bool no_packing = false;
   };
   auto o = std::make_shared<Opts>();
@@ -52,7 +54,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dropout", o->t.dropout, "auto (the config's) | 0");
   cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation, of an added head and of the dropout masks");
   cmd->add_option("--plan", o->t.plans, "prepare's plans: LoRA, freeze, cast (repeatable)");
-  cmd->add_option("--mesh", o->mesh, "process mesh (not implemented for training yet: one process)");
+  cmd->add_option("--mesh", o->t.mesh, "dp=N: data parallel over the launched processes (torchrun, mpirun or srun); tensor parallel is not implemented yet");
+  cmd->add_option("--timeout", o->timeout_s, "seconds to wait for peers (a collective that waits longer fails)");
   cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write a checkpoint (model, optimizer state, step) every K steps into RUN_DIR/checkpoints");
   cmd->add_option("--keep-last", o->t.keep_last, "keep only the newest N checkpoints (default: all)");
   cmd->add_flag("--resume", o->t.resume, "continue the run in --out from its newest whole checkpoint (the same settings)");
@@ -63,8 +66,8 @@ void add_train(CLI::App& app) {
   add_threads_option(cmd, &o->t.threads);
   cmd->callback([o] {
     o->t.packing = !o->no_packing;
-    if (!o->mesh.empty() || dist::launch_env_from_environment().is_distributed())
-      throw UnsupportedError("fme train: data- and tensor-parallel training is not implemented yet; run one process without --mesh");
+    const dist::LaunchEnv env = dist::launch_env_from_environment();
+    if (o->t.mesh.empty() && env.is_distributed()) o->t.mesh = "dp=" + std::to_string(env.world_size);
     if (!o->betas.empty()) {
       std::stringstream ss(o->betas);
       char comma = 0;
@@ -72,7 +75,9 @@ void add_train(CLI::App& app) {
         throw ConfigError("--betas '" + o->betas + "': expected two numbers, e.g. 0.9,0.999");
     }
     apply_threads(o->t.threads);
-    std::cout << run_train(o->t).to_json().dump() << std::endl;
+    auto dist = start_dist(o->t.mesh, o->timeout_s);
+    const TrainSummary summary = run_train(o->t, dist);
+    if (!dist || dist->rank() == 0) std::cout << summary.to_json().dump() << std::endl;
   });
 }
 

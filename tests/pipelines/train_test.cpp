@@ -9,12 +9,14 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "dist/launch_env.h"
 #include "models/loader.h"
 #include "models/tensor_io.h"
 #include "pipelines/train/fixed_batch.h"
@@ -309,10 +311,15 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("none.jsonl: no such file (--dataset)"), std::string::npos) << r.err;
 
-  // what is not built yet says so
+  // a mesh the launched processes do not make up, and what is not built yet, say so
   r = fme("train" + model + " --inputs " + inputs + " --mesh dp=2 --out " + path("r4"));
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("not implemented yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("mesh dp=2 has 2 processes but WORLD_SIZE is 1"), std::string::npos) << r.err;
+  const int code = dist::run_local_world(2, "timeout 120 " + kFme + " train" + model + " --inputs " + inputs +
+                                                " --mesh tp=2 --timeout 30 --threads 1 --out " + path("r8"), path("tp"), false);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(read_file(path("tp0.err")).find("tensor-parallel training is not implemented yet"), std::string::npos)
+      << read_file(path("tp0.err"));
 }
 
 // metrics.jsonl without its timing fields: what a resumed run must reproduce line for line.
@@ -633,6 +640,64 @@ TEST_F(Train, LoraAdaptersSaveAsPeftAndMergeIntoTheBaseWeights) {
   const Out r = fme("train --model " + model + " --inputs " + model + "/train.safetensors --quiet --out " + path("c") + " --merge-adapters");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("--merge-adapters: the model has no LoRA adapters"), std::string::npos) << r.err;
+}
+
+// Data parallel: dp=2 (each rank half of every step's rows, gradients summed over the ranks) ends with the
+// weights of one process accumulating 2 micro-batches, after 3 steps, for BERT and Qwen2, on a fixed batch and
+// on a streamed dataset. Rank 0 alone writes the run; its metrics equal the single process's.
+TEST_F(Train, DataParallelTwoRanksEqualOneProcessAccumulatingTwo) {
+  auto world_run = [&](int world, const std::string& args) {
+    const std::string log = path("rank");
+    const int code = dist::run_local_world(world, "timeout 300 " + kFme + " " + args + " --threads 1", log, false);
+    EXPECT_EQ(code, 0) << read_file(log + "0.err") << (world > 1 ? read_file(log + "1.err") : "");
+    return read_file(log + "0");
+  };
+  const std::string qwen = shared("models/qwen2-tiny");
+  const std::string docs = write_text_docs(path("docs.jsonl"), 16, 300);
+  ASSERT_EQ(fme("init --preset qwen2-tiny --out " + path("qwen-init") + " --seed 2").code, 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bert", "train --model " + trained_model("bert-tiny") + " --inputs " + shared("models/bert-tiny/train.safetensors") + " --micro-batch 2"},
+      {"qwen2", "train --model " + qwen + " --inputs " + qwen + "/train.safetensors --micro-batch 2"},
+      {"qwen2-stream", "train --model " + path("qwen-init") + " --dataset " + docs + " --seq-len 64 --micro-batch 2 --shuffle-buffer 4"},
+  };
+  for (const auto& [name, base] : cases) {
+    SCOPED_TRACE(name);
+    const std::string common = base + " --steps 3 --optimizer adamw --lr 1e-2 --clip-norm 1.0 --dropout 0 --precision fp32 --quiet";
+    const std::string one = world_run(1, common + " --grad-accum 2 --out " + path(name + "-dp1"));
+    const std::string two = world_run(2, common + " --mesh dp=2 --timeout 60 --out " + path(name + "-dp2"));
+    ASSERT_FALSE(two.empty()) << "rank 0 prints the summary";
+    EXPECT_EQ(Json::parse(one).at("tokens"), Json::parse(two).at("tokens"));
+    const auto a = read_safetensors(path(name + "-dp1/final/model.safetensors"));
+    const auto b = read_safetensors(path(name + "-dp2/final/model.safetensors"));
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, t] : a) EXPECT_LE((t - b.at(k)).abs().max().item<double>(), 1e-5) << k;
+    const auto la = metrics_lines(path(name + "-dp1/metrics.jsonl")), lb = metrics_lines(path(name + "-dp2/metrics.jsonl"));
+    ASSERT_EQ(la.size(), 3u);
+    ASSERT_EQ(lb.size(), 3u);
+    for (size_t i = 0; i < la.size(); ++i)
+      EXPECT_NEAR(Json::parse(la[i]).at("loss").get<double>(), Json::parse(lb[i]).at("loss").get<double>(), 1e-5);
+  }
+}
+
+// A rank that dies mid-run (kill -9 at its second step) is a one-line error on the other, within --timeout.
+TEST_F(Train, ADataParallelPeerThatDiesIsAClearErrorNotAHang) {
+  const std::string qwen = shared("models/qwen2-tiny");
+  const std::string log = path("rank");
+  {  // rank 1 arms the failpoint (run_local_world quotes its command for bash -c: a script holds the logic)
+    std::ofstream script(path("rank1_dies.sh"));
+    script << "if [ \"$RANK\" = 1 ]; then export FME_FAILPOINT=train.step@2; fi\n"
+           << "exec timeout 120 " << kFme << " train --model " << qwen << " --inputs " << qwen << "/train.safetensors --steps 5"
+           << " --dropout 0 --quiet --mesh dp=2 --timeout 10 --threads 1 --out " << path("run") << "\n";
+  }
+  const std::string cmd = "sh " + path("rank1_dies.sh");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = dist::run_local_world(2, cmd, log, false);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(code, 0);
+  const std::string err = read_file(log + "0.err");
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("fme train: error:"), std::string::npos) << err;
+  EXPECT_LT(seconds, 100) << "the survivor must give up after --timeout, not hang";
 }
 
 // A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of

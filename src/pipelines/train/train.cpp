@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "dist/process_group.h"
 #include "formats/tfevents.h"
 #include "models/architecture.h"
 #include "models/compute_dtype.h"
@@ -29,6 +30,7 @@
 #include "util/cpu_features.h"
 #include "util/file.h"
 #include "util/error.h"
+#include "util/failpoint.h"
 #include "util/progress.h"
 #include "util/sha256.h"
 
@@ -157,18 +159,59 @@ int32_t document_separator(const Model& model, const Tokenizer* tok, Objective o
   return -1;
 }
 
+// Sums `values` over all ranks (as they are on one process).
+std::vector<double> sum_over_ranks(dist::Dist* d, std::vector<double> values) {
+  if (!d || d->world() == 1) return values;
+  at::Tensor t = at::tensor(values, at::kDouble);
+  d->all_reduce_sum(t);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
+  return values;
+}
+
+// Data parallel: every defined gradient summed over the ranks, in fp32 buckets of ~64 MB (few collectives, and
+// bf16 gradients summed in fp32 before they are rounded back). Every rank holds the same defined gradients.
+void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
+  constexpr int64_t kBucket = int64_t(16) << 20;  // elements
+  std::vector<at::Tensor> bucket;
+  int64_t n = 0;
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor& g : bucket) flat.push_back(g.reshape({-1}).to(at::kFloat));
+    at::Tensor all = at::cat(flat);
+    d.all_reduce_sum(all);
+    int64_t at = 0;
+    for (const at::Tensor& g : bucket) {
+      g.copy_(all.narrow(0, at, g.numel()).view(g.sizes()));
+      at += g.numel();
+    }
+    bucket.clear();
+    n = 0;
+  };
+  for (const auto& [name, p] : params) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    bucket.push_back(g);
+    n += g.numel();
+    if (n >= kBucket) flush();
+  }
+  flush();
+}
+
 // Mean loss over every counted position of the eval rows (and for MLM the share of masked tokens predicted
 // right), with the masks of step -1: the same draws at every evaluation.
 Json evaluate(Model& model, PackedRows& rows, int64_t micro, Objective objective, const MlmMasking* mlm, uint64_t seed,
-              bool token_types) {
+              bool token_types, dist::Dist* d) {
+  const int rank = d ? d->rank() : 0, world = d ? d->world() : 1;  // micro-batch k is rank k % world's
   at::NoGradGuard no_grad;
   rows.start_epoch(0);
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
-  for (bool more = true; more;) {
+  bool more = true;
+  for (int64_t k = 0; more; ++k) {
     std::vector<PackedRow> batch;
     for (PackedRow r; static_cast<int64_t>(batch.size()) < micro && (more = rows.next(r));) batch.push_back(std::move(r));
-    if (batch.empty()) break;
+    if (batch.empty() || k % world != rank) continue;
     const LabeledBatch b = make_train_batch(batch, objective, mlm, seed, -1, token_types);
     const at::Tensor logits = model.logits(b.batch);
     const LossSum ls = cross_entropy_sum(logits, b.labels, objective);
@@ -179,6 +222,8 @@ Json evaluate(Model& model, PackedRows& rows, int64_t micro, Objective objective
       correct += logits.argmax(-1).eq(b.labels).logical_and(counted).sum().item<int64_t>();
     }
   }
+  const auto all = sum_over_ranks(d, {loss_sum, double(count), double(correct)});
+  loss_sum = all[0], count = static_cast<int64_t>(all[1]), correct = static_cast<int64_t>(all[2]);
   if (count == 0) throw FormatError("--eval-dataset: no position to evaluate (no token, or none masked)");
   const double loss = loss_sum / static_cast<double>(count);
   Json out{{"eval_loss", loss}, {"eval_tokens", count}};
@@ -208,8 +253,14 @@ Json TrainSummary::to_json() const {
   return j;
 }
 
-TrainSummary run_train(const TrainOptions& o) {
+TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) {
   const double t_start = now();
+  const int rank = dist ? dist->rank() : 0, world = dist ? dist->world() : 1;
+  const bool lead = rank == 0;  // writes everything the run leaves
+  if (dist && dist->size("tp") > 1)
+    throw UnsupportedError("fme train: tensor-parallel training is not implemented yet; give --mesh dp=" + std::to_string(world));
+  if (world > 1 && dist->size("dp") != world)
+    throw ConfigError("fme train: " + std::to_string(world) + " processes need --mesh dp=" + std::to_string(world));
   if (o.inputs.empty() == o.dataset.empty())
     throw ConfigError("fme train: give one of --inputs FILE.safetensors (a fixed batch) or --dataset FILE.jsonl");
   if (o.steps < 0 || o.epochs < 0) throw ConfigError("--steps and --epochs must be positive");
@@ -225,7 +276,8 @@ TrainSummary run_train(const TrainOptions& o) {
   if (o.seq_len < 0) throw ConfigError("--seq-len must be positive");
   for (const auto& [path, flag] : {std::pair{o.inputs, "--inputs"}, {o.dataset, "--dataset"}, {o.eval_dataset, "--eval-dataset"}})
     if (!path.empty() && !fs::exists(path)) throw IoError(path + ": no such file (" + flag + ")");
-  prepare_out(o.out, o.resume);
+  if (lead) prepare_out(o.out, o.resume);
+  if (dist) dist->barrier();
 
   // The model alone first (the objective, the tokenizer and the data's size decide the schedule's length).
   std::unique_ptr<Tokenizer> tokenizer = o.dataset.empty() ? nullptr : load_tokenizer(o);
@@ -240,9 +292,10 @@ TrainSummary run_train(const TrainOptions& o) {
   p.optimizer = o.optimizer;
   p.optim = o.optim;
   p.threads = o.threads;
+  p.mesh = o.mesh;
   p.lm_head = true;
   p.lora_trains_only_adapters = true;
-  Prepared prep = make_module_opt(p, nullptr);
+  Prepared prep = make_module_opt(p, dist);
   Model& model = *prep.model;
   if (!prep.optimizer) throw ConfigError("fme train: --optimizer none leaves nothing to train");
   const bool lora = count_lora_modules(model) > 0;
@@ -272,11 +325,13 @@ TrainSummary run_train(const TrainOptions& o) {
   int64_t micro = 0, accum = 0, seq_len = 0;
   if (!o.inputs.empty()) {
     LabeledBatch batch = read_fixed_batch(o.inputs, model);
-    std::tie(micro, accum) = micro_batches(o, batch.rows(), o.inputs);
+    if (batch.rows() % world != 0)
+      throw ConfigError(o.inputs + ": " + std::to_string(batch.rows()) + " rows do not split over --mesh dp=" + std::to_string(world));
+    std::tie(micro, accum) = micro_batches(o, batch.rows() / world, o.inputs);
     // A step's loss is the mean over all its counted positions however the batch is cut.
     const at::Tensor l = objective == Objective::Causal ? batch.labels.narrow(1, 1, batch.labels.size(1) - 1) : batch.labels;
     if (l.ne(-100).sum().item<int64_t>() == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
-    data.emplace(std::move(batch), micro, accum);
+    data.emplace(std::move(batch), micro, accum, rank, world);
   } else {
     if (!tokenizer && PackedRows::needs_tokenizer(o.dataset, o.format, o.text_field))
       throw ConfigError((o.model_dir.empty() ? o.model_preset : o.model_dir) + ": no tokenizer.json, needed to tokenize " + o.dataset);
@@ -307,9 +362,9 @@ TrainSummary run_train(const TrainOptions& o) {
     auto rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
     if (o.epochs > 0) {
       const int64_t per_epoch = rows_per_epoch(*rows);
-      steps = (o.epochs * per_epoch + micro * accum - 1) / (micro * accum);
+      steps = (o.epochs * per_epoch + world * micro * accum - 1) / (world * micro * accum);
     }
-    data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types);
+    data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types, rank, world);
     if (!o.eval_dataset.empty()) {
       ro.path = o.eval_dataset;
       ro.shuffle_buffer = 0;
@@ -332,7 +387,8 @@ TrainSummary run_train(const TrainOptions& o) {
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
 
   NamedTensors optimizer_state = prep.optimizer->named_state();
-  const Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum, steps, seq_len);
+  Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum, steps, seq_len);
+  settings["dp"] = world;
 
   TrainSummary sum;
   sum.objective = objective_name(objective);
@@ -360,8 +416,9 @@ TrainSummary run_train(const TrainOptions& o) {
     if (have < keep_bytes)
       throw FormatError(metrics_path + ": " + std::to_string(have) + " bytes, shorter than the " + std::to_string(keep_bytes) +
                         " the checkpoint at step " + std::to_string(first_step) + " recorded (lines were lost)");
-    if (fs::exists(metrics_path)) fs::resize_file(metrics_path, keep_bytes, ec);
+    if (lead && fs::exists(metrics_path)) fs::resize_file(metrics_path, keep_bytes, ec);
     if (ec) throw IoError(metrics_path + ": cannot truncate: " + ec.message());
+    if (dist) dist->barrier();  // every rank has read the checkpoint before the lead may replace it
     sum.resumed_from = first_step;
     if (first_step > 0) {
       const KeptMetrics kept = kept_metrics(metrics_path);
@@ -372,22 +429,28 @@ TrainSummary run_train(const TrainOptions& o) {
       sum.steps = first_step;
     }
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
-  if (!metrics) throw IoError(metrics_path + ": cannot open for writing");
-  // TensorBoard: a new events file per start; a resumed run first tells TensorBoard to drop the steps it
-  // is about to log again.
-  TfEventsWriter events((fs::path(o.out) / "tensorboard").string());
-  if (o.resume) events.add_restart(first_step + 1);
+  std::ofstream metrics;
+  std::optional<TfEventsWriter> events;
+  if (lead) {
+    metrics.open(metrics_path, std::ios::app);
+    if (!metrics) throw IoError(metrics_path + ": cannot open for writing");
+    // TensorBoard: a new events file per start; a resumed run first tells TensorBoard to drop the steps it
+    // is about to log again.
+    events.emplace((fs::path(o.out) / "tensorboard").string());
+    if (o.resume) events->add_restart(first_step + 1);
+  }
   auto log = [&](const Json& line, const char* group, std::initializer_list<const char*> keys, int64_t step) {
+    if (!lead) return;
     metrics << line.dump() << "\n" << std::flush;
     if (!metrics) throw IoError(metrics_path + ": write failed");
     for (const char* key : keys)
-      if (line.contains(key)) events.add_scalar(std::string(group) + "/" + key, step, line.at(key).get<double>());
-    events.flush();
+      if (line.contains(key)) events->add_scalar(std::string(group) + "/" + key, step, line.at(key).get<double>());
+    events->flush();
   };
-  Progress progress("train", o.quiet);
+  Progress progress("train", o.quiet || !lead);
   double checkpoint_seconds = 0;  // the checkpoint written since the last line: reported in the next one
   for (int64_t step = first_step; step < steps; ++step) {
+    failpoint("train.step");
     const double t0 = now();
     const double lr = prep.optimizer->current_lr();
     const std::vector<LabeledBatch> micro_batches = data->next_step(step);
@@ -399,19 +462,28 @@ TrainSummary run_train(const TrainOptions& o) {
       step_tokens += l.ne(-100).sum().item<int64_t>();
       step_inputs += mb.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
     }
+    if (world > 1) {  // the whole step's counts, over every rank
+      const auto all = sum_over_ranks(dist.get(), {double(step_tokens), double(step_inputs)});
+      step_tokens = static_cast<int64_t>(all[0]), step_inputs = static_cast<int64_t>(all[1]);
+    }
     const double t_data = now();
     for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
     double loss_sum = 0;
     for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
       // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
       std::optional<DropoutScope> scope;
-      if (use_dropout) scope.emplace(o.seed, step, /*rank=*/0, static_cast<int64_t>(m));
+      if (use_dropout) scope.emplace(o.seed, step, rank, static_cast<int64_t>(m));
       const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
       const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
       loss_sum += ls.sum.item<double>();
       (ls.sum / static_cast<double>(step_tokens)).backward();
     }
     const double t1 = now();
+    if (world > 1) {
+      all_reduce_gradients(*dist, params);
+      loss_sum = sum_over_ranks(dist.get(), {loss_sum})[0];
+    }
+    const double t_comm = now();
     std::vector<at::Tensor> grads;
     double sq = 0;
     for (auto& [name, t] : params) {
@@ -427,7 +499,7 @@ TrainSummary run_train(const TrainOptions& o) {
       throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
                   " is " + std::to_string(std::isfinite(loss) ? std::sqrt(sq) : loss) +
                   "; the weights were not updated, and the last checkpoint is intact");
-    if (step == 0 && !o.dump_grads.empty()) {
+    if (step == 0 && !o.dump_grads.empty() && lead) {
       std::vector<std::pair<std::string, at::Tensor>> named;
       for (auto& [name, t] : params)
         if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), t.grad());
@@ -450,11 +522,11 @@ TrainSummary run_train(const TrainOptions& o) {
              {"tokens", sum.tokens},
              {"loss_tokens", sum.loss_tokens},
              {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
-             {"seconds", {{"data", t_data - t0}, {"forward_backward", t1 - t_data}, {"optimizer", t2 - t1}, {"communication", 0.0},
+             {"seconds", {{"data", t_data - t0}, {"forward_backward", t1 - t_data}, {"optimizer", t2 - t_comm}, {"communication", t_comm - t1},
                           {"checkpoint", checkpoint_seconds}}}},
         "train", {"loss", "lr", "grad_norm", "tokens_per_s"}, step + 1);
     if (eval_rows && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == steps)) {
-      Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types);
+      Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types, dist.get());
       e["step"] = step + 1;
       log(e, "eval", {"eval_loss", "eval_perplexity", "eval_accuracy"}, step + 1);
       sum.eval = e;
@@ -462,8 +534,11 @@ TrainSummary run_train(const TrainOptions& o) {
     checkpoint_seconds = 0;
     if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
       const double tc = now();
-      save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(), params,
-                            optimizer_state, o.keep_last);
+      // Data parallel: the replicas are identical, so the lead's files are the checkpoint.
+      if (lead)
+        save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(),
+                              params, optimizer_state, o.keep_last);
+      if (dist) dist->barrier();
       checkpoint_seconds = now() - tc;
     }
     ProgressStats ps;
@@ -478,6 +553,8 @@ TrainSummary run_train(const TrainOptions& o) {
     else progress.finish(ps);
   }
 
+  sum.seconds = now() - t_start;
+  if (!lead) return sum;
   // final/: written beside, then renamed into place, so a final/ directory is always complete.
   const fs::path final_dir = fs::path(o.out) / "final", tmp_dir = fs::path(o.out) / "final.tmp";
   fs::remove_all(tmp_dir);

@@ -12,9 +12,14 @@
 // depends on it), metrics.jsonl cut back to that checkpoint's lines first.
 // Data: one fixed batch (--inputs) used at every step, or a streamed JSONL dataset (--dataset: packed rows,
 // packed_rows.h; labels and MLM masking, train_batch.h), evaluated on --eval-dataset every --eval-every steps.
-// One process: data/tensor parallelism is not implemented yet and is refused by name rather than ignored.
+// Data parallel (--mesh dp=N, launched by torchrun/mpirun/srun): every rank holds the whole model and takes its
+// part of each step's rows (step_data.h); gradients are summed over the ranks in fp32 buckets, losses weighted
+// by the step's counted tokens over all ranks, so dp=N equals one process with N times the accumulation. Rank
+// 0 writes metrics, TensorBoard, checkpoints and final/. Tensor parallelism is not implemented yet and is
+// refused by name rather than ignored.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +27,10 @@
 #include "util/json.h"
 
 namespace fme {
+
+namespace dist {
+class Dist;
+}
 
 struct TrainOptions {
   std::string model_dir, model_preset;  // one of them
@@ -47,6 +56,7 @@ struct TrainOptions {
   std::string dropout = "auto";         // auto (the config's probabilities) | 0
   uint64_t seed = 0;                    // initialisation of a preset or an added head, and dropout masks
   std::vector<std::string> plans;       // prepare's plans (LoRA, freeze, cast)
+  std::string mesh;                     // "dp=N" over the launched processes (tensor parallel: not yet)
   std::string dump_grads;               // FILE.safetensors: the first step's gradients as grad.{HF name}
   int64_t checkpoint_every = 0;         // > 0: a checkpoint after every K-th step (and none otherwise)
   int64_t keep_last = 0;                // > 0: only the newest N checkpoints are kept
@@ -70,6 +80,7 @@ struct TrainSummary {
 };
 
 // Throws ConfigError / ShapeError / IoError with messages naming the option, file or field.
-TrainSummary run_train(const TrainOptions& options);
+// `dist`: the launched processes (data parallel over its "dp" axis); null for one process.
+TrainSummary run_train(const TrainOptions& options, std::shared_ptr<dist::Dist> dist = nullptr);
 
 }  // namespace fme
