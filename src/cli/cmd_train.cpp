@@ -36,6 +36,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--shuffle-buffer", o->t.shuffle_buffer, "documents in the shuffle buffer (default: 10000; 0: file order)");
   cmd->add_option("--epochs", o->t.epochs, "passes over --dataset (instead of --steps)");
   cmd->add_option("--eval-dataset", o->t.eval_dataset, "JSONL evaluated every --eval-every steps and after the last: loss, perplexity or masked accuracy");
+  cmd->add_option("--eval-fraction", o->t.eval_fraction, "or evaluate on this share of --dataset's documents, held out of training (e.g. 0.05)");
   cmd->add_option("--eval-every", o->t.eval_every, "steps between evaluations (default: only after the last)");
   cmd->add_option("--out", o->t.out, "run directory (new or empty, or the run to --resume): metrics.jsonl, checkpoints/ and final/ (an HF model directory)")->required();
   cmd->add_option("--objective", o->t.objective, "auto (masked LM for BERT, next token otherwise) | causal | mlm");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 
 #include "pipelines/train/packed_rows.h"
 #include "pipelines/train/train_batch.h"
@@ -120,6 +121,35 @@ TEST(PackedRows, EveryDocumentOnceInOrderPackedOrNotShuffledBySeed) {
     }
   EXPECT_EQ(separators, 60);
   EXPECT_EQ(first_doc, 0);
+  fs::remove(path);
+}
+
+// --eval-fraction: the held-out documents and the rest are disjoint and together every document, about the
+// asked share held out, the same split every epoch.
+TEST(PackedRows, AHeldOutFractionSplitsTheDocumentsDisjointly) {
+  std::vector<std::vector<int32_t>> docs;
+  const std::string path = write_docs("holdout.jsonl", 400, 5, &docs);
+  auto documents = [&](bool holdout, int64_t epoch) {
+    PackedRowsOptions o;
+    o.path = path;
+    o.seq_len = 8;
+    o.holdout_fraction = 0.25;
+    o.holdout = holdout;
+    o.seed = 9;
+    PackedRows rows(o, nullptr, 1000000);
+    rows.start_epoch(epoch);
+    std::set<int32_t> seen;
+    PackedRow r;
+    while (rows.next(r))
+      for (size_t i = 0; i < r.ids.size(); ++i)
+        if (r.segment[i] > 0) seen.insert(r.ids[i] / 1000);
+    return seen;
+  };
+  const std::set<int32_t> train = documents(false, 0), held = documents(true, 0);
+  for (int32_t d : held) EXPECT_FALSE(train.count(d)) << "document " << d << " is on both sides";
+  EXPECT_EQ(train.size() + held.size(), 400u);
+  EXPECT_NEAR(static_cast<double>(held.size()) / 400, 0.25, 0.06);
+  EXPECT_EQ(documents(false, 1), train) << "the split does not move between epochs";
   fs::remove(path);
 }
 

@@ -582,6 +582,12 @@ TEST_F(Train, DatasetRunsEvaluateAndResumeByteIdentical) {
     EXPECT_TRUE(read_file(out + "/final/model.safetensors") == read_file(path("ref/final/model.safetensors"))) << point;
     EXPECT_EQ(metrics_lines(out + "/metrics.jsonl"), metrics_lines(path("ref/metrics.jsonl"))) << point;
   }
+  // --eval-fraction: evaluation on held-out documents of the same file (their split: train_data_test.cpp).
+  const Out held = fme("train --model " + model + " --dataset " + docs + " --eval-fraction 0.3 --steps 1 --seq-len 64 --quiet --out " +
+                       path("held"));
+  ASSERT_EQ(held.code, 0) << held.err;
+  EXPECT_GT(Json::parse(held.out).at("eval").at("eval_tokens").get<int64_t>(), 0);
+  EXPECT_LT(Json::parse(held.out).at("eval").at("eval_tokens").get<int64_t>(), Json::parse(ref.out).at("eval").at("eval_tokens").get<int64_t>());
   const Json index = Json::parse(read_file(path("ref/checkpoints/step-00000002/index.json")));
   EXPECT_EQ(index.at("data").at("kind"), "stream");
   EXPECT_EQ(index.at("data").at("rows_done").get<int64_t>(), 2 * 2 * 2);

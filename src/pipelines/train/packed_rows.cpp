@@ -11,6 +11,8 @@ PackedRows::PackedRows(const PackedRowsOptions& o, const Tokenizer* tokenizer, i
     : o_(o), tokenizer_(tokenizer), vocab_size_(vocab_size) {
   if (o_.seq_len < 2) throw ConfigError("--seq-len must be at least 2, got " + std::to_string(o_.seq_len));
   if (o_.shuffle_buffer < 0) throw ConfigError("--shuffle-buffer must be >= 0, got " + std::to_string(o_.shuffle_buffer));
+  if (!(o_.holdout_fraction >= 0 && o_.holdout_fraction < 1))
+    throw ConfigError("--eval-fraction must be in [0, 1), got " + std::to_string(o_.holdout_fraction));
   start_epoch(0);
 }
 
@@ -40,6 +42,15 @@ void PackedRows::start_epoch(int64_t epoch) {
   rows_ = tokens_ = 0;
 }
 
+bool PackedRows::held_out(int64_t sample_index) const {
+  // SplitMix64's finaliser over (seed, index): an even split with no state.
+  uint64_t z = o_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(sample_index) + 0x5851f42d4c957f2dull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 < o_.holdout_fraction;
+}
+
 bool PackedRows::next_document(std::vector<int32_t>& ids) {
   const size_t cap = static_cast<size_t>(o_.shuffle_buffer);
   while (!source_done_) {
@@ -49,6 +60,7 @@ bool PackedRows::next_document(std::vector<int32_t>& ids) {
       break;
     }
     if (s.ids.empty()) continue;
+    if (o_.holdout_fraction > 0 && held_out(s.rec.index) != o_.holdout) continue;
     if (cap == 0) {
       ids = std::move(s.ids);
       return true;

@@ -13,6 +13,8 @@
 //      the next). Only a row's tail is padding (segment 0), in the epoch's last row or without packing.
 // Every token also carries (document number in the epoch, offset in the document), which the MLM masking
 // draws from: a token is masked the same way packed or not.
+// A held-out fraction (--eval-fraction) splits the documents by a hash of (seed, their sample index): the
+// training stream passes over them and the evaluation stream reads only them, so the two never share one.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -33,6 +35,8 @@ struct PackedRowsOptions {
   int64_t shuffle_buffer = 10000;  // documents; 0: file order
   uint64_t seed = 0;
   int32_t separator = -1;          // appended to each document that does not end with it; -1: none
+  double holdout_fraction = 0;     // in [0, 1): the share of documents held out for evaluation
+  bool holdout = false;            // false: the documents not held out; true: only those held out
 };
 
 struct PackedRow {
@@ -59,6 +63,7 @@ class PackedRows {
 
  private:
   bool next_document(std::vector<int32_t>& ids);  // through the shuffle buffer
+  bool held_out(int64_t sample_index) const;
 
   PackedRowsOptions o_;
   const Tokenizer* tokenizer_;

@@ -77,6 +77,7 @@ Json resume_settings(const TrainOptions& o, const std::string& objective, const 
                                                          {"packing", o.packing}, {"shuffle_buffer", o.shuffle_buffer}}},
               {"eval_dataset", file(o.eval_dataset)},
               {"eval_every", o.eval_every},
+              {"eval_fraction", o.eval_fraction},
               {"objective", objective},
               {"micro_batch", micro},
               {"grad_accum", accum},
@@ -272,7 +273,10 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   if (o.model_dir.empty() == o.model_preset.empty()) throw ConfigError("fme train: give one of --model or --model-preset");
   if (o.checkpoint_every < 0 || o.keep_last < 0 || o.eval_every < 0)
     throw ConfigError("--checkpoint-every, --keep-last and --eval-every must be >= 0");
-  if (o.eval_every > 0 && o.eval_dataset.empty()) throw ConfigError("--eval-every needs an --eval-dataset");
+  if (o.eval_fraction != 0 && (o.dataset.empty() || !o.eval_dataset.empty()))
+    throw ConfigError("--eval-fraction holds out part of a --dataset: give it with --dataset and without --eval-dataset");
+  if (o.eval_every > 0 && o.eval_dataset.empty() && o.eval_fraction == 0)
+    throw ConfigError("--eval-every needs an --eval-dataset or an --eval-fraction");
   if (o.seq_len < 0) throw ConfigError("--seq-len must be positive");
   for (const auto& [path, flag] : {std::pair{o.inputs, "--inputs"}, {o.dataset, "--dataset"}, {o.eval_dataset, "--eval-dataset"}})
     if (!path.empty() && !fs::exists(path)) throw IoError(path + ": no such file (" + flag + ")");
@@ -359,14 +363,16 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
     ro.shuffle_buffer = o.shuffle_buffer;
     ro.seed = o.seed;
     ro.separator = document_separator(model, tokenizer.get(), objective);
+    ro.holdout_fraction = o.eval_fraction;
     auto rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
     if (o.epochs > 0) {
       const int64_t per_epoch = rows_per_epoch(*rows);
       steps = (o.epochs * per_epoch + world * micro * accum - 1) / (world * micro * accum);
     }
     data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types, rank, world);
-    if (!o.eval_dataset.empty()) {
-      ro.path = o.eval_dataset;
+    if (!o.eval_dataset.empty() || o.eval_fraction > 0) {
+      if (!o.eval_dataset.empty()) ro.path = o.eval_dataset, ro.holdout_fraction = 0;
+      ro.holdout = o.eval_fraction > 0;
       ro.shuffle_buffer = 0;
       eval_rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
     }

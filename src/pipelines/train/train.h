@@ -11,7 +11,8 @@
 // one after any crash and ends byte-identical to an uninterrupted run (same thread count: a reduction's order
 // depends on it), metrics.jsonl cut back to that checkpoint's lines first.
 // Data: one fixed batch (--inputs) used at every step, or a streamed JSONL dataset (--dataset: packed rows,
-// packed_rows.h; labels and MLM masking, train_batch.h), evaluated on --eval-dataset every --eval-every steps.
+// packed_rows.h; labels and MLM masking, train_batch.h), evaluated on --eval-dataset (or a held-out
+// --eval-fraction of the documents) every --eval-every steps.
 // Data parallel (--mesh dp=N, launched by torchrun/mpirun/srun): every rank holds the whole model and takes its
 // part of each step's rows (step_data.h); gradients are summed over the ranks in fp32 buckets, losses weighted
 // by the step's counted tokens over all ranks, so dp=N equals one process with N times the accumulation. Rank
@@ -44,6 +45,7 @@ struct TrainOptions {
   int64_t epochs = 0;                   // > 0: train this many passes over the dataset (instead of --steps)
   std::string eval_dataset;             // evaluated every eval_every steps and after the last
   int64_t eval_every = 0;               // 0: only after the last step
+  double eval_fraction = 0;             // > 0: evaluate on this share of --dataset's documents, held out of training
   std::string out;                      // RUN_DIR: must not exist or be empty
   std::string objective = "auto";       // auto (the family's: mlm for BERT, causal otherwise) | causal | mlm
   int64_t micro_batch = 0;              // rows per micro-batch; 0: batch rows / grad_accum (a dataset: 8)
