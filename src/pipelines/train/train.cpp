@@ -455,108 +455,116 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   };
   Progress progress("train", o.quiet || !lead);
   double checkpoint_seconds = 0;  // the checkpoint written since the last line: reported in the next one
-  for (int64_t step = first_step; step < steps; ++step) {
-    failpoint("train.step");
-    const double t0 = now();
-    const double lr = prep.optimizer->current_lr();
-    const std::vector<LabeledBatch> micro_batches = data->next_step(step);
-    // Counted positions of the whole step: every micro-batch's loss is its sum over this, so the step's
-    // loss is the mean over all of them however the step is cut into micro-batches.
-    int64_t step_tokens = 0, step_inputs = 0;
-    for (const LabeledBatch& mb : micro_batches) {
-      const at::Tensor l = objective == Objective::Causal ? mb.labels.narrow(1, 1, mb.labels.size(1) - 1) : mb.labels;
-      step_tokens += l.ne(-100).sum().item<int64_t>();
-      step_inputs += mb.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
+  int64_t at_step = first_step;  // for the message of a peer that fails
+  try {
+    for (int64_t step = first_step; step < steps; ++step) {
+      at_step = step + 1;
+      failpoint("train.step");
+      const double t0 = now();
+      const double lr = prep.optimizer->current_lr();
+      const std::vector<LabeledBatch> micro_batches = data->next_step(step);
+      // Counted positions of the whole step: every micro-batch's loss is its sum over this, so the step's
+      // loss is the mean over all of them however the step is cut into micro-batches.
+      int64_t step_tokens = 0, step_inputs = 0;
+      for (const LabeledBatch& mb : micro_batches) {
+        const at::Tensor l = objective == Objective::Causal ? mb.labels.narrow(1, 1, mb.labels.size(1) - 1) : mb.labels;
+        step_tokens += l.ne(-100).sum().item<int64_t>();
+        step_inputs += mb.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
+      }
+      if (world > 1) {  // the whole step's counts, over every rank
+        const auto all = sum_over_ranks(dist.get(), {double(step_tokens), double(step_inputs)});
+        step_tokens = static_cast<int64_t>(all[0]), step_inputs = static_cast<int64_t>(all[1]);
+      }
+      const double t_data = now();
+      for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
+      double loss_sum = 0;
+      for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
+        // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
+        std::optional<DropoutScope> scope;
+        if (use_dropout) scope.emplace(o.seed, step, rank, static_cast<int64_t>(m));
+        const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
+        const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
+        loss_sum += ls.sum.item<double>();
+        (ls.sum / static_cast<double>(step_tokens)).backward();
+      }
+      const double t1 = now();
+      if (world > 1) {
+        all_reduce_gradients(*dist, params);
+        loss_sum = sum_over_ranks(dist.get(), {loss_sum})[0];
+      }
+      const double t_comm = now();
+      std::vector<at::Tensor> grads;
+      double sq = 0;
+      for (auto& [name, t] : params) {
+        grads.push_back(t.grad());
+        if (!t.grad().defined()) continue;
+        const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
+        sq += n * n;
+      }
+      // A step with nothing to predict (an MLM draw that chose no token) changes nothing; its loss reads 0.
+      const double loss = step_tokens > 0 ? loss_sum / static_cast<double>(step_tokens) : 0.0;
+      // Before the update: a non-finite loss or gradient must not reach the weights (or a checkpoint).
+      if (!std::isfinite(loss) || !std::isfinite(sq))
+        throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
+                    " is " + std::to_string(std::isfinite(loss) ? std::sqrt(sq) : loss) +
+                    "; the weights were not updated, and the last checkpoint is intact");
+      if (step == 0 && !o.dump_grads.empty() && lead) {
+        std::vector<std::pair<std::string, at::Tensor>> named;
+        for (auto& [name, t] : params)
+          if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), t.grad());
+        write_safetensors(o.dump_grads, named, {{"format", "pt"}});
+      }
+      {
+        at::NoGradGuard no_grad;
+        prep.optimizer->step(grads);
+      }
+      const double t2 = now();
+      if (step == 0) sum.first_loss = loss;
+      sum.last_loss = loss;
+      sum.steps = step + 1;
+      sum.tokens += step_inputs;
+      sum.loss_tokens += step_tokens;
+      log(Json{{"step", step + 1},
+               {"loss", loss},
+               {"lr", lr},
+               {"grad_norm", std::sqrt(sq)},
+               {"tokens", sum.tokens},
+               {"loss_tokens", sum.loss_tokens},
+               {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
+               {"seconds", {{"data", t_data - t0}, {"forward_backward", t1 - t_data}, {"optimizer", t2 - t_comm}, {"communication", t_comm - t1},
+                            {"checkpoint", checkpoint_seconds}}}},
+          "train", {"loss", "lr", "grad_norm", "tokens_per_s"}, step + 1);
+      if (eval_rows && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == steps)) {
+        Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types, dist.get());
+        e["step"] = step + 1;
+        log(e, "eval", {"eval_loss", "eval_perplexity", "eval_accuracy"}, step + 1);
+        sum.eval = e;
+      }
+      checkpoint_seconds = 0;
+      if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
+        const double tc = now();
+        // Data parallel: the replicas are identical, so the lead's files are the checkpoint.
+        if (lead)
+          save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(),
+                                params, optimizer_state, o.keep_last);
+        if (dist) dist->barrier();
+        checkpoint_seconds = now() - tc;
+      }
+      ProgressStats ps;
+      ps.samples = step + 1;
+      ps.total_samples = steps;
+      ps.tokens = sum.tokens;
+      ps.unit = "steps";
+      char detail[64];
+      std::snprintf(detail, sizeof detail, "loss %.4f", loss);
+      ps.detail = detail;
+      if (step + 1 < steps) progress.update(ps);
+      else progress.finish(ps);
     }
-    if (world > 1) {  // the whole step's counts, over every rank
-      const auto all = sum_over_ranks(dist.get(), {double(step_tokens), double(step_inputs)});
-      step_tokens = static_cast<int64_t>(all[0]), step_inputs = static_cast<int64_t>(all[1]);
-    }
-    const double t_data = now();
-    for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
-    double loss_sum = 0;
-    for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
-      // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
-      std::optional<DropoutScope> scope;
-      if (use_dropout) scope.emplace(o.seed, step, rank, static_cast<int64_t>(m));
-      const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
-      const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
-      loss_sum += ls.sum.item<double>();
-      (ls.sum / static_cast<double>(step_tokens)).backward();
-    }
-    const double t1 = now();
-    if (world > 1) {
-      all_reduce_gradients(*dist, params);
-      loss_sum = sum_over_ranks(dist.get(), {loss_sum})[0];
-    }
-    const double t_comm = now();
-    std::vector<at::Tensor> grads;
-    double sq = 0;
-    for (auto& [name, t] : params) {
-      grads.push_back(t.grad());
-      if (!t.grad().defined()) continue;
-      const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
-      sq += n * n;
-    }
-    // A step with nothing to predict (an MLM draw that chose no token) changes nothing; its loss reads 0.
-    const double loss = step_tokens > 0 ? loss_sum / static_cast<double>(step_tokens) : 0.0;
-    // Before the update: a non-finite loss or gradient must not reach the weights (or a checkpoint).
-    if (!std::isfinite(loss) || !std::isfinite(sq))
-      throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
-                  " is " + std::to_string(std::isfinite(loss) ? std::sqrt(sq) : loss) +
-                  "; the weights were not updated, and the last checkpoint is intact");
-    if (step == 0 && !o.dump_grads.empty() && lead) {
-      std::vector<std::pair<std::string, at::Tensor>> named;
-      for (auto& [name, t] : params)
-        if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), t.grad());
-      write_safetensors(o.dump_grads, named, {{"format", "pt"}});
-    }
-    {
-      at::NoGradGuard no_grad;
-      prep.optimizer->step(grads);
-    }
-    const double t2 = now();
-    if (step == 0) sum.first_loss = loss;
-    sum.last_loss = loss;
-    sum.steps = step + 1;
-    sum.tokens += step_inputs;
-    sum.loss_tokens += step_tokens;
-    log(Json{{"step", step + 1},
-             {"loss", loss},
-             {"lr", lr},
-             {"grad_norm", std::sqrt(sq)},
-             {"tokens", sum.tokens},
-             {"loss_tokens", sum.loss_tokens},
-             {"tokens_per_s", static_cast<double>(step_inputs) / (t2 - t0)},
-             {"seconds", {{"data", t_data - t0}, {"forward_backward", t1 - t_data}, {"optimizer", t2 - t_comm}, {"communication", t_comm - t1},
-                          {"checkpoint", checkpoint_seconds}}}},
-        "train", {"loss", "lr", "grad_norm", "tokens_per_s"}, step + 1);
-    if (eval_rows && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == steps)) {
-      Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types, dist.get());
-      e["step"] = step + 1;
-      log(e, "eval", {"eval_loss", "eval_perplexity", "eval_accuracy"}, step + 1);
-      sum.eval = e;
-    }
-    checkpoint_seconds = 0;
-    if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
-      const double tc = now();
-      // Data parallel: the replicas are identical, so the lead's files are the checkpoint.
-      if (lead)
-        save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(),
-                              params, optimizer_state, o.keep_last);
-      if (dist) dist->barrier();
-      checkpoint_seconds = now() - tc;
-    }
-    ProgressStats ps;
-    ps.samples = step + 1;
-    ps.total_samples = steps;
-    ps.tokens = sum.tokens;
-    ps.unit = "steps";
-    char detail[64];
-    std::snprintf(detail, sizeof detail, "loss %.4f", loss);
-    ps.detail = detail;
-    if (step + 1 < steps) progress.update(ps);
-    else progress.finish(ps);
+  } catch (const dist::DistError& e) {
+    // A data-parallel peer died or stopped answering: say where, for a run that --resume can continue.
+    throw dist::DistError("step " + std::to_string(at_step) + ": a data-parallel peer of " + std::to_string(world) +
+                          " failed or stopped answering (" + e.what() + "); --resume continues from the last checkpoint");
   }
 
   sum.seconds = now() - t_start;
