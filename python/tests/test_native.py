@@ -194,12 +194,13 @@ def test_extract_writes_the_bytes_fme_extract_writes(tmp_path, tiny_model, cli_r
     assert summary["excluded_tokens"] == want[3]["excluded_tokens"]
     assert (summary["dtype"], summary["weights_dtype"], summary["out_dtype"]) == ("fp32", "bf16", "fp32")
     assert {"seconds", "tokens_per_s", "bytes", "truncated", "skipped"} <= set(summary)
-    # The callback: the same counters as the progress line, growing to the summary's.
+    # The callback: the same counters as the progress line (samples and tokens as the forward pass computes them,
+    # shards and bytes as they commit), growing to the summary's.
     assert len(calls) >= 2 and all(set(c) == {"samples", "total_samples", "tokens", "shards", "bytes"} for c in calls)
     for key in ("samples", "tokens", "shards", "bytes"):
         assert all(a[key] <= b[key] for a, b in zip(calls, calls[1:])), key
         assert calls[-1][key] == summary[key]
-    assert calls[0]["samples"] < calls[-1]["samples"]
+    assert calls[0]["shards"] < calls[-1]["shards"]
     assert all(c["total_samples"] == 6 for c in calls)
 
 

@@ -21,6 +21,7 @@ std::string printf_string(const char* fmt, double v) {
 
 // "ETA" of the remaining samples at the average sample rate so far; empty when it cannot be estimated.
 std::string eta_text(const ProgressStats& s, double elapsed_s) {
+  if (s.eta_s >= 0) return format_duration(s.eta_s);
   // Under a second in, the rate is mostly start-up noise and the estimate would mislead.
   if (s.total_samples < 0 || s.samples <= 0 || elapsed_s < 1.0) return "";
   int64_t remaining = s.total_samples - s.samples;
@@ -31,6 +32,7 @@ std::string eta_text(const ProgressStats& s, double elapsed_s) {
 
 std::string tok_rate_text(const ProgressStats& s, double elapsed_s) {
   // Below ~1 ms the rate is noise (and would divide by ~0).
+  if (s.recent_tokens_per_s >= 0) return format_rate(s.recent_tokens_per_s);
   if (elapsed_s < 1e-3) return "-";
   return format_rate(static_cast<double>(s.tokens) / elapsed_s);
 }
@@ -185,10 +187,29 @@ void Progress::draw_locked(const ProgressStats& stats, bool final) {
   wrote_ = true;
 }
 
-void Progress::update(const ProgressStats& stats) {
+// The token rate over the updates of the last minute (what the job does now, not its average since a slow
+// start), and the ETA of what is left at that rate.
+void Progress::estimate_locked(ProgressStats& s) {
+  const Clock::time_point t = now();
+  if (recent_.empty() || recent_.back().second != s.tokens || t - recent_.back().first >= std::chrono::seconds(1))
+    recent_.emplace_back(t, s.tokens);
+  while (recent_.size() > 2 && t - recent_[1].first >= std::chrono::minutes(1)) recent_.pop_front();
+  const double span = std::chrono::duration<double>(t - recent_.front().first).count();
+  if (span < 1.0 || s.recent_tokens_per_s >= 0) return;
+  s.recent_tokens_per_s = static_cast<double>(s.tokens - recent_.front().second) / span;
+  if (s.total_samples > 0 && s.samples > 0 && s.recent_tokens_per_s > 0) {
+    const double left = static_cast<double>(std::max<int64_t>(0, s.total_samples - s.samples)) *
+                        (static_cast<double>(s.tokens) / static_cast<double>(s.samples));
+    s.eta_s = left / s.recent_tokens_per_s;
+  }
+}
+
+void Progress::update(const ProgressStats& stats_in) {
   if (quiet_) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return;
+  ProgressStats stats = stats_in;
+  estimate_locked(stats);
   auto interval = sink_.is_tty ? sink_.redraw_interval : sink_.log_interval;
   // A terminal shows the first update at once; a log waits a full interval so short jobs log one line.
   bool due = (sink_.is_tty && !wrote_) || now() - last_write_ >= interval;

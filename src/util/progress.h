@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -20,6 +21,11 @@ struct ProgressStats {
   int64_t bytes = 0;
   std::string unit = "samples";  // what `samples` counts ("steps" for training)
   std::string detail;            // when set, shown in place of shards and bytes (training: "loss 5.713")
+  // Set by Progress from the updates of the last minute (callers leave them): the recent token rate, and the
+  // ETA of the tokens left (estimated from the samples left at the tokens per sample so far). < 0: unknown,
+  // then the averages since the start are shown.
+  double recent_tokens_per_s = -1;
+  double eta_s = -1;
 };
 
 // Where and how progress is written. Injectable so tests can capture output and drive time by hand.
@@ -67,6 +73,8 @@ class Progress {
   bool wrote_ = false;      // something has been written (a terminal line may need closing)
   bool finished_ = false;
   size_t last_len_ = 0;     // length of the last terminal line, to blank leftovers of a longer one
+  std::deque<std::pair<Clock::time_point, int64_t>> recent_;  // (time, tokens) of the last minute's updates
+  void estimate_locked(ProgressStats& stats);
 };
 
 // Helpers, public because other tools print sizes and durations the same way.

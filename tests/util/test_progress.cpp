@@ -132,6 +132,26 @@ TEST(Progress, LogLineFormatAndInterval) {
             "extract: done, 1000/1000 samples (100.0%), 200000 tokens (5.0k tok/s), 8 shards, 6.0 MiB, elapsed 40s");
 }
 
+// The rate shown is over the last minute, not the average since a slow start; the ETA divides the tokens
+// left (samples left at the tokens per sample so far) by it. The "done" line keeps the average.
+TEST(Progress, RateAndEtaFollowTheLastMinute) {
+  Capture c;
+  FakeClock clock;
+  fme::Progress p("extract", false, sink_for(c, false, clock));
+  p.update(stats(0, 200, 0, 0, 0));
+  clock.advance(milliseconds(60000));
+  p.update(stats(10, 200, 6000, 0, 0));  // 100 tok/s for the first minute (logged: the average, 100)
+  clock.advance(milliseconds(60000));
+  p.update(stats(110, 200, 66000, 1, 1024));  // then 1000 tok/s
+  p.finish(stats(200, 200, 96000, 2, 2048));
+  auto lines = lines_of(c.text());
+  ASSERT_EQ(lines.size(), 3u) << c.text();
+  EXPECT_NE(lines[1].find("66000 tokens (1.0k tok/s)"), std::string::npos) << lines[1];
+  // 90 samples left x 600 tokens per sample = 54000 tokens at 1000/s.
+  EXPECT_NE(lines[1].find("ETA 54s"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("96000 tokens (800 tok/s)"), std::string::npos) << lines[2];
+}
+
 TEST(Progress, LogIntervalIsConfigurable) {
   Capture c;
   FakeClock clock;

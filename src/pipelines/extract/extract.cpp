@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "data/arc_task.h"
@@ -251,13 +254,17 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   const int64_t window_start = resume_from / o.bucket_window * o.bucket_window;  // re-form the same batches
   const int64_t total = count_samples(source.kind(), o);
   Progress progress("extract", o.quiet);
+  // Progress counts the forward pass's work (samples and tokens computed, read by every thread) and what is
+  // committed (shards, bytes); samples and tokens committed before a --resume count as done.
+  std::atomic<int64_t> done_samples{run.totals().samples}, done_tokens{run.totals().tokens};
+  std::atomic<int64_t> committed_shards{run.totals().shards}, committed_bytes{run.totals().bytes};
   auto progress_stats = [&] {
     ProgressStats p;
-    p.samples = sum.samples;
+    p.samples = done_samples.load();
     p.total_samples = total;
-    p.tokens = sum.tokens;
-    p.shards = sum.shards;
-    p.bytes = sum.bytes;
+    p.tokens = done_tokens.load();
+    p.shards = committed_shards.load();
+    p.bytes = committed_bytes.load();
     return p;
   };
   std::map<std::string, size_t> capture_slot;  // hook name -> its place in SampleResult::points
@@ -312,6 +319,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
       while (auto w = to_compute.pop()) {
         std::vector<SampleResult> out;
         for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}, {}});
+        int64_t computed_tokens = 0;
+        for (const auto& s : w->batch) computed_tokens += static_cast<int64_t>(s.ids.size());
         if (!w->batch.empty()) {
           const int64_t B = static_cast<int64_t>(w->batch.size());
           std::vector<const std::vector<int32_t>*> rows;
@@ -334,12 +343,25 @@ ExtractSummary run_extract(const ExtractOptions& o) {
             out.push_back(std::move(res[b]));
           }
         }
+        for (const auto& r : out)  // samples before the resume point pass through again, already counted
+          if (r.rec.index >= resume_from) done_samples.fetch_add(1);
+        done_tokens.fetch_add(computed_tokens);
         if (!to_write.push(std::move(out))) return;
       }
       if (!to_write.error()) to_write.close();
     } catch (...) {
       fail_all(std::current_exception());
     }
+  });
+
+  // Progress at a steady pace even while one long batch computes (a log line every interval when stderr is
+  // not a terminal): the counters are atomics, and Progress serialises its writes.
+  std::mutex tick_mu;
+  std::condition_variable tick_cv;
+  bool tick_stop = false;
+  std::thread ticker([&] {
+    std::unique_lock<std::mutex> lock(tick_mu);
+    while (!tick_cv.wait_for(lock, std::chrono::seconds(1), [&] { return tick_stop; })) progress.update(progress_stats());
   });
 
   // Stage 3 (this thread): put results back in sample order and write shards.
@@ -360,6 +382,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
         pending.erase(it);
       }
       fill();
+      committed_shards.store(sum.shards);
+      committed_bytes.store(sum.bytes);
       progress.update(progress_stats());
       if (o.on_progress) o.on_progress(progress_stats());
     }
@@ -372,9 +396,17 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   }
   reader.join();
   computer.join();
+  {
+    std::lock_guard<std::mutex> lock(tick_mu);
+    tick_stop = true;
+  }
+  tick_cv.notify_all();
+  ticker.join();
   if (error) std::rethrow_exception(error);
   sum.pipeline_seconds = now() - t_pipeline;
   fill();
+  committed_shards.store(sum.shards);
+  committed_bytes.store(sum.bytes);
   sum.seconds = now() - t_start;
   progress.finish(progress_stats());
   if (o.on_progress) o.on_progress(progress_stats());
