@@ -3,18 +3,15 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "util/splitmix64.h"
+
 namespace fme {
 namespace {
 
 thread_local DropoutScope* g_scope = nullptr;
 
-// SplitMix64's output function: consecutive inputs give independent-looking 64-bit seeds.
-uint64_t mix(uint64_t x) {
-  uint64_t z = x + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+// Consecutive inputs give independent-looking 64-bit seeds.
+uint64_t mix(uint64_t x) { return splitmix64(x); }
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "pipelines/extract/sample_source.h"
 #include "util/error.h"
+#include "util/splitmix64.h"
 
 namespace fme {
 
@@ -39,16 +40,12 @@ void PackedRows::start_epoch(int64_t epoch) {
   doc_.clear();
   doc_at_ = 0;
   doc_number_ = -1;
-  rows_ = tokens_ = 0;
+  rows_ = 0;
 }
 
 bool PackedRows::held_out(int64_t sample_index) const {
-  // SplitMix64's finaliser over (seed, index): an even split with no state.
-  uint64_t z = o_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(sample_index) + 0x5851f42d4c957f2dull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53 < o_.holdout_fraction;
+  // A hash of (seed, index): an even split with no state.
+  return unit_interval(splitmix64(splitmix64(o_.seed) ^ static_cast<uint64_t>(sample_index))) < o_.holdout_fraction;
 }
 
 bool PackedRows::next_document(std::vector<int32_t>& ids) {
@@ -119,7 +116,6 @@ bool PackedRows::next(PackedRow& row) {
   }
   row.real_tokens = static_cast<int64_t>(t);
   ++rows_;
-  tokens_ += row.real_tokens;
   return true;
 }
 

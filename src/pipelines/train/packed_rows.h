@@ -75,7 +75,7 @@ class PackedRows {
   std::mt19937_64 rng_;
   std::vector<int32_t> doc_;  // the document being laid into rows, from doc_at_
   int64_t doc_at_ = 0, doc_number_ = -1;
-  int64_t rows_ = 0, tokens_ = 0;
+  int64_t rows_ = 0;  // of this epoch
 };
 
 }  // namespace fme

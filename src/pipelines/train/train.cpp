@@ -200,19 +200,18 @@ void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
 }
 
 // Mean loss over every counted position of the eval rows (and for MLM the share of masked tokens predicted
-// right), with the masks of step -1: the same draws at every evaluation.
-Json evaluate(Model& model, PackedRows& rows, int64_t micro, Objective objective, const MlmMasking* mlm, uint64_t seed,
-              bool token_types, dist::Dist* d) {
+// right), with the masks of step -1: the same draws at every evaluation. `rows`: the eval set's, read once.
+Json evaluate(Model& model, const std::vector<PackedRow>& rows, int64_t micro, Objective objective, const MlmMasking* mlm,
+              uint64_t seed, bool token_types, dist::Dist* d) {
   const int rank = d ? d->rank() : 0, world = d ? d->world() : 1;  // micro-batch k is rank k % world's
   at::NoGradGuard no_grad;
-  rows.start_epoch(0);
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
-  bool more = true;
-  for (int64_t k = 0; more; ++k) {
-    std::vector<PackedRow> batch;
-    for (PackedRow r; static_cast<int64_t>(batch.size()) < micro && (more = rows.next(r));) batch.push_back(std::move(r));
-    if (batch.empty() || k % world != rank) continue;
+  const size_t n = static_cast<size_t>(micro);
+  for (size_t at = 0, k = 0; at < rows.size(); at += n, ++k) {
+    if (static_cast<int>(k % static_cast<size_t>(world)) != rank) continue;
+    const std::vector<PackedRow> batch(rows.begin() + static_cast<std::ptrdiff_t>(at),
+                                       rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), at + n)));
     const LabeledBatch b = make_train_batch(batch, objective, mlm, seed, -1, token_types);
     const at::Tensor logits = model.logits(b.batch);
     const LossSum ls = cross_entropy_sum(logits, b.labels, objective);
@@ -324,7 +323,7 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
 
   // The data: one fixed batch, or the dataset's packed rows.
   std::optional<StepData> data;
-  std::unique_ptr<PackedRows> eval_rows;
+  std::optional<std::vector<PackedRow>> eval_rows;  // read once: every evaluation uses the same rows
   std::optional<MlmMasking> mlm;
   int64_t micro = 0, accum = 0, seq_len = 0;
   if (!o.inputs.empty()) {
@@ -374,7 +373,9 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       if (!o.eval_dataset.empty()) ro.path = o.eval_dataset, ro.holdout_fraction = 0;
       ro.holdout = o.eval_fraction > 0;
       ro.shuffle_buffer = 0;
-      eval_rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
+      PackedRows source(ro, tokenizer.get(), model.vocab_size());
+      eval_rows.emplace();
+      for (PackedRow r; source.next(r);) eval_rows->push_back(std::move(r));
     }
   }
   if (o.warmup < 0 || (o.warmup > 0 && o.warmup >= steps))

@@ -3,22 +3,16 @@
 #include <ATen/ATen.h>
 
 #include "util/error.h"
+#include "util/splitmix64.h"
 
 namespace fme {
 namespace {
 
-// SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijective mix whose outputs pass BigCrush, so a hash
-// of the key gives independent uniform draws per token without any state to carry across steps or a resume.
-uint64_t mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+// A hash of the key gives independent uniform draws per token, with no state to carry across steps or a resume.
+uint64_t mix(uint64_t z) { return splitmix64(z); }
 
 // Draw `which` (0, 1, 2) for one token, uniform in [0, 1).
-double draw(uint64_t key, int which) {
-  return static_cast<double>(mix(key + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(which + 1)) >> 11) * 0x1.0p-53;
-}
+double draw(uint64_t key, int which) { return unit_interval(mix(key + 0x632be59bd9b4e019ull * static_cast<uint64_t>(which + 1))); }
 
 }  // namespace
 
