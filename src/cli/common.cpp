@@ -18,7 +18,7 @@ std::shared_ptr<dist::Dist> start_dist(const std::string& mesh, double timeout_s
   dist::LaunchEnv env = dist::launch_env_from_environment();
   if (!env.is_distributed() && mesh.empty()) return nullptr;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-  return dist::Dist::init(env, dist::Mesh::parse(mesh, env.world_size), timeout);
+  return dist::Dist::init(env, plans::Mesh::parse(mesh, env.world_size), timeout);
 }
 
 }  // namespace fme::cli

@@ -88,9 +88,9 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
     throw ConfigError("rank " + std::to_string(env.rank) + " is out of range for world size " +
                       std::to_string(env.world_size));
   // No mesh (no axes) means only the world group exists.
-  bool has_mesh = !mesh_in.axes().empty();
-  if (has_mesh && mesh_in.world_size() != env.world_size)
-    throw ConfigError("mesh " + mesh_in.to_string() + " has " + std::to_string(mesh_in.world_size()) +
+  bool has_mesh = !mesh_in.axes.empty();
+  if (has_mesh && mesh_in.num_ranks() != env.world_size)
+    throw ConfigError("mesh " + mesh_in.to_string() + " has " + std::to_string(mesh_in.num_ranks()) +
                       " processes but WORLD_SIZE is " + std::to_string(env.world_size));
   std::shared_ptr<Dist> d(new Dist(env.rank, env.world_size, mesh_in));
   if (env.world_size == 1) return d;  // single process: no store, no sockets
@@ -195,7 +195,7 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
   std::vector<int> all(env.world_size);
   for (int r = 0; r < env.world_size; ++r) all[r] = r;
   impl->world = connect("world", "fme/world/", env.rank, all);
-  for (const MeshAxis& a : d->mesh_.axes()) {
+  for (const MeshAxis& a : d->mesh_.axes) {
     if (a.size == 1 || a.size == env.world_size) continue;  // no-op / same as the world group
     int gi = d->mesh_.group_index(env.rank, a.name);
     impl->axes.emplace(a.name, connect(a.name, "fme/axis/" + a.name + "/" + std::to_string(gi) + "/",
@@ -209,10 +209,10 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
 }
 
 int Dist::rank(const std::string& axis) const {
-  return axis.empty() ? rank_ : (mesh_.has_axis(axis) ? mesh_.coord(rank_, axis) : 0);
+  return axis.empty() ? rank_ : (mesh_.has(axis) ? mesh_.coord(rank_, axis) : 0);
 }
 
-int Dist::size(const std::string& axis) const { return axis.empty() ? world_ : mesh_.axis_size(axis); }
+int Dist::size(const std::string& axis) const { return axis.empty() ? world_ : mesh_.size(axis); }
 
 std::vector<int> Dist::group_ranks(const std::string& axis) const {
   if (axis.empty()) {
@@ -220,7 +220,7 @@ std::vector<int> Dist::group_ranks(const std::string& axis) const {
     for (int r = 0; r < world_; ++r) all[r] = r;
     return all;
   }
-  if (!mesh_.has_axis(axis)) return {rank_};
+  if (!mesh_.has(axis)) return {rank_};
   return mesh_.group_ranks(rank_, axis);
 }
 
@@ -229,7 +229,7 @@ namespace {
 // The group for `axis`, or null when the collective is a no-op (single member).
 const detail::Group* find_group(const detail::DistImpl* impl, const Mesh& mesh, int world, const std::string& axis) {
   if (!impl) return nullptr;
-  if (axis.empty() || mesh.axis_size(axis) == world) return world > 1 ? &impl->world : nullptr;
+  if (axis.empty() || mesh.size(axis) == world) return world > 1 ? &impl->world : nullptr;
   auto it = impl->axes.find(axis);
   return it == impl->axes.end() ? nullptr : &it->second;
 }

@@ -29,10 +29,13 @@
 #include <vector>
 
 #include "dist/launch_env.h"
-#include "dist/mesh.h"
+#include "plans/mesh.h"
 #include "util/error.h"
 
 namespace fme::dist {
+
+using plans::Mesh;
+using plans::MeshAxis;
 
 namespace detail {
 struct DistImpl;  // the c10d store and Gloo groups; defined in process_group.cpp

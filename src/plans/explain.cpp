@@ -64,7 +64,7 @@ std::string explain_text(const PlanTable& table, const ExplainOptions& options) 
 
   std::string plans;
   for (const auto& n : table.plan_names) plans += (plans.empty() ? "" : ", ") + n;
-  std::string out = "mesh: " + table.mesh.to_string() + " (" + std::to_string(table.mesh.num_ranks()) +
+  std::string out = "mesh: " + (table.mesh.axes.empty() ? std::string("(no axes)") : table.mesh.to_string()) + " (" + std::to_string(table.mesh.num_ranks()) +
                     " ranks; LOCAL is the same on every rank)\nplans, in order: " + (plans.empty() ? "(none)" : plans) + "\n";
   for (const auto& l : lines) {
     std::string row;

@@ -186,91 +186,6 @@ class Applier {
 
 }  // namespace
 
-// ---- Mesh ------------------------------------------------------------------------------------------
-
-Mesh Mesh::parse(const std::string& text) {
-  Mesh m;
-  size_t start = 0;
-  auto trim = [](std::string s) {
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
-    size_t i = 0;
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    return s.substr(i);
-  };
-  if (trim(text).empty()) return m;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = trim(text.substr(start, comma - start));
-    start = comma + 1;
-    size_t sep = item.find_first_of("=:");
-    if (sep == std::string::npos)
-      throw ConfigError("mesh '" + text + "': expected 'axis=size' items separated by ',', found '" + item + "'");
-    std::string name = trim(item.substr(0, sep)), size = trim(item.substr(sep + 1));
-    bool digits = !size.empty() && size.size() <= 12;
-    for (char c : size) digits = digits && c >= '0' && c <= '9';
-    if (!digits) throw ConfigError("mesh '" + text + "': size of axis '" + name + "' must be a positive integer, found '" + size + "'");
-    m.axes.push_back({name, std::stoll(size)});
-  }
-  try {
-    m.validate();
-  } catch (const ConfigError& e) {
-    throw ConfigError("mesh '" + text + "': " + e.what());
-  }
-  return m;
-}
-
-void Mesh::validate() const {
-  std::unordered_set<std::string> seen;
-  for (const auto& a : axes) {
-    if (a.name.empty()) throw ConfigError("mesh axis with an empty name");
-    for (char c : a.name)
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-        throw ConfigError("bad mesh axis name '" + a.name + "': expected letters, digits or '_'");
-    if (a.size < 1) throw ConfigError("mesh axis '" + a.name + "' has size " + std::to_string(a.size) + ", expected >= 1");
-    if (!seen.insert(a.name).second) throw ConfigError("mesh axis '" + a.name + "' appears twice");
-  }
-}
-
-int Mesh::index(const std::string& axis) const {
-  for (size_t i = 0; i < axes.size(); ++i)
-    if (axes[i].name == axis) return int(i);
-  return -1;
-}
-
-bool Mesh::has(const std::string& axis) const { return index(axis) >= 0; }
-
-int64_t Mesh::size(const std::string& axis) const {
-  int i = index(axis);
-  if (i < 0) throw ConfigError("mesh has no axis '" + axis + "'; its axes: " + to_string());
-  return axes[size_t(i)].size;
-}
-
-int64_t Mesh::num_ranks() const {
-  int64_t n = 1;
-  for (const auto& a : axes) n *= a.size;
-  return n;
-}
-
-std::vector<int64_t> Mesh::coords(int64_t rank) const {
-  if (rank < 0 || rank >= num_ranks())
-    throw ConfigError("rank " + std::to_string(rank) + " is outside the mesh " + to_string() + " of " +
-                      std::to_string(num_ranks()) + " ranks");
-  std::vector<int64_t> c(axes.size());
-  for (size_t i = axes.size(); i-- > 0;) {  // last axis fastest
-    c[i] = rank % axes[i].size;
-    rank /= axes[i].size;
-  }
-  return c;
-}
-
-std::string Mesh::to_string() const {
-  if (axes.empty()) return "(no axes)";
-  std::string s;
-  for (const auto& a : axes) s += (s.empty() ? "" : ", ") + a.name + "=" + std::to_string(a.size);
-  return s;
-}
-
 // ---- PartitionSpec, rows, table --------------------------------------------------------------------
 
 bool PartitionSpec::replicated() const {
@@ -289,9 +204,11 @@ int64_t ParamRow::shard_offset(size_t dim, const Mesh& mesh, int64_t rank) const
   if (dim >= spec.dims.size())
     throw ConfigError("parameter '" + name + "' has " + std::to_string(spec.dims.size()) + " dims; no dim " + std::to_string(dim));
   if (!spec.dims[dim]) return 0;
-  int axis = mesh.index(*spec.dims[dim]);
-  if (axis < 0) mesh.size(*spec.dims[dim]);  // throws, naming the axis and the mesh's axes
-  return mesh.coords(rank)[size_t(axis)] * (local_shape[dim] / parts);
+  const std::string& axis = *spec.dims[dim];
+  if (!mesh.has(axis))
+    throw ConfigError("parameter '" + name + "' is sharded over mesh axis '" + axis + "', but the mesh has " +
+                      (mesh.axes.empty() ? std::string("no axes") : "axes: " + mesh.to_string()));
+  return mesh.coord(int(rank), axis) * (local_shape[dim] / parts);
 }
 
 bool ModuleRow::transformed() const {

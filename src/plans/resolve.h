@@ -14,36 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "plans/mesh.h"
 #include "plans/plan.h"
 
 namespace fme::plans {
-
-// A process mesh: named axes with sizes, in order. Rank r has coordinates r written in the mixed radix of
-// the axis sizes with the LAST axis varying fastest (row-major, like jax.sharding.Mesh over a reshaped
-// device array): for {dp: 2, tp: 2}, rank 1 is (dp=0, tp=1), rank 2 is (dp=1, tp=0).
-struct MeshAxis {
-  std::string name;
-  int64_t size = 1;
-};
-struct Mesh {
-  std::vector<MeshAxis> axes;
-
-  // Parses "dp=2,tp=2" (also "tp:2"); ConfigError on bad syntax, a size < 1 or a repeated axis.
-  static Mesh parse(const std::string& text);
-  // ConfigError on an empty or repeated axis name or a size < 1.
-  void validate() const;
-  bool has(const std::string& axis) const;
-  // Size of `axis`; ConfigError listing the mesh's axes if it has no such axis.
-  int64_t size(const std::string& axis) const;
-  // Index of `axis` in `axes`, or -1.
-  int index(const std::string& axis) const;
-  // Product of the axis sizes (1 for an empty mesh).
-  int64_t num_ranks() const;
-  // Coordinates of `rank`, one per axis (see above); ConfigError if rank is out of range.
-  std::vector<int64_t> coords(int64_t rank) const;
-  // "dp=2, tp=2", or "(no axes)".
-  std::string to_string() const;
-};
 
 // One parameter of a module as the model builder describes it (before any plan).
 struct ParamDesc {

@@ -156,7 +156,7 @@ TEST(Dist, MeshWorldSizeMismatchIsConfigError) {
   LaunchEnv env;
   env.rank = 0;
   env.world_size = 2;
-  Mesh mesh({{"dp", 2}, {"tp", 2}});
+  Mesh mesh{{{"dp", 2}, {"tp", 2}}};
   try {
     Dist::init(env, mesh, std::chrono::milliseconds(500));
     FAIL() << "expected ConfigError";

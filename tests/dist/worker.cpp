@@ -11,7 +11,6 @@
 #include <string>
 
 #include "dist/launch_env.h"
-#include "dist/mesh.h"
 #include "dist/process_group.h"
 
 namespace {
@@ -106,7 +105,7 @@ int main(int argc, char** argv) {
     auto env = fme::dist::launch_env_from_environment();
     // No MESH argument: the world group only.
     auto d = mesh_spec.empty() ? fme::dist::Dist::init(env, timeout)
-                               : fme::dist::Dist::init(env, fme::dist::Mesh::parse(mesh_spec, env.world_size), timeout);
+                               : fme::dist::Dist::init(env, fme::plans::Mesh::parse(mesh_spec, env.world_size), timeout);
     check(d->rank() == env.rank && d->world() == env.world_size, "rank/world");
     if (scenario == "join") {
       // Rendezvous only.

@@ -70,6 +70,6 @@ inline std::vector<ModuleDesc> qwen2_modules(int layers, int64_t H = 896, int64_
   return m;
 }
 
-inline Mesh mesh_tp(int64_t n) { return Mesh{{{"tp", n}}}; }
+inline Mesh mesh_tp(int n) { return Mesh{{{"tp", n}}}; }
 
 }  // namespace fme::plans::testing

@@ -335,7 +335,7 @@ TEST(ResolveErrors, AxisMissingFromMesh) {
   EXPECT_EQ(msg, "plan 'tp' line 2: colwise(tp) names mesh axis 'tp', but the mesh has axes: dp=2");
   // Even a rule that matches nothing is checked.
   msg = error_of<ConfigError>(bert_modules(1), "plan tp\n*.nothing rowwise(model)\n", Mesh::parse("dp=2,tp=4"));
-  EXPECT_EQ(msg, "plan 'tp' line 2: rowwise(model) names mesh axis 'model', but the mesh has axes: dp=2, tp=4");
+  EXPECT_EQ(msg, "plan 'tp' line 2: rowwise(model) names mesh axis 'model', but the mesh has axes: dp=2,tp=4");
   msg = error_of<ConfigError>(bert_modules(1), "plan tp\n*.query colwise(tp)\n", Mesh{});
   EXPECT_EQ(msg, "plan 'tp' line 2: colwise(tp) names mesh axis 'tp', but the mesh has no axes");
 }
@@ -395,27 +395,19 @@ TEST(ResolveUnmatched, ReportedNotThrown) {
   EXPECT_TRUE(t.find("encoder.layer.1.attention.self.query")->transformed());
 }
 
-// ---- mesh ------------------------------------------------------------------------------------------
+// ---- mesh (parsing and coordinates: mesh_test.cpp) -------------------------------------------------
 
-TEST(MeshTest, ParseCoordsAndErrors) {
-  Mesh m = Mesh::parse("dp=2, tp:4");
-  ASSERT_EQ(m.axes.size(), 2u);
-  EXPECT_EQ(m.size("tp"), 4);
-  EXPECT_EQ(m.num_ranks(), 8);
-  EXPECT_EQ(m.coords(5), (Dims{1, 1}));  // last axis fastest
-  EXPECT_EQ(m.coords(3), (Dims{0, 3}));
-  EXPECT_EQ(m.to_string(), "dp=2, tp=4");
-  EXPECT_TRUE(Mesh::parse("").axes.empty());
-  EXPECT_THROW(Mesh::parse("tp"), ConfigError);
-  EXPECT_THROW(Mesh::parse("tp=0"), ConfigError);
-  EXPECT_THROW(Mesh::parse("tp=x"), ConfigError);
-  EXPECT_THROW(Mesh::parse("tp=2,tp=2"), ConfigError);
-  EXPECT_THROW(m.coords(8), ConfigError);
+TEST(MeshTest, ShardOffsetOfAnAxisTheMeshLacksIsAnError) {
+  PlanTable t = resolve(bert_modules(1), parse_plans("plan tp\n*.query colwise(tp)\n", "tp.plan"), Mesh::parse("tp=2"));
+  const ParamRow* qw = t.find("encoder.layer.0.attention.self.query")->param("weight");
+  ASSERT_NE(qw, nullptr);
+  EXPECT_EQ(qw->shard_offset(0, Mesh::parse("tp=2"), 1), qw->local_shape[0]);
   try {
-    m.size("pp");
+    qw->shard_offset(0, Mesh::parse("dp=2"), 1);
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "mesh has no axis 'pp'; its axes: dp=2, tp=4");
+    EXPECT_EQ(std::string(e.what()),
+              "parameter 'encoder.layer.0.attention.self.query.weight' is sharded over mesh axis 'tp', but the mesh has axes: dp=2");
   }
 }
 

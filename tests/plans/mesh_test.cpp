@@ -1,12 +1,12 @@
-// Tests of Mesh: parsing, world-size check, row-major coordinates and per-axis groups.
+// Tests of the one Mesh type of plans and the runtime: parsing, world-size check, row-major coordinates and per-axis groups.
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "dist/mesh.h"
+#include "plans/mesh.h"
 #include "util/error.h"
 
-namespace fme::dist {
+namespace fme::plans {
 namespace {
 
 std::string error_of(const std::string& spec, int world) {
@@ -18,35 +18,35 @@ std::string error_of(const std::string& spec, int world) {
   return "(no error)";
 }
 
-TEST(DistMesh, ParsesOrderedAxes) {
+TEST(Mesh, ParsesOrderedAxes) {
   Mesh m = Mesh::parse("dp=2, tp=3", 6);
-  ASSERT_EQ(m.axes().size(), 2u);
-  EXPECT_EQ(m.axes()[0].name, "dp");
-  EXPECT_EQ(m.axes()[0].size, 2);
-  EXPECT_EQ(m.axes()[1].name, "tp");
-  EXPECT_EQ(m.axes()[1].size, 3);
-  EXPECT_EQ(m.world_size(), 6);
+  ASSERT_EQ(m.axes.size(), 2u);
+  EXPECT_EQ(m.axes[0].name, "dp");
+  EXPECT_EQ(m.axes[0].size, 2);
+  EXPECT_EQ(m.axes[1].name, "tp");
+  EXPECT_EQ(m.axes[1].size, 3);
+  EXPECT_EQ(m.num_ranks(), 6);
   EXPECT_EQ(m.to_string(), "dp=2,tp=3");
-  EXPECT_EQ(m.axis_size("pp"), 1);
-  EXPECT_FALSE(m.has_axis("pp"));
+  EXPECT_EQ(m.size("pp"), 1);
+  EXPECT_FALSE(m.has("pp"));
 }
 
-TEST(DistMesh, EmptyMeshIsOneProcess) {
+TEST(Mesh, EmptyMeshIsOneProcess) {
   Mesh m = Mesh::parse("", 1);
-  EXPECT_TRUE(m.axes().empty());
-  EXPECT_EQ(m.world_size(), 1);
-  EXPECT_EQ(m.axis_size("tp"), 1);
+  EXPECT_TRUE(m.axes.empty());
+  EXPECT_EQ(m.num_ranks(), 1);
+  EXPECT_EQ(m.size("tp"), 1);
   EXPECT_EQ(m.group_ranks(0, "tp"), std::vector<int>{0});
   EXPECT_EQ(m.coord(0, "tp"), 0);
 }
 
-TEST(DistMesh, WorldSizeMismatch) {
+TEST(Mesh, WorldSizeMismatch) {
   EXPECT_EQ(error_of("dp=2,tp=2", 2), "mesh dp=2,tp=2 has 4 processes but WORLD_SIZE is 2");
   EXPECT_EQ(error_of("tp=2", 1), "mesh tp=2 has 2 processes but WORLD_SIZE is 1");
   EXPECT_EQ(error_of("", 4), "mesh (none) has 1 process but WORLD_SIZE is 4");
 }
 
-TEST(DistMesh, MalformedSpecs) {
+TEST(Mesh, MalformedSpecs) {
   EXPECT_NE(error_of("tp", 2).find("must be name=size"), std::string::npos);
   EXPECT_NE(error_of("tp=0", 1).find("positive integer"), std::string::npos);
   EXPECT_NE(error_of("tp=x", 2).find("positive integer, got 'x'"), std::string::npos);
@@ -57,7 +57,7 @@ TEST(DistMesh, MalformedSpecs) {
   EXPECT_NE(error_of("=2", 2).find("axis name ''"), std::string::npos);
 }
 
-TEST(DistMesh, RowMajorCoordinates) {
+TEST(Mesh, RowMajorCoordinates) {
   Mesh m = Mesh::parse("dp=2,tp=2", 4);
   EXPECT_EQ(m.coords(0), (std::vector<int>{0, 0}));
   EXPECT_EQ(m.coords(1), (std::vector<int>{0, 1}));
@@ -71,7 +71,7 @@ TEST(DistMesh, RowMajorCoordinates) {
   EXPECT_THROW(m.rank_of({0, 2}), ConfigError);
 }
 
-TEST(DistMesh, AxisGroups) {
+TEST(Mesh, AxisGroups) {
   Mesh m = Mesh::parse("dp=2,tp=2", 4);
   EXPECT_EQ(m.group_ranks(0, "tp"), (std::vector<int>{0, 1}));
   EXPECT_EQ(m.group_ranks(3, "tp"), (std::vector<int>{2, 3}));
@@ -96,9 +96,9 @@ TEST(DistMesh, AxisGroups) {
       auto [it, fresh] = by_index.emplace(m3.group_index(r, axis), g);
       EXPECT_EQ(it->second, g) << axis << " rank " << r;
     }
-    EXPECT_EQ(static_cast<int>(by_index.size()), 12 / m3.axis_size(axis));
+    EXPECT_EQ(static_cast<int>(by_index.size()), 12 / m3.size(axis));
   }
 }
 
 }  // namespace
-}  // namespace fme::dist
+}  // namespace fme::plans
