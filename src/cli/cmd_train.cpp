@@ -55,7 +55,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dropout", o->t.dropout, "auto (the config's) | 0");
   cmd->add_option("--seed", o->t.seed, "seed of a preset's initialisation, of an added head and of the dropout masks");
   cmd->add_option("--plan", o->t.plans, "prepare's plans: LoRA, freeze, cast (repeatable)");
-  cmd->add_option("--mesh", o->t.mesh, "dp=N: data parallel over the launched processes (torchrun, mpirun or srun); tensor parallel is not implemented yet");
+  cmd->add_option("--mesh", o->t.mesh, "dp=N, tp=N or dp=N,tp=M over the launched processes (torchrun, mpirun or srun): data parallel replicas, each a tensor-parallel group (the model's built-in plan, or --plan's colwise/rowwise rules)");
   cmd->add_option("--timeout", o->timeout_s, "seconds to wait for peers (a collective that waits longer fails)");
   cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write a checkpoint (model, optimizer state, step) every K steps into RUN_DIR/checkpoints");
   cmd->add_option("--keep-last", o->t.keep_last, "keep only the newest N checkpoints (default: all)");

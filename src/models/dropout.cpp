@@ -22,9 +22,10 @@ DropoutScope::DropoutScope(uint64_t seed, int64_t step, int64_t rank, int64_t mi
 
 DropoutScope::~DropoutScope() { g_scope = outer_; }
 
-at::Tensor dropout(const at::Tensor& x, double p) {
+at::Tensor dropout(const at::Tensor& x, double p, uint64_t stream) {
   if (p <= 0 || g_scope == nullptr) return x;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix(g_scope->key() ^ uint64_t(g_scope->next_site())));
+  const uint64_t site = mix(g_scope->key() ^ uint64_t(g_scope->next_site()));
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(stream == 0 ? site : mix(site ^ mix(stream)));
   const at::Tensor keep = at::empty(x.sizes(), at::TensorOptions().dtype(at::kFloat)).bernoulli_(1.0 - p, gen);  // 1 = kept
   return x * keep.to(x.device(), x.scalar_type()) * (1.0 / (1.0 - p));
 }

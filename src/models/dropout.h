@@ -28,7 +28,9 @@ class DropoutScope {
 
 // x with each element zeroed with probability p and the rest scaled by 1 / (1 - p) (torch's inverted
 // dropout), inside a DropoutScope; x itself when p == 0 or outside one. Differentiable (the mask is a constant).
-// The mask is drawn on the CPU (mt19937 seeded per call) and moved to x's device.
-at::Tensor dropout(const at::Tensor& x, double p);
+// The mask is drawn on the CPU (mt19937 seeded per call) and moved to x's device. `stream` != 0 draws from
+// another sequence at the same call site: a tensor-parallel process's own attention heads (the processes of a
+// group hold different heads at the same site, and each head needs its own mask).
+at::Tensor dropout(const at::Tensor& x, double p, uint64_t stream = 0);
 
 }  // namespace fme

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "models/dropout.h"
+#include "models/parallel_ops.h"
 #include "util/error.h"
 
 namespace fme {
@@ -24,7 +25,7 @@ void set_attention_score_budget(int64_t bytes) { g_score_budget.store(std::max<i
 
 at::Tensor whole_input(const LinearImpl& consumer, const at::Tensor& x) {
   if (consumer.par.split != Split::Rowwise) return x;
-  return consumer.par.group->all_gather_last_dim(x.contiguous());
+  return gather_from_group(x, *consumer.par.group);
 }
 
 at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x) {
@@ -55,8 +56,11 @@ LinearImpl::LinearImpl(InOut, Builder& b, const std::string& path, int64_t in, i
   }
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) {
+at::Tensor LinearImpl::forward(const at::Tensor& x_in) {
   const bool rowwise = par.split == Split::Rowwise;
+  // Colwise: x is whole on every process, and each one's gradient with respect to it covers only its own
+  // outputs; copy_to_group sums those in the backward pass.
+  const at::Tensor x = par.split == Split::Colwise ? copy_to_group(x_in, par.group) : x_in;
   const at::Tensor b = bias.defined() ? in_dtype_of(bias, x) : at::Tensor();
   const at::Tensor w = in_dtype_of(weight, x);
   at::Tensor y;  // [..., out]
@@ -68,11 +72,18 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     const at::Tensor x2 = x.reshape({-1, x.size(-1)});
     y = (rowwise ? at::mm(x2, w) : at::addmm(b, x2, w)).view(shape);
   }
-  if (lora_A.defined())
-    y.add_(at::linear(at::linear(x, in_dtype_of(lora_A, x)), in_dtype_of(lora_B, x)), par.lora_alpha / double(par.lora_r));
   if (rowwise) {
-    par.group->all_reduce_sum(y);  // partial sums over the input shards
+    y = reduce_from_group(y, *par.group);  // partial sums over the input shards
     if (b.defined()) y.add_(b);
+  }
+  if (lora_A.defined()) {
+    // h = x A^T [..., r], whole before B: colwise, A is whole and B holds this process's outputs, so h's
+    // gradient is summed over the group (copy_to_group); rowwise, A holds the input shard's columns and h is
+    // summed over the group first (B whole). Either way A and B get exactly their own gradients.
+    at::Tensor h = at::linear(x_in, in_dtype_of(lora_A, x_in));
+    if (rowwise) h = reduce_from_group(h, *par.group);
+    else if (par.split == Split::Colwise) h = copy_to_group(h, par.group);
+    y.add_(at::linear(h, in_dtype_of(lora_B, h)), par.lora_alpha / double(par.lora_r));
   }
   return y;
 }
@@ -96,14 +107,13 @@ at::Tensor EmbeddingImpl::forward(const at::Tensor& ids, at::ScalarType dtype) {
     case Split::None:
       return at::embedding(weight, ids).to(dtype);
     case Split::Colwise:
-      return par.group->all_gather_last_dim(at::embedding(weight, ids).to(dtype));  // [B,T,H/size] -> [B,T,H]
+      return gather_from_group(at::embedding(weight, ids).to(dtype), *par.group);  // [B,T,H/size] -> [B,T,H]
     case Split::Rowwise: {
       const int64_t rows = weight.size(0), first = par.group->rank() * rows;
       at::Tensor mine = ids.ge(first).logical_and(ids.lt(first + rows));      // [B,T]
       at::Tensor y = at::embedding(weight, (ids - first).clamp(0, rows - 1)).to(dtype);
-      y.mul_(mine.unsqueeze(-1).to(y.scalar_type()));
-      par.group->all_reduce_sum(y);
-      return y;
+      y = y * mine.unsqueeze(-1).to(y.scalar_type());
+      return reduce_from_group(y, *par.group);
     }
   }
   return {};
@@ -128,6 +138,7 @@ RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, doubl
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  const at::Tensor weight = copy_to_group(this->weight, split_input_group);
   const auto in_dtype = x.scalar_type();
   at::Tensor xf = x.to(at::kFloat);                               // [..., dim] fp32
   at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));  // [..., 1]
@@ -210,7 +221,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       allowed = allowed.logical_and(visible.view({1, 1, 1, tb, kn}));
     }
     scores.masked_fill_(allowed.logical_not(), lowest);
-    at::Tensor probs = dropout(at::softmax(scores, -1), opts.dropout).view({B, nkv, g * tb, kn});
+    at::Tensor probs = dropout(at::softmax(scores, -1), opts.dropout, opts.dropout_stream).view({B, nkv, g * tb, kn});
     out.narrow(3, t0, tb).copy_(at::matmul(probs, vb).view({B, nkv, g, tb, hd}));
   }
   return out.permute({0, 3, 1, 2, 4}).reshape({B, T, nh * hd});     // [B, T, nh*hd]

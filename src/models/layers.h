@@ -75,6 +75,9 @@ struct RMSNormImpl : torch::nn::Module {
   at::Tensor weight;                        // (dim)
   double eps;
   bool unit_offset;
+  // Set when the norm acts on a tensor-parallel split activation (Qwen3's per-head q_norm/k_norm on this
+  // process's heads): the whole weight's gradient is the sum of every process's part, summed over this group.
+  std::shared_ptr<Collective> split_input_group;
 };
 TORCH_MODULE(RMSNorm);
 
@@ -114,6 +117,7 @@ struct AttentionOptions {
   double softcap = 0;    // > 0: scores = softcap * tanh(scores / softcap) before masking (Gemma 2)
   int64_t window = 0;    // > 0 (causal only): query t sees keys t - window + 1 .. t (sliding-window layers)
   double dropout = 0;    // training: dropout on the attention probabilities (models/dropout.h)
+  uint64_t dropout_stream = 0;  // tensor parallel: this process's heads' own masks (its index in the group)
   int64_t score_budget_bytes = 0;  // 0: the process default (attention_score_budget())
 };
 // The process default budget, 64 MiB; settable so that a test can run whole models through 16-query blocks.

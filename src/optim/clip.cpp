@@ -48,7 +48,7 @@ double local_sum_of_squares(const std::vector<OptParam>& params, const std::vect
   for (size_t i = 0; i < params.size(); ++i) {
     if (!ParamOptimizer::is_selected(params[i]) || !grads[i].defined()) continue;
     const double s = sum_of_squares(grads[i]);
-    total += params[i].replicated_over_mesh ? s / static_cast<double>(replica_count) : s;
+    total += s / static_cast<double>(params[i].replicated_over_mesh ? replica_count : std::max<int64_t>(params[i].shard_copies, 1));
   }
   return total;
 }

@@ -12,7 +12,8 @@
 // is held whole by each of the replica_count processes the allreduce spans; its local ||g||^2 is divided
 // by replica_count so the allreduce counts it once (rank-agnostic; assumes its gradient is already
 // identical across the replicas, as after a data/tensor-parallel gradient allreduce). Sharded params
-// (replicated_over_mesh = false) contribute their local shard's ||g||^2 as is.
+// (replicated_over_mesh = false) contribute their local shard's ||g||^2 divided by shard_copies, the
+// processes holding that same shard (1 unless the mesh has axes the param is not sharded over).
 // Only gradients of selected params (trainable, floating) count, as optax's tree holds only those.
 #pragma once
 #include <functional>

@@ -25,6 +25,9 @@ struct OptParam {
   // True when every process of the mesh holds the same full tensor (norms, biases under tensor
   // parallelism), false when each holds a distinct shard. Only the global-norm clip reads it: see clip.h.
   bool replicated_over_mesh = false;
+  // A sharded param on a mesh with more axes than it is sharded over (dp=2,tp=2, sharded over tp): how many
+  // processes hold this same shard (2 there). Read by the clip like replica_count is for replicated ones.
+  int64_t shard_copies = 1;
 };
 
 class Optimizer {

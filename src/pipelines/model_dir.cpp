@@ -40,7 +40,8 @@ void write_tokenizer_files(const std::string& name, const std::string& dir) {
   }
 }
 
-uint64_t write_model_dir(Model& model, const std::string& dir, at::ScalarType dtype, const std::string& tokenizer_name) {
+uint64_t write_model_dir(Model& model, const std::string& dir, at::ScalarType dtype, const std::string& tokenizer_name,
+                         const std::map<std::string, at::Tensor>* whole) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
     throw IoError(dir + ": exists and is not empty; refusing to overwrite a model directory");
@@ -51,7 +52,8 @@ uint64_t write_model_dir(Model& model, const std::string& dir, at::ScalarType dt
   for (auto& [name, p] : model.named_parameters()) {
     // LoRA adapters are not part of an HF model's weights: they are saved as PEFT adapters (or merged first).
     if (name.size() > 7 && (name.compare(name.size() - 7, 7, ".lora_A") == 0 || name.compare(name.size() - 7, 7, ".lora_B") == 0)) continue;
-    tensors.emplace_back(model.checkpoint_name(name), p.detach().to(dtype));
+    const at::Tensor& t = whole ? whole->at(name) : p;
+    tensors.emplace_back(model.checkpoint_name(name), t.detach().to(dtype));
   }
   uint64_t bytes = write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 

@@ -130,6 +130,17 @@ TEST(Clip, ReplicatedParamsCountedOnce) {
   EXPECT_NEAR(g[1][0].item<double>(), 1.0 / std::sqrt(29.0), 1e-7);
 }
 
+TEST(Clip, ShardsHeldByDataParallelCopiesCountedOnce) {
+  // Mesh dp=2,tp=2 (4 processes): "a" is sharded over tp, so each of its 2 shards is held by the 2 dp ranks;
+  // "b" is replicated on all 4. Global sum of squares = 2 * 12 (a's two shards, once each) + 5 (b once) = 29.
+  auto params = clip_params(true);
+  params[0].shard_copies = 2;
+  auto g = grads_filled(1.0);
+  EXPECT_NEAR(local_sum_of_squares(params, g, 4), 12.0 / 2 + 5.0 / 4, 1e-9);
+  ClipOptions o{1.0, 4, [](double local) { return 4 * local; }};
+  EXPECT_NEAR(clip_by_global_norm(params, g, o), std::sqrt(29.0), 1e-6);
+}
+
 TEST(Clip, ChainDoesNotModifyCallerGrads) {
   std::vector<OptParam> params = {{"w", at::zeros({4})}};
   SgdOptions so;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "dist/launch_env.h"
@@ -311,15 +312,15 @@ TEST_F(Train, BadInputIsAOneLineErrorNamingTheFileAndField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("none.jsonl: no such file (--dataset)"), std::string::npos) << r.err;
 
-  // a mesh the launched processes do not make up, and what is not built yet, say so
+  // a mesh the launched processes do not make up, and one with an axis training has no use for, say so
   r = fme("train" + model + " --inputs " + inputs + " --mesh dp=2 --out " + path("r4"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("mesh dp=2 has 2 processes but WORLD_SIZE is 1"), std::string::npos) << r.err;
   const int code = dist::run_local_world(2, "timeout 120 " + kFme + " train" + model + " --inputs " + inputs +
-                                                " --mesh tp=2 --timeout 30 --threads 1 --out " + path("r8"), path("tp"), false);
+                                                " --mesh pp=2 --timeout 30 --threads 1 --out " + path("r8"), path("pp"), false);
   EXPECT_EQ(code, 1);
-  EXPECT_NE(read_file(path("tp0.err")).find("tensor-parallel training is not implemented yet"), std::string::npos)
-      << read_file(path("tp0.err"));
+  EXPECT_NE(read_file(path("pp0.err")).find("--mesh pp=2: training runs over a dp and a tp axis"), std::string::npos)
+      << read_file(path("pp0.err"));
 }
 
 // metrics.jsonl without its timing fields: what a resumed run must reproduce line for line.
@@ -683,6 +684,120 @@ TEST_F(Train, DataParallelTwoRanksEqualOneProcessAccumulatingTwo) {
     for (size_t i = 0; i < la.size(); ++i)
       EXPECT_NEAR(Json::parse(la[i]).at("loss").get<double>(), Json::parse(lb[i]).at("loss").get<double>(), 1e-5);
   }
+}
+
+// Tensor parallel: with the architecture's built-in plan (attention heads and MLP units split over tp, one
+// all-reduce forward and one backward per block half), tp=2 computes one process's gradients, and after 3
+// AdamW steps with clipping its weights, for BERT (MLM), Qwen2, Qwen3 (per-head q/k norms on split heads),
+// GPT-2 (the fused c_attn) and Gemma 2; dp=2,tp=2 (4 processes) equals one process accumulating 2
+// micro-batches on a streamed dataset, and LoRA adapters on split layers train as on one process. final/ is
+// the whole model (gathered), --dump-grads the whole gradients.
+TEST_F(Train, TensorParallelEqualsOneProcess) {
+  auto world_run = [&](int world, const std::string& args) {
+    const std::string log = path("rank");
+    const int code = dist::run_local_world(world, "timeout 300 " + kFme + " " + args + " --threads 1", log, false);
+    EXPECT_EQ(code, 0) << read_file(log + "0.err") << (world > 1 ? read_file(log + "1.err") : "");
+    return read_file(log + "0");
+  };
+  auto fixed = [&](const std::string& name) {
+    const std::string m = name == "bert-tiny" ? trained_model(name) : shared("models/" + name);
+    return "train --model " + m + " --inputs " + shared("models/" + name + "/train.safetensors");
+  };
+  const std::string docs = write_text_docs(path("docs.jsonl"), 16, 300);
+  ASSERT_EQ(fme("init --preset qwen2-tiny --out " + path("qwen-init") + " --seed 2").code, 0);
+  { std::ofstream(path("lora.plan")) << "plan adapters\n*.self_attn.q_proj lora(r=4, alpha=8)\n*.self_attn.o_proj lora(r=2, alpha=8)\n"
+                                        "*.mlp.down_proj lora(r=4, alpha=16)\n"; }
+  struct Case {
+    std::string name, args;
+    int world;
+    std::string mesh, one_process;  // the mesh, and what makes one process take the same step
+  };
+  const std::vector<Case> cases = {
+      {"bert", fixed("bert-tiny"), 2, "tp=2", ""},
+      {"qwen2", fixed("qwen2-tiny"), 2, "tp=2", ""},
+      {"qwen3", fixed("qwen3-tiny"), 2, "tp=2", ""},
+      {"gpt2", fixed("gpt2-tiny"), 2, "tp=2", ""},
+      {"gemma2", fixed("gemma2-tiny"), 2, "tp=2", ""},
+      {"qwen2-lora", fixed("qwen2-tiny") + " --plan builtin:qwen2-tp --plan " + path("lora.plan") + " --save-adapters " + path("adapters"),
+       2, "tp=2", ""},
+      {"qwen2-dp2-tp2", "train --model " + path("qwen-init") + " --dataset " + docs + " --seq-len 64 --micro-batch 2 --shuffle-buffer 4",
+       4, "dp=2,tp=2", " --grad-accum 2"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    // lr 1e-3: AdamW moves a weight by lr * m / sqrt(v), so a gradient that the split GEMMs' other summation
+    // order changes by a relative e (fp32 rounding: up to ~1e-3 on gradients near 1e-5) moves it by ~lr * e.
+    const std::string common = c.args + " --steps 3 --optimizer adamw --lr 1e-3 --clip-norm 1.0 --dropout 0 --precision fp32 --quiet";
+    const std::string one = world_run(1, common + c.one_process + " --dump-grads " + path(c.name + "-1.grads") + " --out " + path(c.name + "-1"));
+    const bool lora = c.name == "qwen2-lora";
+    if (lora) fs::rename(path("adapters"), path("adapters-1"));
+    const std::string many = world_run(c.world, common + " --mesh " + c.mesh + " --timeout 60 --checkpoint-every 3 --dump-grads " +
+                                                    path(c.name + "-n.grads") + " --out " + path(c.name + "-n"));
+    ASSERT_FALSE(many.empty()) << "rank 0 prints the summary";
+    EXPECT_EQ(Json::parse(one).at("tokens"), Json::parse(many).at("tokens"));
+    // The first step's gradients, whole: summation order aside, the same.
+    const auto g1 = read_safetensors(path(c.name + "-1.grads")), gn = read_safetensors(path(c.name + "-n.grads"));
+    ASSERT_EQ(g1.size(), gn.size());
+    for (const auto& [k, g] : g1) {
+      ASSERT_EQ(g.sizes(), gn.at(k).sizes()) << k;
+      EXPECT_LE((g - gn.at(k)).abs().max().item<double>(), 3e-6 * std::max(1.0, g.abs().max().item<double>())) << k;
+    }
+    // The weights after 3 steps, where the first gradient is >= 1e-6 (below AdamW's eps an update turns
+    // rounding noise into a full-size step; the HF golden's rule).
+    auto compare_weights = [&](const std::string& a_file, const std::string& b_file, const std::string& grad_prefix) {
+      const auto a = read_safetensors(a_file), b = read_safetensors(b_file);
+      ASSERT_EQ(a.size(), b.size());
+      for (const auto& [k, t] : a) {
+        ASSERT_EQ(t.sizes(), b.at(k).sizes()) << k;
+        auto g = g1.find("grad." + grad_prefix + k);
+        const at::Tensor counted = g == g1.end() ? at::ones_like(t, at::kBool) : g->second.abs().ge(1e-6);
+        EXPECT_LE(((t - b.at(k)).abs() * counted).max().item<double>(), 1e-5) << k;
+      }
+    };
+    compare_weights(path(c.name + "-1/final/model.safetensors"), path(c.name + "-n/final/model.safetensors"), "");
+    if (lora) compare_weights(path("adapters-1/adapter_model.safetensors"), path("adapters/adapter_model.safetensors"), "");
+    const auto la = metrics_lines(path(c.name + "-1/metrics.jsonl")), ln = metrics_lines(path(c.name + "-n/metrics.jsonl"));
+    ASSERT_EQ(la.size(), ln.size());
+    for (size_t i = 0; i < la.size(); ++i) {
+      EXPECT_NEAR(Json::parse(la[i]).at("loss").get<double>(), Json::parse(ln[i]).at("loss").get<double>(), 1e-5);
+      EXPECT_NEAR(Json::parse(la[i]).at("grad_norm").get<double>(), Json::parse(ln[i]).at("grad_norm").get<double>(), 1e-5);
+    }
+    // Each tp rank of the dp=0 replica wrote its shards; the index names the mesh and every file's rank.
+    const Json index = Json::parse(read_file(path(c.name + "-n/checkpoints/step-00000003/index.json")));
+    EXPECT_EQ(index.at("mesh").at("tp"), 2);
+    std::set<int> ranks;
+    for (const auto& f : index.at("files")) ranks.insert(f.at("rank").get<int>());
+    EXPECT_EQ(ranks, (std::set<int>{0, 1}));
+    const auto shard = read_safetensors(path(c.name + "-n/checkpoints/step-00000003/model.rank-00001.safetensors"));
+    const auto whole = read_safetensors(path(c.name + "-n/final/model.safetensors"));
+    int64_t shard_elems = 0, whole_elems = 0;
+    for (const auto& [k, t] : shard) shard_elems += t.numel();
+    for (const auto& [k, t] : whole) whole_elems += t.numel();
+    EXPECT_LT(shard_elems, whole_elems) << "a rank's checkpoint holds its shards, not the whole model";
+  }
+}
+
+// A tensor-parallel run killed (kill -9, every rank at its third step) resumes from the per-rank checkpoint
+// files and ends byte-identical to an uninterrupted run; a resume on another mesh is refused by name.
+TEST_F(Train, TensorParallelRunResumesByteIdentical) {
+  const std::string m = shared("models/qwen2-tiny");
+  const std::string args = "train --model " + m + " --inputs " + m + "/train.safetensors --steps 4 --lr 1e-2 --warmup 1 --clip-norm 1.0" +
+                           " --dropout 0 --precision fp32 --quiet --checkpoint-every 2 --mesh tp=2 --timeout 60 --threads 1";
+  auto run = [&](const std::string& out, const std::string& env, const std::string& more = "") {
+    return dist::run_local_world(2, env + "timeout 300 " + kFme + " " + args + more + " --out " + out, path("rank"), false);
+  };
+  ASSERT_EQ(run(path("whole"), ""), 0) << read_file(path("rank0.err"));
+  EXPECT_NE(run(path("cut"), "FME_FAILPOINT=train.step@3 "), 0);
+  EXPECT_FALSE(fs::exists(path("cut/final")));
+  ASSERT_TRUE(fs::exists(path("cut/checkpoints/step-00000002/model.rank-00001.safetensors")));
+  ASSERT_EQ(run(path("cut"), "", " --resume"), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err"));
+  EXPECT_EQ(read_file(path("cut/final/model.safetensors")), read_file(path("whole/final/model.safetensors")));
+  EXPECT_EQ(metrics_lines(path("cut/metrics.jsonl")), metrics_lines(path("whole/metrics.jsonl")));
+
+  const Out r = fme("train --model " + m + " --inputs " + m + "/train.safetensors --steps 4 --lr 1e-2 --warmup 1 --clip-norm 1.0" +
+                    " --dropout 0 --precision fp32 --quiet --checkpoint-every 2 --resume --out " + path("cut"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("mesh: checkpoint {\"dp\":1,\"tp\":2}, now {\"dp\":1,\"tp\":1}"), std::string::npos) << r.err;
 }
 
 // A rank that dies mid-run (kill -9 at its second step) is a one-line error on the other, within --timeout.

@@ -60,6 +60,7 @@ struct BertSelfAttentionImpl : torch::nn::Module {
     check_head_split(*query, join_path(p, "query"), nh, "attention", counts);
     check_head_split(*key, join_path(p, "key"), nh, "attention", counts);
     check_head_split(*value, join_path(p, "value"), nh, "attention", counts);
+    if (query->par.group) opts.dropout_stream = uint64_t(query->par.group->rank());  // its own heads' masks
   }
   // x [B,T,H] -> context [B,T,nh*hd] (nh = local heads: all, or H/hd/size when query/key/value are colwise)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask) {

@@ -46,9 +46,12 @@ struct DecoderAttentionImpl : torch::nn::Module {
     check_head_split(*k_proj, join_path(p, "k_proj"), nkv, "key/value", counts);
     check_head_split(*v_proj, join_path(p, "v_proj"), nkv, "key/value", counts);
     check_head_split(*o_proj, join_path(p, "o_proj"), nh, "query", counts);
+    if (q_proj->par.group) opts.dropout_stream = uint64_t(q_proj->par.group->rank());  // its own heads' masks
     if (c.qk_norm) {  // Qwen3: one RMSNorm of width hd, shared by every head
       q_norm = register_module("q_norm", RMSNorm(b, join_path(p, "q_norm"), hd, c.rms_norm_eps));
       k_norm = register_module("k_norm", RMSNorm(b, join_path(p, "k_norm"), hd, c.rms_norm_eps));
+      if (q_proj->par.split == Split::Colwise) q_norm->split_input_group = q_proj->par.group;  // on this process's heads
+      if (k_proj->par.split == Split::Colwise) k_norm->split_input_group = k_proj->par.group;
     }
   }
 

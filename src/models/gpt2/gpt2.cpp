@@ -36,6 +36,7 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     const std::string heads = std::to_string(nh) + " heads";
     check_head_split(*c_attn, join_path(p, "c_attn"), nh, "query/key/value", heads);
     check_head_split(*c_proj, join_path(p, "c_proj"), nh, "attention output", heads);
+    if (c_attn->par.group) opts.dropout_stream = uint64_t(c_attn->par.group->rank());  // its own heads' masks
     opts.causal = true;
     opts.dropout = c.attn_pdrop;
     resid_pdrop = c.resid_pdrop;

@@ -31,24 +31,44 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 std::vector<plans::Plan> load_plan_spec(const std::string& spec) { return plans::load_plans(spec); }
 
+namespace {
+const plans::ParamRow* row_of(const plans::PlanTable& table, const std::string& name) {
+  const auto dot = name.rfind('.');
+  const plans::ModuleRow* m = dot == std::string::npos ? nullptr : table.find(name.substr(0, dot));
+  return m ? m->param(name.substr(dot + 1)) : nullptr;
+}
+}  // namespace
+
+at::Tensor gather_whole(const plans::PlanTable& table, const std::string& name, const at::Tensor& local, dist::Dist* dist) {
+  const plans::ParamRow* row = row_of(table, name);
+  at::Tensor full = local.detach();
+  if (!row || !dist) return full;
+  for (size_t d = 0; d < row->spec.dims.size(); ++d)
+    if (row->spec.dims[d]) {
+      const auto dim = static_cast<int64_t>(d);
+      const int64_t n = dist->size(*row->spec.dims[d]);
+      full = dist->all_gather(full.contiguous(), dim, *row->spec.dims[d]);
+      // Fused parts: the gather is [rank][part][run]; the whole tensor is [part][rank][run].
+      if (row->parts > 1 && n > 1)
+        full = full.unflatten(dim, {n, row->parts, full.size(dim) / (n * row->parts)}).transpose(dim, dim + 1).flatten(dim, dim + 2);
+    }
+  return full;
+}
+
+int64_t holders(const plans::PlanTable& table, const std::string& name, int64_t world) {
+  const plans::ParamRow* row = row_of(table, name);
+  int64_t n = world;
+  if (row)
+    for (const auto& axis : row->spec.dims)
+      if (axis) n /= table.mesh.size(*axis);
+  return n;
+}
+
 void save_gathered(Prepared& p, const std::string& dir) {
   const bool lead = !p.dist || p.dist->rank() == 0;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (auto& [name, t] : p.model->named_parameters()) {
-    at::Tensor full = t.detach();
-    const auto dot = name.rfind('.');
-    const plans::ModuleRow* m = p.table.find(name.substr(0, dot));
-    const plans::ParamRow* row = m ? m->param(name.substr(dot + 1)) : nullptr;
-    if (row && p.dist)
-      for (size_t d = 0; d < row->spec.dims.size(); ++d)
-        if (row->spec.dims[d]) {
-          const auto dim = static_cast<int64_t>(d);
-          const int64_t n = p.dist->size(*row->spec.dims[d]);
-          full = p.dist->all_gather(full.contiguous(), dim, *row->spec.dims[d]);
-          // Fused parts: the gather is [rank][part][run]; the whole tensor is [part][rank][run].
-          if (row->parts > 1 && n > 1)
-            full = full.unflatten(dim, {n, row->parts, full.size(dim) / (n * row->parts)}).transpose(dim, dim + 1).flatten(dim, dim + 2);
-        }
+    at::Tensor full = gather_whole(p.table, name, t, p.dist.get());
     if (lead) tensors.emplace_back(name, full);
   }
   if (!lead) return;
@@ -186,7 +206,9 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     item.value().set_requires_grad(trainable);
     out.local_params += item.value().numel();
     out.local_param_bytes += item.value().numel() * item.value().element_size();
-    params.push_back({item.key(), item.value(), trainable, row ? row->spec.replicated() : true});
+    OptParam op{item.key(), item.value(), trainable, row ? row->spec.replicated() : true};
+    if (!op.replicated_over_mesh) op.shard_copies = holders(out.table, item.key(), world);
+    params.push_back(std::move(op));
   }
   out.ms.init = ms_since(t0);
 

@@ -66,6 +66,15 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
 // would hold it. Collective: every rank must call it.
 void save_gathered(Prepared& p, const std::string& dir);
 
+// The whole tensor of parameter `name` (a module parameter name) from this process's part `local` of it
+// (the parameter, or its gradient): gathered along each sharded dim over that dim's mesh axis. Collective
+// over those axes: every process of them must call it. `local` itself (detached) when it is whole.
+at::Tensor gather_whole(const plans::PlanTable& table, const std::string& name, const at::Tensor& local, dist::Dist* dist);
+
+// How many of the `world` processes hold the same local tensor of parameter `name`: all for a whole one;
+// for a sharded one, those along the mesh axes it is not split over (dp=2,tp=2 and a tp shard: 2).
+int64_t holders(const plans::PlanTable& table, const std::string& name, int64_t world);
+
 // The plans of `spec`: a file path or builtin:NAME.
 std::vector<plans::Plan> load_plan_spec(const std::string& spec);
 

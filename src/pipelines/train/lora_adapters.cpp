@@ -42,7 +42,8 @@ std::string last_name(const std::string& path) { return path.substr(path.rfind('
 
 int64_t count_lora_modules(Model& model) { return static_cast<int64_t>(adapted(model).size()); }
 
-void write_peft_adapters(Model& model, const std::string& dir, const std::string& base_model) {
+void write_peft_adapters(Model& model, const std::string& dir, const std::string& base_model,
+                         const std::map<std::string, at::Tensor>* whole) {
   const std::vector<Adapted> mods = adapted(model);
   if (mods.empty()) throw ConfigError("--save-adapters: the model has no LoRA adapters (add a lora(r=, alpha=) rule with --plan)");
   // The most common (r, alpha) is the config's; the others go to PEFT's per-module patterns.
@@ -58,8 +59,10 @@ void write_peft_adapters(Model& model, const std::string& dir, const std::string
     if (m.lin->par.lora_r != common.first) rank_pattern[m.hf_path] = m.lin->par.lora_r;
     if (m.lin->par.lora_alpha != common.second) alpha_pattern[m.hf_path] = m.lin->par.lora_alpha;
     fan_in_fan_out = fan_in_fan_out || m.lin->in_out;
-    tensors.emplace_back("base_model.model." + m.hf_path + ".lora_A.weight", m.lin->lora_A.detach().to(at::kFloat));
-    tensors.emplace_back("base_model.model." + m.hf_path + ".lora_B.weight", m.lin->lora_B.detach().to(at::kFloat));
+    const at::Tensor& a = whole ? whole->at(m.path + ".lora_A") : m.lin->lora_A;
+    const at::Tensor& b = whole ? whole->at(m.path + ".lora_B") : m.lin->lora_B;
+    tensors.emplace_back("base_model.model." + m.hf_path + ".lora_A.weight", a.detach().to(at::kFloat));
+    tensors.emplace_back("base_model.model." + m.hf_path + ".lora_B.weight", b.detach().to(at::kFloat));
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -84,13 +87,20 @@ void write_peft_adapters(Model& model, const std::string& dir, const std::string
   write_file_atomic((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
 }
 
-void merge_lora_into_weights(Model& model) {
+void merge_lora_into_weights(Model& model, std::map<std::string, at::Tensor>* whole) {
   at::NoGradGuard no_grad;
   for (const auto& m : adapted(model)) {
     LinearImpl& lin = *m.lin;
+    const at::Tensor A = whole ? whole->at(m.path + ".lora_A") : lin.lora_A;
+    const at::Tensor B = whole ? whole->at(m.path + ".lora_B") : lin.lora_B;
     // delta (out, in) = B (out, r) A (r, in) * alpha / r, in fp32, added to W in its own dtype.
-    const at::Tensor delta = at::matmul(lin.lora_B.to(at::kFloat), lin.lora_A.to(at::kFloat)) *
-                             (lin.par.lora_alpha / static_cast<double>(lin.par.lora_r));
+    const at::Tensor delta = at::matmul(B.to(at::kFloat), A.to(at::kFloat)) * (lin.par.lora_alpha / static_cast<double>(lin.par.lora_r));
+    if (whole) {
+      at::Tensor& W = whole->at(m.path + ".weight");
+      W = (W.to(at::kFloat) + (lin.in_out ? delta.t() : delta)).to(W.scalar_type());
+      whole->at(m.path + ".lora_B") = at::zeros_like(B);
+      continue;
+    }
     lin.weight.copy_(lin.weight.to(at::kFloat) + (lin.in_out ? delta.t() : delta));
     lin.lora_B.zero_();
   }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include "dist/process_group.h"
@@ -160,17 +161,24 @@ int32_t document_separator(const Model& model, const Tokenizer* tok, Objective o
   return -1;
 }
 
-// Sums `values` over all ranks (as they are on one process).
-std::vector<double> sum_over_ranks(dist::Dist* d, std::vector<double> values) {
-  if (!d || d->world() == 1) return values;
+// Sums `values` over the data-parallel replicas (a tensor-parallel group computes them once, together).
+std::vector<double> sum_over_replicas(dist::Dist* d, std::vector<double> values) {
+  if (!d || d->size("dp") == 1) return values;
   at::Tensor t = at::tensor(values, at::kDouble);
-  d->all_reduce_sum(t);
+  d->all_reduce_sum(t, "dp");
   for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
   return values;
 }
 
-// Data parallel: every defined gradient summed over the ranks, in fp32 buckets of ~64 MB (few collectives, and
-// bf16 gradients summed in fp32 before they are rounded back). Every rank holds the same defined gradients.
+double sum_over_world(dist::Dist& d, double x) {
+  at::Tensor t = at::full({1}, x, at::kDouble);
+  d.all_reduce_sum(t);
+  return t.item<double>();
+}
+
+// Data parallel: every defined gradient summed over the dp replicas, in fp32 buckets of ~64 MB (few
+// collectives, and bf16 gradients summed in fp32 before they are rounded back). The replicas hold the same
+// defined gradients (of the same shards, under tensor parallelism).
 void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
   constexpr int64_t kBucket = int64_t(16) << 20;  // elements
   std::vector<at::Tensor> bucket;
@@ -180,7 +188,7 @@ void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
     std::vector<at::Tensor> flat;
     for (const at::Tensor& g : bucket) flat.push_back(g.reshape({-1}).to(at::kFloat));
     at::Tensor all = at::cat(flat);
-    d.all_reduce_sum(all);
+    d.all_reduce_sum(all, "dp");
     int64_t at = 0;
     for (const at::Tensor& g : bucket) {
       g.copy_(all.narrow(0, at, g.numel()).view(g.sizes()));
@@ -203,7 +211,7 @@ void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
 // right), with the masks of step -1: the same draws at every evaluation. `rows`: the eval set's, read once.
 Json evaluate(Model& model, const std::vector<PackedRow>& rows, int64_t micro, Objective objective, const MlmMasking* mlm,
               uint64_t seed, bool token_types, dist::Dist* d) {
-  const int rank = d ? d->rank() : 0, world = d ? d->world() : 1;  // micro-batch k is rank k % world's
+  const int rank = d ? d->rank("dp") : 0, world = d ? d->size("dp") : 1;  // micro-batch k is replica k % world's
   at::NoGradGuard no_grad;
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
@@ -222,7 +230,7 @@ Json evaluate(Model& model, const std::vector<PackedRow>& rows, int64_t micro, O
       correct += logits.argmax(-1).eq(b.labels).logical_and(counted).sum().item<int64_t>();
     }
   }
-  const auto all = sum_over_ranks(d, {loss_sum, double(count), double(correct)});
+  const auto all = sum_over_replicas(d, {loss_sum, double(count), double(correct)});
   loss_sum = all[0], count = static_cast<int64_t>(all[1]), correct = static_cast<int64_t>(all[2]);
   if (count == 0) throw FormatError("--eval-dataset: no position to evaluate (no token, or none masked)");
   const double loss = loss_sum / static_cast<double>(count);
@@ -257,10 +265,13 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   const double t_start = now();
   const int rank = dist ? dist->rank() : 0, world = dist ? dist->world() : 1;
   const bool lead = rank == 0;  // writes everything the run leaves
-  if (dist && dist->size("tp") > 1)
-    throw UnsupportedError("fme train: tensor-parallel training is not implemented yet; give --mesh dp=" + std::to_string(world));
-  if (world > 1 && dist->size("dp") != world)
-    throw ConfigError("fme train: " + std::to_string(world) + " processes need --mesh dp=" + std::to_string(world));
+  // The mesh: dp replicas, each a tp group holding one copy of the model in shards. The data is cut over the
+  // replicas; a tp group reads the same rows, computes one loss, and each member its shards' gradients.
+  const int dp = dist ? dist->size("dp") : 1, tp = dist ? dist->size("tp") : 1;
+  const int replica = dist ? dist->rank("dp") : 0;
+  if (dp * tp != world)
+    throw ConfigError("fme train: --mesh " + o.mesh + ": training runs over a dp and a tp axis (dp=N, tp=N or dp=N,tp=M), "
+                      "whose sizes must multiply to the " + std::to_string(world) + " processes");
   if (o.inputs.empty() == o.dataset.empty())
     throw ConfigError("fme train: give one of --inputs FILE.safetensors (a fixed batch) or --dataset FILE.jsonl");
   if (o.steps < 0 || o.epochs < 0) throw ConfigError("--steps and --epochs must be positive");
@@ -328,13 +339,13 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   int64_t micro = 0, accum = 0, seq_len = 0;
   if (!o.inputs.empty()) {
     LabeledBatch batch = read_fixed_batch(o.inputs, model);
-    if (batch.rows() % world != 0)
-      throw ConfigError(o.inputs + ": " + std::to_string(batch.rows()) + " rows do not split over --mesh dp=" + std::to_string(world));
-    std::tie(micro, accum) = micro_batches(o, batch.rows() / world, o.inputs);
+    if (batch.rows() % dp != 0)
+      throw ConfigError(o.inputs + ": " + std::to_string(batch.rows()) + " rows do not split over --mesh dp=" + std::to_string(dp));
+    std::tie(micro, accum) = micro_batches(o, batch.rows() / dp, o.inputs);
     // A step's loss is the mean over all its counted positions however the batch is cut.
     const at::Tensor l = objective == Objective::Causal ? batch.labels.narrow(1, 1, batch.labels.size(1) - 1) : batch.labels;
     if (l.ne(-100).sum().item<int64_t>() == 0) throw ShapeError(o.inputs + ": tensor 'labels' has no position that counts (all -100)");
-    data.emplace(std::move(batch), micro, accum, rank, world);
+    data.emplace(std::move(batch), micro, accum, replica, dp);
   } else {
     if (!tokenizer && PackedRows::needs_tokenizer(o.dataset, o.format, o.text_field))
       throw ConfigError((o.model_dir.empty() ? o.model_preset : o.model_dir) + ": no tokenizer.json, needed to tokenize " + o.dataset);
@@ -366,9 +377,9 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
     auto rows = std::make_unique<PackedRows>(ro, tokenizer.get(), model.vocab_size());
     if (o.epochs > 0) {
       const int64_t per_epoch = rows_per_epoch(*rows);
-      steps = (o.epochs * per_epoch + world * micro * accum - 1) / (world * micro * accum);
+      steps = (o.epochs * per_epoch + dp * micro * accum - 1) / (dp * micro * accum);
     }
-    data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types, rank, world);
+    data.emplace(std::move(rows), micro, accum, objective, mlm, o.seed, token_types, replica, dp);
     if (!o.eval_dataset.empty() || o.eval_fraction > 0) {
       if (!o.eval_dataset.empty()) ro.path = o.eval_dataset, ro.holdout_fraction = 0;
       ro.holdout = o.eval_fraction > 0;
@@ -394,8 +405,15 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
 
   NamedTensors optimizer_state = prep.optimizer->named_state();
+  std::vector<int64_t> holders_of;  // per parameter: the processes holding the same local tensor
+  for (const auto& [name, t] : params) holders_of.push_back(holders(prep.table, name, world));
   Json settings = resume_settings(o, objective_name(objective), precision_name, micro, accum, steps, seq_len);
-  settings["dp"] = world;
+  settings["mesh"] = Json{{"dp", dp}, {"tp", tp}};
+  const Json mesh_record{{"world_size", world}, {"dp", dp}, {"tp", tp}};
+  // Checkpoint files: the replica of dp coordinate 0 writes them, one pair per tp rank; its dp peers read
+  // those of their tp rank.
+  const std::vector<int> writers = dist ? dist->mesh().group_ranks(0, "tp") : std::vector<int>{0};
+  const int checkpoint_source = dist ? dist->group_ranks("dp").front() : 0;
 
   TrainSummary sum;
   sum.objective = objective_name(objective);
@@ -412,7 +430,7 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       check_settings(*ckpt, settings);
       if (ckpt->step > steps)
         throw ConfigError(ckpt->dir + ": the run is at step " + std::to_string(ckpt->step) + ", past its " + std::to_string(steps) + " steps");
-      restore_train_checkpoint(*ckpt, params, optimizer_state);
+      restore_train_checkpoint(*ckpt, checkpoint_source, params, optimizer_state);
       prep.optimizer->set_step_count(ckpt->step);
       first_step = ckpt->step;
       keep_bytes = ckpt->metrics_bytes;
@@ -472,36 +490,39 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
         step_tokens += l.ne(-100).sum().item<int64_t>();
         step_inputs += mb.batch.attention_mask.sum().item<int64_t>();  // real tokens through the model
       }
-      if (world > 1) {  // the whole step's counts, over every rank
-        const auto all = sum_over_ranks(dist.get(), {double(step_tokens), double(step_inputs)});
+      if (dp > 1) {  // the whole step's counts, over every replica
+        const auto all = sum_over_replicas(dist.get(), {double(step_tokens), double(step_inputs)});
         step_tokens = static_cast<int64_t>(all[0]), step_inputs = static_cast<int64_t>(all[1]);
       }
       const double t_data = now();
       for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
       double loss_sum = 0;
       for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
-        // Masks drawn from (seed, step, rank, micro-batch): a step is reproducible on its own.
+        // Masks drawn from (seed, step, replica, micro-batch): a step is reproducible on its own, and a tp
+        // group draws the same masks for what its members hold whole.
         std::optional<DropoutScope> scope;
-        if (use_dropout) scope.emplace(o.seed, step, rank, static_cast<int64_t>(m));
+        if (use_dropout) scope.emplace(o.seed, step, replica, static_cast<int64_t>(m));
         const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
         const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
         loss_sum += ls.sum.item<double>();
         (ls.sum / static_cast<double>(step_tokens)).backward();
       }
       const double t1 = now();
-      if (world > 1) {
+      if (dp > 1) {
         all_reduce_gradients(*dist, params);
-        loss_sum = sum_over_ranks(dist.get(), {loss_sum})[0];
+        loss_sum = sum_over_replicas(dist.get(), {loss_sum})[0];
       }
       const double t_comm = now();
       std::vector<at::Tensor> grads;
       double sq = 0;
-      for (auto& [name, t] : params) {
-        grads.push_back(t.grad());
-        if (!t.grad().defined()) continue;
-        const double n = t.grad().norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
-        sq += n * n;
+      for (size_t i = 0; i < params.size(); ++i) {
+        const at::Tensor& g = params[i].second.grad();
+        grads.push_back(g);
+        if (!g.defined()) continue;
+        const double n = g.norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
+        sq += n * n / static_cast<double>(holders_of[i]);  // each distinct shard counted once over the world
       }
+      if (world > 1) sq = sum_over_world(*dist, sq);  // every rank: the same norm, the same verdict below
       // A step with nothing to predict (an MLM draw that chose no token) changes nothing; its loss reads 0.
       const double loss = step_tokens > 0 ? loss_sum / static_cast<double>(step_tokens) : 0.0;
       // Before the update: a non-finite loss or gradient must not reach the weights (or a checkpoint).
@@ -509,11 +530,11 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
         throw Error("fme train: step " + std::to_string(step + 1) + ": the " + (std::isfinite(loss) ? "gradient norm" : "loss") +
                     " is " + std::to_string(std::isfinite(loss) ? std::sqrt(sq) : loss) +
                     "; the weights were not updated, and the last checkpoint is intact");
-      if (step == 0 && !o.dump_grads.empty() && lead) {
+      if (step == 0 && !o.dump_grads.empty()) {  // whole gradients: gathered from the tp shards (a collective)
         std::vector<std::pair<std::string, at::Tensor>> named;
         for (auto& [name, t] : params)
-          if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), t.grad());
-        write_safetensors(o.dump_grads, named, {{"format", "pt"}});
+          if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), gather_whole(prep.table, name, t.grad(), dist.get()));
+        if (lead) write_safetensors(o.dump_grads, named, {{"format", "pt"}});
       }
       {
         at::NoGradGuard no_grad;
@@ -544,10 +565,13 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       checkpoint_seconds = 0;
       if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) {
         const double tc = now();
-        // Data parallel: the replicas are identical, so the lead's files are the checkpoint.
+        if (lead) begin_train_checkpoint(o.out, step + 1);
+        if (dist) dist->barrier();
+        if (replica == 0) write_checkpoint_files(o.out, step + 1, rank, params, optimizer_state);
+        if (dist) dist->barrier();
         if (lead)
-          save_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(),
-                                params, optimizer_state, o.keep_last);
+          commit_train_checkpoint(o.out, step + 1, static_cast<uint64_t>(fs::file_size(metrics_path)), settings, data->position(),
+                                  mesh_record, writers, o.keep_last);
         if (dist) dist->barrier();
         checkpoint_seconds = now() - tc;
       }
@@ -563,21 +587,29 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       else progress.finish(ps);
     }
   } catch (const dist::DistError& e) {
-    // A data-parallel peer died or stopped answering: say where, for a run that --resume can continue.
-    throw dist::DistError("step " + std::to_string(at_step) + ": a data-parallel peer of " + std::to_string(world) +
+    // A peer died or stopped answering: say where, for a run that --resume can continue.
+    throw dist::DistError("step " + std::to_string(at_step) + ": a " + (tp > 1 ? "peer" : "data-parallel peer") + " of " + std::to_string(world) +
                           " failed or stopped answering (" + e.what() + "); --resume continues from the last checkpoint");
   }
 
+  // Tensor parallel: every parameter gathered whole (a collective over each tp group) for the lead to write.
+  std::map<std::string, at::Tensor> whole_params;
+  if (tp > 1)
+    for (const auto& [name, t] : params) {
+      at::Tensor w = gather_whole(prep.table, name, t, dist.get());
+      if (lead) whole_params.emplace(name, std::move(w));
+    }
+  std::map<std::string, at::Tensor>* whole = tp > 1 ? &whole_params : nullptr;
   sum.seconds = now() - t_start;
   if (!lead) return sum;
   // final/: written beside, then renamed into place, so a final/ directory is always complete.
   const fs::path final_dir = fs::path(o.out) / "final", tmp_dir = fs::path(o.out) / "final.tmp";
   fs::remove_all(tmp_dir);
   const std::string base = o.model_dir.empty() ? o.model_preset : fs::absolute(o.model_dir).lexically_normal().string();
-  if (!o.save_adapters.empty()) write_peft_adapters(model, o.save_adapters, base);
-  if (o.merge_adapters) merge_lora_into_weights(model);
-  write_model_dir(model, tmp_dir.string(), at::kFloat, o.model_dir.empty() ? find_preset(o.model_preset).tokenizer : "");
-  if (lora && !o.merge_adapters) write_peft_adapters(model, tmp_dir.string(), base);  // the training's result
+  if (!o.save_adapters.empty()) write_peft_adapters(model, o.save_adapters, base, whole);
+  if (o.merge_adapters) merge_lora_into_weights(model, whole);
+  write_model_dir(model, tmp_dir.string(), at::kFloat, o.model_dir.empty() ? find_preset(o.model_preset).tokenizer : "", whole);
+  if (lora && !o.merge_adapters) write_peft_adapters(model, tmp_dir.string(), base, whole);  // the training's result
   if (!o.model_dir.empty())
     for (const char* f : kModelSideFiles)
       if (fs::exists(fs::path(o.model_dir) / f)) fs::copy_file(fs::path(o.model_dir) / f, tmp_dir / f);

@@ -53,8 +53,14 @@ void remove_checkpoint(const fs::path& dir) {
   fs::remove_all(dir, ec);
 }
 
-Json file_entry(const fs::path& path, const std::string& kind) {
-  return Json{{"file", path.filename().string()}, {"kind", kind}, {"rank", 0},
+std::string rank_file(const char* kind, int rank) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%s.rank-%05d.safetensors", kind, rank);
+  return b;
+}
+
+Json file_entry(const fs::path& path, const std::string& kind, int rank) {
+  return Json{{"file", path.filename().string()}, {"kind", kind}, {"rank", rank},
               {"bytes", static_cast<uint64_t>(fs::file_size(path))}, {"sha256", sha256_file(path.string())}};
 }
 
@@ -101,29 +107,43 @@ void copy_into(const std::string& file, const std::map<std::string, at::Tensor>&
 
 }  // namespace
 
-void save_train_checkpoint(const std::string& run_dir, int64_t step, uint64_t metrics_bytes, const Json& settings,
-                           const Json& data_position, const NamedTensors& params, const NamedTensors& optimizer_state,
-                           int64_t keep_last) {
+void begin_train_checkpoint(const std::string& run_dir, int64_t step) {
   const fs::path dir = checkpoints_dir(run_dir) / step_name(step);
   remove_checkpoint(dir);  // what an interrupted write of this step left
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw IoError(dir.string() + ": cannot create directory: " + ec.message());
+}
 
-  const fs::path model = dir / "model.rank-00000.safetensors", optim = dir / "optimizer.rank-00000.safetensors";
-  write_safetensors(model.string(), params, {{"format", "pt"}});
+void write_checkpoint_files(const std::string& run_dir, int64_t step, int rank, const NamedTensors& params,
+                            const NamedTensors& optimizer_state) {
+  const fs::path dir = checkpoints_dir(run_dir) / step_name(step);
+  write_safetensors((dir / rank_file("model", rank)).string(), params, {{"format", "pt"}});
   failpoint("train.checkpoint.model_written");
-  write_safetensors(optim.string(), optimizer_state, {{"format", "pt"}});
+  write_safetensors((dir / rank_file("optimizer", rank)).string(), optimizer_state, {{"format", "pt"}});
+}
+
+void commit_train_checkpoint(const std::string& run_dir, int64_t step, uint64_t metrics_bytes, const Json& settings,
+                             const Json& data_position, const Json& mesh, const std::vector<int>& writer_ranks,
+                             int64_t keep_last) {
   failpoint("train.checkpoint.files_written");
+  const fs::path dir = checkpoints_dir(run_dir) / step_name(step);
+  Json files = Json::array();
+  for (int r : writer_ranks)
+    for (const char* kind : {"model", "optimizer"}) {
+      const fs::path f = dir / rank_file(kind, r);
+      if (!fs::exists(f)) throw IoError(f.string() + ": rank " + std::to_string(r) + "'s checkpoint file is missing after it wrote it");
+      files.push_back(file_entry(f, kind, r));
+    }
   Json index{{"format", kFormat},
              {"version", kVersion},
              {"step", step},
              {"metrics_bytes", metrics_bytes},
-             {"mesh", {{"world_size", 1}, {"dp", 1}, {"tp", 1}}},
+             {"mesh", mesh},
              {"data", data_position},
              {"rng", {{"kind", "counter"}, {"seed", settings.value("seed", Json())}}},
              {"settings", settings},
-             {"files", Json::array({file_entry(model, "model"), file_entry(optim, "optimizer")})}};
+             {"files", files}};
   write_file_atomic((dir / "index.json").string(), index.dump(1) + "\n");
   failpoint("train.checkpoint.committed");
 
@@ -171,14 +191,21 @@ void check_settings(const TrainCheckpoint& ckpt, const Json& settings) {
                       "); resume with the run's settings, or train into a new --out");
 }
 
-void restore_train_checkpoint(const TrainCheckpoint& ckpt, const NamedTensors& params, const NamedTensors& optimizer_state) {
+void restore_train_checkpoint(const TrainCheckpoint& ckpt, int source_rank, const NamedTensors& params,
+                              const NamedTensors& optimizer_state) {
+  int found = 0;
   for (const auto& f : ckpt.index.at("files")) {
+    if (f.value("rank", 0) != source_rank) continue;
     const std::string path = (fs::path(ckpt.dir) / f.at("file").get<std::string>()).string();
     const std::string kind = f.at("kind").get<std::string>();
     if (kind == "model") copy_into(path, read_safetensors(path), params);
     else if (kind == "optimizer") copy_into(path, read_safetensors(path), optimizer_state);
     else throw FormatError(ckpt.dir + "/index.json: file kind '" + kind + "', expected model or optimizer");
+    ++found;
   }
+  if (found != 2)
+    throw FormatError(ckpt.dir + "/index.json: " + std::to_string(found) + " files of rank " + std::to_string(source_rank) +
+                      ", expected its model and optimizer files");
 }
 
 }  // namespace fme
