@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,12 +70,118 @@ void write_inputs(const std::string& path, int64_t batch, int64_t seq, int64_t v
   write_safetensors(path, {{"input_ids", ids}, {"attention_mask", at::ones_like(ids)}, {"labels", labels}});
 }
 
+// Runs `fme train` (this executable) as a child with `args`; its peak RSS in bytes, or -1 when it failed.
+int64_t child_peak_rss(const std::vector<std::string>& args, std::string* error) {
+  std::vector<char*> argv;
+  static char self[] = "/proc/self/exe";
+  argv.push_back(self);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);  // its summary line is not this report's
+    if (null >= 0) dup2(null, STDOUT_FILENO);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  if (wait4(pid, &status, 0, &ru) != pid) return -1;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (error) *error = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) + " (out of memory?)"
+                                            : "exit status " + std::to_string(WEXITSTATUS(status));
+    return -1;
+  }
+  return int64_t(ru.ru_maxrss) * 1024;
+}
+
+int64_t mem_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    int64_t kb = 0;
+    in >> kb;
+    if (key == "MemAvailable:") return kb * 1024;
+    in.ignore(1 << 10, '\n');
+  }
+  return 0;
+}
+
+// The memory-fit report: one JSON line per seed-table BERT preset, then the verdict.
+int run_fit(const BenchTrainOptions& o, const fs::path& work, int threads) {
+  const int64_t budget = int64_t(o.fit_gib * double(int64_t(1) << 30));
+  const std::vector<std::string> table = {"bert-4l-768h", "bert-12l-1024h", "bert-24l-2048h", "bert-36l-2048h", "bert-48l-2048h",
+                                          "bert-60l-2048h"};
+  const int64_t batch = o.batch > 0 ? o.batch : 8, seq = o.seq > 0 ? o.seq : 128;
+  auto params_of = [](const std::string& name) {
+    auto model = create_model(find_preset(name).config, at::TensorOptions().device(at::kMeta));
+    int64_t n = 0;
+    for (auto& [k, p] : model->named_parameters()) n += p.numel();
+    return n;
+  };
+  fs::create_directories(work);
+  const std::string inputs = (work / "inputs.safetensors").string();
+  write_inputs(inputs, batch, seq, create_model(find_preset("bert-4l-768h").config, at::TensorOptions().device(at::kMeta))->vocab_size(), true);
+  auto step = [&](const std::string& name, std::string* error) {
+    const std::string out = (work / ("fit-" + name)).string();
+    fs::remove_all(out);
+    const int64_t rss = child_peak_rss({"train", "--model-preset", name, "--inputs", inputs, "--steps", "1", "--optimizer", "adamw",
+                                        "--dropout", "0", "--quiet", "--threads", std::to_string(threads), "--out", out},
+                                       error);
+    fs::remove_all(out);
+    return rss;
+  };
+  // The measured step: its peak over its parameters, the fixed part (the runtime, the batch's activations)
+  // taken from bert-4l-768h's step so that bytes per parameter is the slope between the two.
+  std::string error;
+  const std::string small = "bert-4l-768h", ref = "bert-12l-1024h";
+  const int64_t rss_small = step(small, &error), rss_ref = step(ref, &error);
+  if (rss_small < 0 || rss_ref < 0) throw Error("fme bench train --fit: the measured step failed: " + error);
+  const double per_param = double(rss_ref - rss_small) / double(params_of(ref) - params_of(small));
+  const double fixed = double(rss_small) - per_param * double(params_of(small));
+  std::string largest;
+  for (const auto& name : table) {
+    const int64_t n = params_of(name);
+    const double predicted = fixed + per_param * double(n);
+    if (predicted <= double(budget)) largest = name;
+    std::cout << Json{{"bench", "train-fit"}, {"preset", name}, {"params", n}, {"predicted_peak_bytes", int64_t(predicted)},
+                      {"fits", predicted <= double(budget)}}.dump() << std::endl;
+  }
+  Json verdict{{"bench", "train-fit"},
+               {"budget_gib", o.fit_gib},
+               {"batch", batch},
+               {"seq", seq},
+               {"measured", {{small, rss_small}, {ref, rss_ref}}},
+               {"peak_bytes_per_param", per_param},
+               {"fixed_bytes", int64_t(fixed)},
+               {"largest_that_fits", largest.empty() ? Json() : Json(largest)}};
+  verdict.update(cpu_report());
+  if (!largest.empty() && largest != small && largest != ref) {
+    const double predicted = fixed + per_param * double(params_of(largest));
+    const int64_t avail = mem_available_bytes();
+    if (double(avail) > predicted * 1.05) {
+      const int64_t rss = step(largest, &error);
+      verdict["checked_peak_bytes"] = rss >= 0 ? Json(rss) : Json();
+      verdict["checked_fits"] = rss >= 0 && rss <= budget;
+      if (rss < 0) verdict["checked_error"] = error;
+    } else {
+      verdict["checked_peak_bytes"] = nullptr;
+      verdict["not_checked_because"] = "needs ~" + std::to_string(int64_t(predicted) >> 20) + " MiB, MemAvailable is " +
+                                       std::to_string(avail >> 20) + " MiB";
+    }
+  }
+  std::cout << verdict.dump() << std::endl;
+  fs::remove_all(work);
+  return 0;
+}
+
 }  // namespace
 
 int run_bench_train(const BenchTrainOptions& o) {
   const int threads = o.threads > 0 ? o.threads : at::get_num_threads();
   const fs::path work = o.work_dir.empty() ? fs::temp_directory_path() / ("fme-bench-train-" + std::to_string(getpid()))
                                            : fs::path(o.work_dir);
+  if (o.fit_gib > 0) return run_fit(o, work, threads);
   std::string peer = o.peer;
   if (peer.empty()) peer = (fs::path(FME_SHARED_TOOLS) / "torch_train.py").string();
   std::vector<std::string> presets = o.presets;

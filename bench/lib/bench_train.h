@@ -3,6 +3,9 @@
 // shapes, and (b) 6 x parameters x tokens FLOPs over the GEMM peak, both measured in the same run, in each
 // precision the CPU runs fast (fp32, and bf16-mixed against torch's bf16 autocast where bf16 is native).
 // Defaults: bert-4l-768h masked LM on 8 x 128 and Qwen2.5-0.5B shapes next-token on 1 x 512.
+// With fit_gib > 0: which of the seed table's BERT presets has an AdamW step (8 x 128, --precision auto) that
+// fits in that much memory, from the peak RSS per parameter of a measured step of bert-12l-1024h, then checked
+// by running the largest predicted fit (when the machine has the memory free).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,6 +21,7 @@ struct BenchTrainOptions {
   std::string peer;                  // empty: torch_train.py of the shared tools
   std::string work_dir;
   int threads = 0;
+  double fit_gib = 0;                // > 0: the memory-fit report above (and only it)
 };
 
 // One JSON line per (preset, precision); returns 0.

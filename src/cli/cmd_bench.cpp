@@ -34,6 +34,7 @@ void add_bench(CLI::App& app) {
   train->add_option("--precisions", tr->precisions, "comma list of fp32, bf16-mixed (default: fp32, and bf16-mixed where bf16 is native)");
   train->add_option("--peer", tr->peer, "PyTorch peer script (default: ../shared/tools/torch_train.py)");
   train->add_option("--work-dir", tr->work_dir, "scratch directory");
+  train->add_option("--fit", tr->fit_gib, "instead: the largest seed-table BERT whose AdamW step fits in this many GiB (measured, then checked by running it)");
   add_threads_option(train, &tr->threads);
   train->callback([tr] {
     apply_threads(tr->threads);
