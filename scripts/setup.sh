@@ -14,7 +14,8 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev        # CLI and JSON
   libutf8proc-dev libpcre2-dev           # Unicode (NFC, categories) and the pre-tokenizer regex
   libzstd-dev zstd                       # shard compression (library; CLI for the Python reader's tests)
-  libssl-dev                             # libcrypto: SHA-256 of shards (util/sha256)
+  libssl-dev                             # libcrypto: SHA-256 of shards (util/sha256), MD5 of S3 parts
+  libcurl4-openssl-dev libtinyxml2-dev   # S3 uploads: libcurl (its AWS SigV4 signing) and S3's XML answers
   libgtest-dev                           # tests
   python3 python3-numpy python3-torch    # the Python package (numpy; torch optional); PyTorch eager peers
   python3-jinja2                         # chat-template test: Jinja renders the models' own templates
@@ -58,5 +59,10 @@ peer="$(dirname "$0")/../bench/tokenizer/peer"
 if [ ! -d "$peer/node_modules" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules" ]; then
   npm ci --prefix "$peer" --no-audit --no-fund --loglevel=error ||
     echo "setup: warning: npm ci in $peer failed; bench_tokenizer will report no HF peer" >&2
+fi
+# The S3 server the storage tests start on loopback (s3rver, pinned by its package-lock.json): required.
+s3srv="$(dirname "$0")/../tests/storage/s3_server"
+if [ ! -d "$s3srv/node_modules" ] || [ "$s3srv/package-lock.json" -nt "$s3srv/node_modules" ]; then
+  npm ci --prefix "$s3srv" --no-audit --no-fund --loglevel=error
 fi
 echo "setup: packages installed; BLAS = $(readlink -f /usr/lib/${arch}/libblas.so.3)"

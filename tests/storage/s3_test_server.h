@@ -1,0 +1,100 @@
+// A real S3 server on loopback for tests: s3rver (Node.js, installed by scripts/setup.sh into
+// tests/storage/s3_server/node_modules), started in a fresh data directory with the buckets asked for and
+// stopped (SIGTERM, then SIGKILL) when the object goes. s3rver checks access key ids (a wrong one is S3's
+// 403 InvalidAccessKeyId) but not SigV4 signatures themselves: those are libcurl's.
+#pragma once
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fme::test {
+
+class S3TestServer {
+ public:
+  static constexpr const char* kAccessKey = "S3RVER";
+  static constexpr const char* kSecretKey = "S3RVER";
+
+  // A free loopback port (bound, then released for the server to take).
+  static int free_port() {
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || getsockname(s, reinterpret_cast<sockaddr*>(&a), &n) != 0)
+      throw std::runtime_error("no free loopback port");
+    const int port = ntohs(a.sin_port);
+    close(s);
+    return port;
+  }
+
+  explicit S3TestServer(const std::vector<std::string>& buckets, int port = 0, bool wait = true)
+      : port_(port > 0 ? port : free_port()) {
+    const std::string script = std::string(FME_SOURCE_DIR) + "/tests/storage/s3_server/node_modules/s3rver/bin/s3rver.js";
+    if (!std::filesystem::exists(script))
+      throw std::runtime_error(script + " is missing: run scripts/setup.sh (it installs the test S3 server with npm)");
+    dir_ = std::filesystem::temp_directory_path() / ("fme-s3-" + std::to_string(getpid()) + "-" + std::to_string(port_));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    std::vector<std::string> args = {"node", script, "-d", dir_.string(), "-a", "127.0.0.1", "-p", std::to_string(port_), "--silent"};
+    for (const auto& b : buckets) args.insert(args.end(), {"--configure-bucket", b});
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execvp("node", argv.data());
+      _exit(127);
+    }
+    if (wait) wait_ready();
+  }
+  ~S3TestServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      for (int i = 0; i < 50 && waitpid(pid_, nullptr, WNOHANG) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  S3TestServer(const S3TestServer&) = delete;
+  S3TestServer& operator=(const S3TestServer&) = delete;
+
+  // Until the port accepts connections (30 s at most).
+  void wait_ready() const {
+    for (int i = 0; i < 300; ++i) {
+      const int s = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port_));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      const bool up = connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      close(s);
+      if (up) return;
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) throw std::runtime_error("the test S3 server exited at start (is node installed?)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("the test S3 server did not listen within 30 s");
+  }
+
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+  std::filesystem::path dir_;
+};
+
+}  // namespace fme::test
