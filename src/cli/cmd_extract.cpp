@@ -11,7 +11,7 @@ void add_extract(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("extract", "Store activations at chosen hook points for every real token");
   cmd->add_option("--model", o->model_dir, "HF-format model directory (config.json, safetensors, tokenizer.json)")->required();
   cmd->add_option("--dataset", o->dataset, "ARC task directory, ARC JSONL, text JSONL or pre-tokenized JSONL")->required();
-  cmd->add_option("--out", o->out, "run directory (shards, manifest.json, samples.jsonl)")->required();
+  cmd->add_option("--out", o->out, "run directory (shards, manifest.json, samples.jsonl), or s3://bucket/prefix with --staging")->required();
   cmd->add_option("--format", o->format, "auto | arc-dir | arc-jsonl | arc-file | text-jsonl | tokens-jsonl");
   cmd->add_option("--text-field", o->text_field, "JSON field holding the text (text-jsonl)");
   cmd->add_option("--max-samples", o->max_samples, "stop after this many samples (after augmentation)");
@@ -47,6 +47,13 @@ void add_extract(CLI::App& app) {
   cmd->add_option("--shard-size", o->shard_size, "target shard size in bytes (default 1 GiB)");
   cmd->add_option("--compress", o->compress, "none | zstd");
   cmd->add_flag("--resume", o->resume, "continue the run in --out after a crash");
+  cmd->add_option("--upload", o->upload, "also put the run into object storage as it is written: s3://bucket/prefix (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; region AWS_REGION)");
+  cmd->add_option("--staging", o->staging, "with --out s3://bucket/prefix: the local directory the run is written in before its upload");
+  cmd->add_option("--s3-endpoint", o->s3_endpoint, "S3-compatible endpoint, http(s)://host[:port] (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3 of the region; Google Cloud Storage: https://storage.googleapis.com with HMAC keys)");
+  cmd->add_option("--part-size", o->part_size, "multipart upload part size in bytes (default 64 MiB; at least 5 MiB)");
+  cmd->add_option("--upload-parallel", o->upload_parallel, "parts uploaded at once (default 4)");
+  cmd->add_option("--max-staged", o->max_staged, "committed bytes not yet uploaded before compute waits for the uploads (default 8 GiB)");
+  cmd->add_flag("--delete-local", o->delete_local, "remove each shard's local file once its upload is verified");
   cmd->add_flag("--quiet", o->quiet, "no progress output");
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] {

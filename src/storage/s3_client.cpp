@@ -282,7 +282,8 @@ void S3Client::put(const std::string& bucket, const std::string& key, const std:
 
 void S3Client::put_file(const std::string& bucket, const std::string& key, const std::string& path, uint64_t part_size,
                         int parallel, const std::map<std::string, std::string>& meta,
-                        const std::function<void(uint64_t)>& on_bytes) {
+                        const std::function<void(uint64_t)>& on_bytes,
+                        const std::function<void(const std::string&)>& on_upload) {
   if (part_size < (5u << 20)) throw ConfigError("S3 part size " + std::to_string(part_size) + ": S3 needs at least 5 MiB per part");
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(path, ec);
@@ -306,6 +307,7 @@ void S3Client::put_file(const std::string& bucket, const std::string& key, const
     if (on_bytes) on_bytes(size);
   } else {
     const std::string upload_id = begin_upload(bucket, key, meta);
+    if (on_upload) on_upload(upload_id);
     const int64_t parts = static_cast<int64_t>((size + part_size - 1) / part_size);
     std::vector<std::string> etags(static_cast<size_t>(parts));
     std::atomic<int64_t> next{0};
@@ -352,10 +354,12 @@ void S3Client::put_file(const std::string& bucket, const std::string& key, const
     if (!error.empty()) {
       try {
         abort_upload(bucket, key, upload_id);
-      } catch (const S3Error&) {  // the first error is the one to report; the upload stays listed for a resume
+        if (on_upload) on_upload("");
+      } catch (const S3Error&) {  // the first error is the one to report; the journaled upload is aborted on resume
       }
       throw S3Error(error, error_status);
     }
+    if (on_upload) on_upload("");
   }
   const S3Object stored = head(bucket, key);
   if (!stored.exists || stored.size != size)

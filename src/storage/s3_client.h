@@ -67,9 +67,12 @@ class S3Client {
   // of part_size parts, `parallel` in flight (memory: parallel x part_size). Every part is sent with its
   // Content-MD5 and its returned ETag must be that MD5; the stored object's size must be the file's.
   // `on_bytes` (optional) hears of each part sent. S3Error on failure (a started multipart upload is aborted).
+  // `on_upload` (optional) hears a multipart upload's id once it starts and "" once it is completed or
+  // aborted: a caller journals it to abort the upload after a kill.
   void put_file(const std::string& bucket, const std::string& key, const std::string& path, uint64_t part_size,
                 int parallel, const std::map<std::string, std::string>& meta = {},
-                const std::function<void(uint64_t)>& on_bytes = {});
+                const std::function<void(uint64_t)>& on_bytes = {},
+                const std::function<void(const std::string&)>& on_upload = {});
   // Starts a multipart upload (what put_file does for large files); its upload id. A caller that may be killed
   // mid-upload journals the id, to abort it on resume (S3 keeps, and bills, the parts of an upload neither
   // completed nor aborted).

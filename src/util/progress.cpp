@@ -102,6 +102,7 @@ std::string format_progress_line(const std::string& label, const ProgressStats& 
     if (s.total_samples > 0) line += printf_string(" (%.1f%%)", 100.0 * fraction(s));
     line += ", " + std::to_string(s.tokens) + " tokens (" + rate + " tok/s)";
     line += ", " + (s.detail.empty() ? std::to_string(s.shards) + " shards, " + format_bytes(s.bytes) : s.detail);
+    if (s.uploaded_shards >= 0) line += ", " + std::to_string(s.uploaded_shards) + " uploaded, " + format_bytes(s.staged_bytes) + " staged";
     line += ", elapsed " + format_duration(elapsed_s);
     if (!eta.empty()) line += ", ETA " + eta;
     return line;
@@ -112,6 +113,7 @@ std::string format_progress_line(const std::string& label, const ProgressStats& 
   if (!eta.empty()) fields += "  ETA " + eta;
   if (final) fields += "  in " + format_duration(elapsed_s);
   fields += "  " + (s.detail.empty() ? std::to_string(s.shards) + " shards  " + format_bytes(s.bytes) : s.detail);
+  if (s.uploaded_shards >= 0) fields += "  " + std::to_string(s.uploaded_shards) + " up  " + format_bytes(s.staged_bytes) + " staged";
   std::string line = label + " ";
   const int usable = width - 1;  // never write the last column: some terminals wrap there
   if (s.total_samples >= 0) {

@@ -21,6 +21,8 @@ struct ProgressStats {
   int64_t bytes = 0;
   std::string unit = "samples";  // what `samples` counts ("steps" for training)
   std::string detail;            // when set, shown in place of shards and bytes (training: "loss 5.713")
+  int64_t uploaded_shards = -1;  // >= 0 when the shards also go to object storage: those uploaded,
+  int64_t staged_bytes = 0;      // and the committed bytes still waiting for their upload
   // Set by Progress from the updates of the last minute (callers leave them): the recent token rate, and the
   // ETA of the tokens left (estimated from the samples left at the tokens per sample so far). < 0: unknown,
   // then the averages since the start are shown.

@@ -19,6 +19,7 @@
 #include "pipelines/extract/batcher.h"
 #include "pipelines/extract/row_filter.h"
 #include "pipelines/extract/run_dir.h"
+#include "pipelines/extract/run_upload.h"
 #include "pipelines/extract/sample_source.h"
 #include "util/bounded_queue.h"
 #include "util/error.h"
@@ -161,6 +162,8 @@ std::string ExtractSummary::to_json() const {
          {"skipped", skipped},   {"excluded_tokens", excluded_tokens}, {"dtype", dtype},
          {"weights_dtype", weights_dtype},
          {"out_dtype", out_dtype}};
+  if (!upload_url.empty())
+    j["upload"] = Json{{"url", upload_url}, {"shards", uploaded_shards}, {"bytes", uploaded_bytes}, {"wait_seconds", upload_wait_seconds}};
   return j.dump();
 }
 
@@ -170,7 +173,20 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   // Dtypes: explicit options win; on --resume, defaults follow what the run recorded (so `auto` on another
   // machine does not mix dtypes in one dataset); otherwise auto resolves on this hardware, output is bf16.
   ExtractOptions r = o;  // with every dtype resolved to a concrete name
-  const Json recorded = o.resume ? recorded_run_settings(o.out) : Json::object();
+  const std::string out_dir = local_run_dir(o);
+  // Object storage: credentials, endpoint and bucket checked before the model loads (one request).
+  std::unique_ptr<RunUpload> upload;
+  if (!upload_url(o).empty()) {
+    UploadOptions u;
+    u.url = upload_url(o);
+    u.endpoint = o.s3_endpoint;
+    u.part_size = o.part_size;
+    u.parallel = o.upload_parallel;
+    u.max_staged = o.max_staged;
+    u.delete_local = o.delete_local;
+    upload = std::make_unique<RunUpload>(u, out_dir);
+  }
+  const Json recorded = o.resume ? recorded_run_settings(out_dir) : Json::object();
   DtypeChoice choice;
   if (o.dtype == "auto" && recorded.contains("dtype") && recorded["dtype"].is_string()) {
     choice = choose_compute_dtype(recorded["dtype"].get<std::string>(), cpu_features(), c10::kCPU, {}, "--dtype");
@@ -227,7 +243,13 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                         {"seed", o.seed}}},
             {"settings", settings},
             {"tokens", token_info(o.model_dir, tokenizer.get())}};
-  RunDir run(o.out, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume);
+  RunDirHooks hooks;
+  if (upload) {
+    upload->start(identity, o.resume, o.resume && fs::exists(fs::path(out_dir) / "manifest.json"));
+    hooks.committed = [&](const Json& m, const std::string& text) { upload->committed(m, text); };
+    hooks.stored_elsewhere = [&](const Json& shard) { return upload->stored(shard); };
+  }
+  RunDir run(out_dir, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume, hooks);
 
   ExtractSummary sum;
   sum.dtype = r.dtype;
@@ -244,7 +266,17 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     sum.skipped = t.skipped;
     sum.excluded_tokens = t.excluded_tokens;
   };
-  if (run.complete()) {  // --resume of a finished run: nothing left to do
+  auto fill_upload = [&] {
+    if (!upload) return;
+    const RunUpload::Stats u = upload->stats();
+    sum.upload_url = upload->url();
+    sum.uploaded_shards = u.shards;
+    sum.uploaded_bytes = u.bytes;
+    sum.upload_wait_seconds = u.wait_seconds;
+  };
+  if (run.complete()) {  // --resume of a finished run: nothing left to do (but what the upload lacks)
+    if (upload) upload->finish();
+    fill_upload();
     fill();
     sum.seconds = now() - t_start;
     return sum;
@@ -265,6 +297,11 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     p.tokens = done_tokens.load();
     p.shards = committed_shards.load();
     p.bytes = committed_bytes.load();
+    if (upload) {
+      const RunUpload::Stats u = upload->stats();
+      p.uploaded_shards = u.shards;
+      p.staged_bytes = u.staged_bytes;
+    }
     return p;
   };
   std::map<std::string, size_t> capture_slot;  // hook name -> its place in SampleResult::points
@@ -390,6 +427,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     if (auto e = to_write.error()) std::rethrow_exception(e);
     if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
     run.finish();
+    if (upload) upload->finish();  // the manifest last, once every shard is verified
   } catch (...) {
     error = std::current_exception();
     fail_all(error);
@@ -407,6 +445,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   fill();
   committed_shards.store(sum.shards);
   committed_bytes.store(sum.bytes);
+  fill_upload();
   sum.seconds = now() - t_start;
   progress.finish(progress_stats());
   if (o.on_progress) o.on_progress(progress_stats());

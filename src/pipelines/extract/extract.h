@@ -18,6 +18,9 @@ struct ExtractSummary {
   double pipeline_seconds = 0;  // from the first sample read to the last shard written
   double forward_seconds = 0;   // inside the forward pass
   std::string dtype, weights_dtype, out_dtype;  // as resolved (compute, weights, storage)
+  std::string upload_url;                       // s3://... when the run is mirrored there
+  int64_t uploaded_shards = 0, uploaded_bytes = 0;
+  double upload_wait_seconds = 0;               // commits held back by --max-staged
   std::string to_json() const;  // one line
 };
 

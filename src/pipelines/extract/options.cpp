@@ -1,5 +1,7 @@
 #include "pipelines/extract/options.h"
 
+#include "storage/s3_location.h"
+
 #include <algorithm>
 #include <set>
 
@@ -26,7 +28,23 @@ void check_extract_options(const ExtractOptions& o) {
   if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
   if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
   arc::check_chat_choice(o.chat);  // only ARC datasets use --chat; a wrong value is refused for any dataset
+  const bool out_s3 = storage::S3Location::is_s3_url(o.out);
+  if (out_s3 && o.staging.empty())
+    throw ConfigError("--out " + o.out + ": a run in object storage is written locally first: give --staging DIR");
+  if (!out_s3 && !o.staging.empty()) throw ConfigError("--staging is for --out s3://...; with a local --out, the run is written there");
+  if (out_s3 && !o.upload.empty()) throw ConfigError("--upload: --out is already s3://; give one of them");
+  if (out_s3) storage::S3Location::parse(o.out, "--out");
+  if (!o.upload.empty()) storage::S3Location::parse(o.upload, "--upload");
+  const bool uploading = out_s3 || !o.upload.empty();
+  if (!uploading && (o.delete_local || !o.s3_endpoint.empty()))
+    throw ConfigError(std::string(o.delete_local ? "--delete-local" : "--s3-endpoint") + " needs --upload s3://... or --out s3://...");
+  if (uploading && o.part_size < (uint64_t(5) << 20))
+    throw ConfigError("--part-size " + std::to_string(o.part_size) + ": S3 needs parts of at least 5 MiB (5242880 bytes)");
+  if (uploading && o.upload_parallel < 1) throw ConfigError("--upload-parallel must be at least 1");
 }
+
+std::string local_run_dir(const ExtractOptions& o) { return storage::S3Location::is_s3_url(o.out) ? o.staging : o.out; }
+std::string upload_url(const ExtractOptions& o) { return storage::S3Location::is_s3_url(o.out) ? o.out : o.upload; }
 
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers) {
   std::set<int64_t> out;

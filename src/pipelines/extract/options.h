@@ -42,6 +42,15 @@ struct ExtractOptions {
   uint64_t shard_size = 1ull << 30;
   std::string compress = "none";  // none | zstd
   bool resume = false;
+  // Object storage (not part of the output's identity): the run mirrored to s3://bucket/prefix as it is
+  // written (pipelines/extract/run_upload.h). --out s3://... with --staging DIR is --out DIR --upload s3://...
+  std::string upload;                        // s3://bucket/prefix
+  std::string staging;                       // the local directory when --out is s3://
+  std::string s3_endpoint;                   // empty: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / AWS S3
+  uint64_t part_size = uint64_t(64) << 20;   // multipart uploads above this
+  int upload_parallel = 4;                   // parts in flight
+  uint64_t max_staged = uint64_t(8) << 30;   // committed bytes not uploaded before compute waits
+  bool delete_local = false;                 // remove a shard's local file once its upload is verified
   // Run-time only (not part of the output's identity).
   int threads = 0;
   bool quiet = false;
@@ -53,6 +62,11 @@ struct ExtractOptions {
 // The checks of values that need no file: every front end (the CLI, the Python binding) gets them from here
 // through run_extract, which calls this first. ConfigError naming the option (as --flag) otherwise.
 void check_extract_options(const ExtractOptions& o);
+
+// Where the run's files are written (--out, or --staging when --out is s3://) and where they are mirrored
+// ("" when they stay local).
+std::string local_run_dir(const ExtractOptions& o);
+std::string upload_url(const ExtractOptions& o);
 
 // "10-23", "0,3,5-7", "all" -> sorted unique block indices < num_layers; ConfigError otherwise.
 std::vector<int64_t> parse_layers(const std::string& spec, int64_t num_layers);

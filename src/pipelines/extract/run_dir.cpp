@@ -27,8 +27,10 @@ std::string shard_name(int64_t n, bool zstd) {
   return buf;
 }
 
+}  // namespace
+
 // The keys of `a` and `b` (objects) whose values differ, as "key: old -> new".
-std::vector<std::string> differences(const Json& a, const Json& b, const std::string& prefix = "") {
+std::vector<std::string> differences(const Json& a, const Json& b, const std::string& prefix) {
   std::vector<std::string> out;
   if (a.is_object() && b.is_object()) {
     std::set<std::string> keys;
@@ -44,6 +46,8 @@ std::vector<std::string> differences(const Json& a, const Json& b, const std::st
   }
   return out;
 }
+
+namespace {
 
 // Appends `text` to `path` and fsyncs it.
 void append_durably(const std::string& path, const std::string& text) {
@@ -83,8 +87,8 @@ Json recorded_run_settings(const std::string& dir) {
 }
 
 RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
-               uint64_t shard_size, bool zstd, bool resume)
-    : dir_(std::move(dir)), identity_(std::move(identity)), info_(std::move(info)), points_(std::move(points)),
+               uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks)
+    : dir_(std::move(dir)), hooks_(std::move(hooks)), identity_(std::move(identity)), info_(std::move(info)), points_(std::move(points)),
       store_(store), shard_size_(shard_size), zstd_(zstd) {
   for (const auto& p : points_) {
     int64_t numel = 1;
@@ -170,6 +174,7 @@ void RunDir::recover() {
   if (size > samples_jsonl_bytes_) fs::resize_file(samples, samples_jsonl_bytes_);
   for (const auto& s : shards_) {
     const fs::path p = fs::path(dir_) / s.at("file").get<std::string>();
+    if (!fs::exists(p, ec) && hooks_.stored_elsewhere && hooks_.stored_elsewhere(s)) continue;  // uploaded, then removed
     if (!fs::exists(p, ec) || fs::file_size(p) != s.at("bytes").get<uint64_t>())
       throw FormatError(p.string() + ": missing or of the wrong size; manifest.json lists it");
   }
@@ -324,7 +329,9 @@ void RunDir::write_manifest() {
   m["next_sample"] = next_sample_;
   m["samples_jsonl_bytes"] = samples_jsonl_bytes_;
   m["complete"] = complete_;
-  write_file_atomic((fs::path(dir_) / "manifest.json").string(), m.dump(2) + "\n");
+  const std::string text = m.dump(2) + "\n";
+  write_file_atomic((fs::path(dir_) / "manifest.json").string(), text);
+  if (hooks_.committed) hooks_.committed(m, text);
 }
 
 }  // namespace fme

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,13 +48,25 @@ struct RunTotals {
 // when there is no readable manifest there: so --resume can keep what the first invocation resolved.
 Json recorded_run_settings(const std::string& dir);
 
+// "settings.dtype: \"fp32\" -> \"bf16\"" for every leaf where two JSON values differ (a run's identities).
+std::vector<std::string> differences(const Json& a, const Json& b, const std::string& prefix = "");
+
+// What a run directory tells, and asks, the code that copies it elsewhere (an upload to object storage).
+struct RunDirHooks {
+  // After every manifest write (the run's start included), with the manifest just written and its bytes.
+  std::function<void(const Json& manifest, const std::string& text)> committed;
+  // On --resume, for a listed shard missing locally (removed after its upload was verified): whether its copy
+  // elsewhere is whole. Without it (or when it says no), a missing shard is an error.
+  std::function<bool(const Json& shard)> stored_elsewhere;
+};
+
 class RunDir {
  public:
   // `identity` = {"model": .., "dataset": .., "settings": ..}: what must match for --resume.
   // `info` = other manifest fields (dtypes, prompt, ...); `points` = the hook points stored, each sample's
   // rows in `store` dtype. Fresh: `dir` must be absent or empty.
   RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
-         uint64_t shard_size, bool zstd, bool resume);
+         uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks = {});
 
   int64_t next_sample() const { return next_sample_; }  // first sample index not yet committed
   const RunTotals& totals() const { return totals_; }
@@ -70,6 +83,7 @@ class RunDir {
   void recover();
 
   std::string dir_;
+  RunDirHooks hooks_;
   Json identity_, info_;
   std::vector<HookPoint> points_;
   at::ScalarType store_;
