@@ -132,6 +132,21 @@ TEST(Progress, LogLineFormatAndInterval) {
             "extract: done, 1000/1000 samples (100.0%), 200000 tokens (5.0k tok/s), 8 shards, 6.0 MiB, elapsed 40s");
 }
 
+// A run mirrored to object storage also says how many shards are uploaded and how many bytes wait for it.
+TEST(Progress, UploadsShowUploadedShardsAndStagedBytes) {
+  Capture c;
+  FakeClock clock;
+  fme::Progress p("extract", false, sink_for(c, false, clock));
+  fme::ProgressStats s = stats(250, 1000, 50000, 5, 5 << 20);
+  s.uploaded_shards = 3;
+  s.staged_bytes = 2 << 20;
+  clock.advance(milliseconds(10000));
+  p.update(s);
+  EXPECT_EQ(lines_of(c.text()).at(0),
+            "extract: 250/1000 samples (25.0%), 50000 tokens (5.0k tok/s), 5 shards, 5.0 MiB, 3 uploaded, 2.0 MiB staged, "
+            "elapsed 10s, ETA 30s");
+}
+
 // The rate shown is over the last minute, not the average since a slow start; the ETA divides the tokens
 // left (samples left at the tokens per sample so far) by it. The "done" line keeps the average.
 TEST(Progress, RateAndEtaFollowTheLastMinute) {
