@@ -800,25 +800,31 @@ TEST_F(Train, TensorParallelRunResumesByteIdentical) {
   EXPECT_NE(r.err.find("mesh: checkpoint {\"dp\":1,\"tp\":2}, now {\"dp\":1,\"tp\":1}"), std::string::npos) << r.err;
 }
 
-// A rank that dies mid-run (kill -9 at its second step) is a one-line error on the other, within --timeout.
-TEST_F(Train, ADataParallelPeerThatDiesIsAClearErrorNotAHang) {
+// A rank that dies mid-run (kill -9 at its second step) is a one-line error on the other, within --timeout,
+// data parallel or tensor parallel (where the survivor waits inside a layer's collective, or in backward).
+TEST_F(Train, APeerThatDiesIsAClearErrorNotAHang) {
   const std::string qwen = shared("models/qwen2-tiny");
-  const std::string log = path("rank");
-  {  // rank 1 arms the failpoint (run_local_world quotes its command for bash -c: a script holds the logic)
-    std::ofstream script(path("rank1_dies.sh"));
-    script << "if [ \"$RANK\" = 1 ]; then export FME_FAILPOINT=train.step@2; fi\n"
-           << "exec timeout 120 " << kFme << " train --model " << qwen << " --inputs " << qwen << "/train.safetensors --steps 5"
-           << " --dropout 0 --quiet --mesh dp=2 --timeout 10 --threads 1 --out " << path("run") << "\n";
+  for (const std::string mesh : {"dp=2", "tp=2"}) {
+    SCOPED_TRACE(mesh);
+    const std::string log = path("rank-" + mesh);
+    {  // rank 1 arms the failpoint (run_local_world quotes its command for bash -c: a script holds the logic)
+      std::ofstream script(path("rank1_dies.sh"));
+      script << "if [ \"$RANK\" = 1 ]; then export FME_FAILPOINT=train.step@2; fi\n"
+             << "exec timeout 120 " << kFme << " train --model " << qwen << " --inputs " << qwen << "/train.safetensors --steps 5"
+             << " --dropout 0 --quiet --mesh " << mesh << " --timeout 10 --threads 1 --out " << path("run-" + mesh) << "\n";
+    }
+    const std::string cmd = "sh " + path("rank1_dies.sh");
+    const auto t0 = std::chrono::steady_clock::now();
+    const int code = dist::run_local_world(2, cmd, log, false);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_NE(code, 0);
+    const std::string err = read_file(log + "0.err");
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    const std::string who = mesh == "dp=2" ? "a data-parallel peer" : "a peer";
+    EXPECT_NE(err.find("fme train: error: step 2: " + who + " of 2 failed or stopped answering"), std::string::npos) << err;
+    EXPECT_NE(err.find("--resume continues from the last checkpoint"), std::string::npos) << err;
+    EXPECT_LT(seconds, 100) << "the survivor must give up after --timeout, not hang";
   }
-  const std::string cmd = "sh " + path("rank1_dies.sh");
-  const auto t0 = std::chrono::steady_clock::now();
-  const int code = dist::run_local_world(2, cmd, log, false);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(code, 0);
-  const std::string err = read_file(log + "0.err");
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
-  EXPECT_NE(err.find("fme train: error: step 2: a data-parallel peer of 2 failed or stopped answering"), std::string::npos) << err;
-  EXPECT_LT(seconds, 100) << "the survivor must give up after --timeout, not hang";
 }
 
 // A loss that overflows stops the run with one line naming the step, before the update; the checkpoint of
