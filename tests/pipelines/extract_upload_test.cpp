@@ -66,13 +66,15 @@ class ExtractUpload : public ::testing::Test {
     waitpid(pid, &status, 0);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(log), read_file(log + ".err")};
   }
-  // A small ARC extraction of 12 prompts in ~11 shards; with `s3`, to the test server in parts of 5 MiB unless
-  // `more` gives --part-size.
+  // A small ARC extraction of 12 prompts in ~11 shards; with `s3`, to the test server in parts of 5 MiB
+  // (--shard-size and --part-size as `more` gives them, if it does).
   static std::vector<std::string> extract(const std::vector<std::string>& more, bool s3 = true) {
+    auto given = [&](const char* flag) { return std::find(more.begin(), more.end(), flag) != more.end(); };
     std::vector<std::string> a{"extract", "--model", path("model"), "--dataset", shared("arc-agi/evaluation"), "--max-samples", "12",
-                               "--shard-size", "200000", "--dtype", "fp32", "--quiet"};
+                               "--dtype", "fp32", "--quiet"};
+    if (!given("--shard-size")) a.insert(a.end(), {"--shard-size", "200000"});
     if (s3) a.insert(a.end(), {"--s3-endpoint", server_->endpoint()});
-    if (s3 && std::find(more.begin(), more.end(), "--part-size") == more.end()) a.insert(a.end(), {"--part-size", "5242880"});
+    if (s3 && !given("--part-size")) a.insert(a.end(), {"--part-size", "5242880"});
     a.insert(a.end(), more.begin(), more.end());
     return a;
   }
@@ -141,6 +143,27 @@ TEST_F(ExtractUpload, AKilledUploadResumesToTheObjectsOfAnUninterruptedRun) {
   for (const auto& e : fs::directory_iterator(path("staging"))) left.push_back(e.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"manifest.json", "samples.jsonl"}));
+}
+
+// A kill in the middle of a multipart upload leaves the upload journaled; the resume aborts it (s3rver has
+// no abort: its refusal is a warning naming the object, as a real store's would be) and sends the shard again.
+TEST_F(ExtractUpload, AMultipartUploadCutByAKillIsAbortedOnResume) {
+  const std::vector<std::string> args =
+      extract({"--out", path("mp"), "--upload", "s3://fme-test/runs/c", "--shard-size", "100000000", "--upload-parallel", "1"});
+  const Out killed = fme(args, {"FME_FAILPOINT=extract.upload.part_sent"});
+  EXPECT_EQ(killed.code, 128 + 9) << killed.err;
+  const Json journal = read_json_file(path("mp/.s3-uploads.json"));
+  ASSERT_TRUE(journal.contains("runs/c/shard-00000.safetensors")) << journal.dump();
+  std::vector<std::string> resume = args;
+  resume.push_back("--resume");
+  const Out r = fme(resume);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: could not abort the unfinished upload of s3://fme-test/runs/c/shard-00000.safetensors"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(path("mp/.s3-uploads.json")));
+  EXPECT_EQ(Json::parse(r.out).at("shards"), 1);
+  EXPECT_EQ(expect_mirrored(path("mp"), "runs/c"), 3);
 }
 
 TEST_F(ExtractUpload, PreflightErrorsComeBeforeAnyCompute) {

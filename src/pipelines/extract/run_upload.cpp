@@ -194,8 +194,8 @@ void RunUpload::upload_round(const Json& manifest, const std::string& text) {
       throw IoError(path + ": missing locally, and " + where_.url() + "/" + name + " is not its verified copy");
     }
     const std::string key = where_.key(name);
-    client_->put_file(where_.bucket, key, path, o_.part_size, o_.parallel, {{"sha256", s.at("sha256").get<std::string>()}}, {},
-                      [&](const std::string& id) { journal(key, id); });
+    client_->put_file(where_.bucket, key, path, o_.part_size, o_.parallel, {{"sha256", s.at("sha256").get<std::string>()}},
+                      [](uint64_t) { failpoint("extract.upload.part_sent"); }, [&](const std::string& id) { journal(key, id); });
     {
       std::lock_guard<std::mutex> lock(mu_);
       uploaded_.insert(name);
