@@ -57,7 +57,9 @@ class _Shard:
 
     def __init__(self, run_dir, entry, row_start, sample_start):
         name = entry.get("file") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
+        # A name relative to the run: "shard-00000.safetensors", or a work unit's "units/unit-000003/shard-...".
+        parts = name.split("/") if isinstance(name, str) else [""]
+        if not name or any(not p or p.startswith(".") or os.sep in p for p in parts):
             raise RunError(f"{run_dir}/manifest.json: bad shard file name {name!r}")
         self.file, self.path, self.entry = name, os.path.join(run_dir, name), entry
         try:

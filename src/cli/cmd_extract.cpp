@@ -47,6 +47,9 @@ void add_extract(CLI::App& app) {
   cmd->add_option("--shard-size", o->shard_size, "target shard size in bytes (default 1 GiB)");
   cmd->add_option("--compress", o->compress, "none | zstd");
   cmd->add_flag("--resume", o->resume, "continue the run in --out after a crash");
+  cmd->add_option("--unit-samples", o->unit_samples,
+                  "cut the run into work units of this many consecutive samples, each its own directory under units/ "
+                  "with one manifest over them (what ranks share under torchrun/mpirun/srun)");
   cmd->add_option("--upload", o->upload, "also put the run into object storage as it is written: s3://bucket/prefix (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; region AWS_REGION)");
   cmd->add_option("--staging", o->staging, "with --out s3://bucket/prefix: the local directory the run is written in before its upload");
   cmd->add_option("--s3-endpoint", o->s3_endpoint, "S3-compatible endpoint, http(s)://host[:port] (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3 of the region; Google Cloud Storage: https://storage.googleapis.com with HMAC keys)");

@@ -186,6 +186,82 @@ TEST_F(Extract, KilledRunsResumeToByteIdenticalOutput) {
   EXPECT_GE(killed_mid_run, 2) << "the kills should land while the run is going";
 }
 
+// Every file under `dir` (recursively) but the manifests, by relative path; plus what the top manifest says.
+std::map<std::string, std::string> tree_files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::path(e.path()).lexically_relative(dir).string();
+    if (e.path().filename() == "manifest.json") continue;
+    out[rel] = read_file(e.path().string());
+  }
+  Json m = read_json_file(dir + "/manifest.json");
+  out["manifest.json"] = m["shards"].dump() + m["totals"].dump() + m["complete"].dump() + m["stats"].dump() + m["units"].dump();
+  return out;
+}
+
+// Each point's rows of every shard a manifest lists, in order, concatenated (and the token ids).
+std::map<std::string, at::Tensor> all_rows(const std::string& dir) {
+  std::map<std::string, std::vector<at::Tensor>> parts;
+  const Json manifest = read_json_file(dir + "/manifest.json");
+  for (const auto& s : manifest.at("shards"))
+    for (const auto& [name, t] : read_safetensors(dir + "/" + s.at("file").get<std::string>()))
+      if (name.rfind("blocks.", 0) == 0 || name == "token_ids") parts[name].push_back(t);
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, ts] : parts) out[name] = at::cat(ts);
+  return out;
+}
+
+// --unit-samples N cuts a run into work units (a directory each, one manifest over them): with bucket windows
+// that divide N, every sample's rows equal those of the same run in one directory; killed at a shard commit
+// inside a unit or between units, --resume ends with the files of an uninterrupted run.
+TEST_F(Extract, WorkUnitRunsEqualThePlainRunAndResumeByteIdentical) {
+  const std::vector<std::string> args{"extract", "--model", model(), "--dataset", shared("arc-agi/training"), "--max-samples", "14",
+                                      "--shard-size", "250000", "--bucket-window", "3", "--layers", "0,2", "--quiet", "--dtype", "fp32"};
+  auto with = [&](std::vector<std::string> more) {
+    auto a = args;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  std::string err;
+  ASSERT_EQ(run(with({"--out", path("plain")}), &err), 0) << err;
+  ASSERT_EQ(run(with({"--out", path("units"), "--unit-samples", "6"}), &err), 0) << err;
+  const Json m = read_json_file(path("units/manifest.json"));
+  EXPECT_EQ(m.at("units"), Json::parse(R"({"samples": 6, "count": 3, "prefix": 3, "complete": [0, 1, 2]})"));
+  EXPECT_TRUE(m.at("complete").get<bool>());
+  EXPECT_EQ(m.at("next_sample"), 14);
+  const Json plain = read_json_file(path("plain/manifest.json"));
+  for (const char* k : {"samples", "stored_samples", "tokens", "truncated", "skipped"})  // shards end at unit ends too
+    EXPECT_EQ(m.at("totals").at(k), plain.at("totals").at(k)) << k;
+  for (const auto& [point, st] : plain.at("stats").items()) {
+    EXPECT_EQ(m.at("stats").at(point).at("rows"), st.at("rows"));
+    EXPECT_NEAR(m.at("stats").at(point).at("sum_sq_norm").get<double>(), st.at("sum_sq_norm").get<double>(),
+                1e-9 * st.at("sum_sq_norm").get<double>());
+  }
+  EXPECT_EQ(read_file(path("units/samples.jsonl")), read_file(path("plain/samples.jsonl")));
+  const auto a = all_rows(path("plain")), b = all_rows(path("units"));
+  ASSERT_EQ(a.size(), 3u);
+  for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
+
+  const auto want = tree_files(path("units"));
+  for (const std::string point : {"extract.shard.committed@2", "extract.shard.committed@5", "extract.unit.committed@1",
+                                  "extract.unit.committed@2"}) {
+    SCOPED_TRACE(point);
+    const std::string out = path("cut-" + point.substr(point.find('@') + 1) + point.substr(8, 4));
+    setenv("FME_FAILPOINT", point.c_str(), 1);
+    const int code = run(with({"--out", out, "--unit-samples", "6"}));
+    unsetenv("FME_FAILPOINT");
+    EXPECT_EQ(code, 128 + SIGKILL);
+    ASSERT_EQ(run(with({"--out", out, "--unit-samples", "6", "--resume"}), &err), 0) << err;
+    const auto got = tree_files(out);
+    EXPECT_EQ(got.size(), want.size());
+    for (const auto& [name, bytes] : want) EXPECT_TRUE(got.count(name) && got.at(name) == bytes) << name;
+  }
+  // The unit size is part of the run: another one is refused, naming it.
+  EXPECT_EQ(run(with({"--out", path("units"), "--unit-samples", "5", "--resume"}), &err), 1);
+  EXPECT_NE(err.find("settings.unit_samples: 6 -> 5"), std::string::npos) << err;
+}
+
 // --exclude-special-tokens / --exclude-bos leave rows out; the stored rows keep their ids and positions, and
 // the manifest's running statistics equal fp64 sums over exactly the stored rows.
 TEST_F(Extract, ExcludedRowsPositionsAndRunningStatistics) {

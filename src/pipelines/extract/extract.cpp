@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <optional>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -20,9 +22,11 @@
 #include "pipelines/extract/row_filter.h"
 #include "pipelines/extract/run_dir.h"
 #include "pipelines/extract/run_upload.h"
+#include "pipelines/extract/unit_run.h"
 #include "pipelines/extract/sample_source.h"
 #include "util/bounded_queue.h"
 #include "util/error.h"
+#include "util/failpoint.h"
 #include "util/file.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -243,20 +247,29 @@ ExtractSummary run_extract(const ExtractOptions& o) {
                         {"seed", o.seed}}},
             {"settings", settings},
             {"tokens", token_info(o.model_dir, tokenizer.get())}};
+  const int64_t total = count_samples(source.kind(), o);
+  if (o.unit_samples > 0 && upload)
+    throw UnsupportedError("--unit-samples with --upload is not built yet: upload the run once it is complete (any S3 tool copies it)");
   RunDirHooks hooks;
   if (upload) {
     upload->start(identity, o.resume, o.resume && fs::exists(fs::path(out_dir) / "manifest.json"));
     hooks.committed = [&](const Json& m, const std::string& text) { upload->committed(m, text); };
     hooks.stored_elsewhere = [&](const Json& shard) { return upload->stored(shard); };
   }
-  RunDir run(out_dir, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume, hooks);
+  std::optional<RunDir> whole;   // the run in one directory
+  std::optional<UnitRun> units;  // or cut into work units (--unit-samples), each a RunDir of its own
+  if (o.unit_samples > 0) units.emplace(out_dir, identity, o.unit_samples, total, o.resume);
+  else whole.emplace(out_dir, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume, hooks);
 
   ExtractSummary sum;
   sum.dtype = r.dtype;
   sum.weights_dtype = r.weights_dtype;
   sum.out_dtype = r.out_dtype;
+  RunTotals base;                                 // units: what the units not computing now hold
+  RunDir* current = whole ? &*whole : nullptr;    // the directory being written
   auto fill = [&] {
-    const RunTotals& t = run.totals();
+    RunTotals t = base;
+    if (current) t += current->totals();
     sum.samples = t.samples;
     sum.stored_samples = t.stored_samples;
     sum.tokens = t.tokens;
@@ -274,7 +287,8 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     sum.uploaded_bytes = u.bytes;
     sum.upload_wait_seconds = u.wait_seconds;
   };
-  if (run.complete()) {  // --resume of a finished run: nothing left to do (but what the upload lacks)
+  if (units) base = units->computed();
+  if (whole ? whole->complete() : units->commit()) {  // --resume of a finished run: nothing left to do (but what the upload lacks)
     if (upload) upload->finish();
     fill_upload();
     fill();
@@ -282,14 +296,12 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     return sum;
   }
 
-  const int64_t resume_from = run.next_sample();
-  const int64_t window_start = resume_from / o.bucket_window * o.bucket_window;  // re-form the same batches
-  const int64_t total = count_samples(source.kind(), o);
   Progress progress("extract", o.quiet);
   // Progress counts the forward pass's work (samples and tokens computed, read by every thread) and what is
   // committed (shards, bytes); samples and tokens committed before a --resume count as done.
-  std::atomic<int64_t> done_samples{run.totals().samples}, done_tokens{run.totals().tokens};
-  std::atomic<int64_t> committed_shards{run.totals().shards}, committed_bytes{run.totals().bytes};
+  fill();
+  std::atomic<int64_t> done_samples{sum.samples}, done_tokens{sum.tokens};
+  std::atomic<int64_t> committed_shards{sum.shards}, committed_bytes{sum.bytes};
   auto progress_stats = [&] {
     ProgressStats p;
     p.samples = done_samples.load();
@@ -312,135 +324,163 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   }
 
   const double t_pipeline = now();
-  BoundedQueue<Work> to_compute(4);
-  BoundedQueue<std::vector<SampleResult>> to_write(8);
-  auto fail_all = [&](std::exception_ptr e) {
-    to_compute.fail(e);
-    to_write.fail(e);
+  // Computes the samples of `run` from its next one up to `end` (exclusive), reading `src` from the start of the
+  // bucket window that sample falls in (windows start at `first`, the run's first sample, so a resumed run
+  // forms exactly the batches it would have), then finishes the run.
+  auto compute_range = [&](RunDir& run, SampleSource& src, int64_t first, int64_t end) {
+    const int64_t resume_from = run.next_sample();
+    const int64_t window_start = first + (resume_from - first) / o.bucket_window * o.bucket_window;
+    BoundedQueue<Work> to_compute(4);
+    BoundedQueue<std::vector<SampleResult>> to_write(8);
+    auto fail_all = [&](std::exception_ptr e) {
+      to_compute.fail(e);
+      to_write.fail(e);
+    };
+
+    // Stage 1: read, tokenize, and cut each window of samples into length-sorted batches.
+    std::thread reader([&] {
+      try {
+        std::vector<Sample> window;
+        auto flush = [&] {
+          Work skipped;
+          std::vector<Sample> run_samples;
+          for (auto& s : window) (s.rec.skipped.empty() ? run_samples : skipped.passthrough).push_back(std::move(s));
+          window.clear();
+          if (!skipped.passthrough.empty() && !to_compute.push(std::move(skipped))) return false;
+          std::vector<int64_t> lengths;
+          for (const auto& s : run_samples) lengths.push_back(static_cast<int64_t>(s.ids.size()));
+          for (const auto& b : plan_batches(lengths, o.batch_tokens, o.batch_size)) {
+            Work w;
+            for (size_t i : b) w.batch.push_back(std::move(run_samples[i]));
+            if (!to_compute.push(std::move(w))) return false;
+          }
+          return true;
+        };
+        Sample s;
+        while (src.next(s, window_start)) {
+          if (s.rec.index < window_start) continue;
+          if (s.rec.index >= end) break;
+          window.push_back(std::move(s));
+          if (static_cast<int64_t>(window.size()) == o.bucket_window && !flush()) return;
+        }
+        if (flush()) to_compute.close();
+      } catch (...) {
+        fail_all(std::current_exception());
+      }
+    });
+
+    // Stage 2: the forward pass, keeping each sample's real-token rows of the requested hook points.
+    std::thread computer([&] {
+      try {
+        while (auto w = to_compute.pop()) {
+          std::vector<SampleResult> out;
+          for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}, {}});
+          int64_t computed_tokens = 0;
+          for (const auto& s : w->batch) computed_tokens += static_cast<int64_t>(s.ids.size());
+          if (!w->batch.empty()) {
+            const int64_t B = static_cast<int64_t>(w->batch.size());
+            std::vector<const std::vector<int32_t>*> rows;
+            for (const auto& s : w->batch) rows.push_back(&s.ids);
+            const Batch batch = right_padded_batch(rows);
+            std::vector<SampleResult> res(B);
+            for (auto& r : res) r.points.resize(points.size());
+            const Capture capture(available, hook_names, [&](const std::string& name, const at::Tensor& x) {
+              const size_t slot = capture_slot.at(name);  // x [B,T,row...]
+              // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
+              // model never writes into a tensor it has reported.
+              for (int64_t b = 0; b < B; ++b) res[b].points[slot] = x[b].narrow(0, 0, static_cast<int64_t>(w->batch[b].ids.size()));
+            });
+            const double t0 = now();
+            model->forward(batch, capture);
+            sum.forward_seconds += now() - t0;
+            for (int64_t b = 0; b < B; ++b) {
+              res[b].rec = std::move(w->batch[b].rec);
+              res[b].ids = std::move(w->batch[b].ids);
+              out.push_back(std::move(res[b]));
+            }
+          }
+          for (const auto& r : out)  // samples before the resume point pass through again, already counted
+            if (r.rec.index >= resume_from) done_samples.fetch_add(1);
+          done_tokens.fetch_add(computed_tokens);
+          if (!to_write.push(std::move(out))) return;
+        }
+        if (!to_write.error()) to_write.close();
+      } catch (...) {
+        fail_all(std::current_exception());
+      }
+    });
+
+    // Progress at a steady pace even while one long batch computes (a log line every interval when stderr is
+    // not a terminal): the counters are atomics, and Progress serialises its writes.
+    std::mutex tick_mu;
+    std::condition_variable tick_cv;
+    bool tick_stop = false;
+    std::thread ticker([&] {
+      std::unique_lock<std::mutex> lock(tick_mu);
+      while (!tick_cv.wait_for(lock, std::chrono::seconds(1), [&] { return tick_stop; })) progress.update(progress_stats());
+    });
+
+    // Stage 3 (this thread): put results back in sample order and write shards.
+    std::exception_ptr error;
+    try {
+      std::map<int64_t, SampleResult> pending;
+      int64_t next = resume_from;
+      while (auto rs = to_write.pop()) {
+        for (auto& r : *rs) {
+          if (r.rec.index < resume_from) continue;  // committed before the crash
+          if (r.rec.skipped.empty()) keep_rows(r, row_filter);
+          // [n, row...]: own contiguous memory in the storage dtype, no padding.
+          for (auto& t : r.points) t = t.to(store, false, /*copy=*/true, at::MemoryFormat::Contiguous);
+          pending.emplace(r.rec.index, std::move(r));
+        }
+        for (auto it = pending.find(next); it != pending.end(); it = pending.find(++next)) {
+          run.add(std::move(it->second));
+          pending.erase(it);
+        }
+        fill();
+        committed_shards.store(sum.shards);
+        committed_bytes.store(sum.bytes);
+        progress.update(progress_stats());
+        if (o.on_progress) o.on_progress(progress_stats());
+      }
+      if (auto e = to_write.error()) std::rethrow_exception(e);
+      if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
+      run.finish();
+    } catch (...) {
+      error = std::current_exception();
+      fail_all(error);
+    }
+    reader.join();
+    computer.join();
+    {
+      std::lock_guard<std::mutex> lock(tick_mu);
+      tick_stop = true;
+    }
+    tick_cv.notify_all();
+    ticker.join();
+    if (error) std::rethrow_exception(error);
   };
 
-  // Stage 1: read, tokenize, and cut each window of samples into length-sorted batches.
-  std::thread reader([&] {
-    try {
-      std::vector<Sample> window;
-      auto flush = [&] {
-        Work skipped;
-        std::vector<Sample> run_samples;
-        for (auto& s : window) (s.rec.skipped.empty() ? run_samples : skipped.passthrough).push_back(std::move(s));
-        window.clear();
-        if (!skipped.passthrough.empty() && !to_compute.push(std::move(skipped))) return false;
-        std::vector<int64_t> lengths;
-        for (const auto& s : run_samples) lengths.push_back(static_cast<int64_t>(s.ids.size()));
-        for (const auto& b : plan_batches(lengths, o.batch_tokens, o.batch_size)) {
-          Work w;
-          for (size_t i : b) w.batch.push_back(std::move(run_samples[i]));
-          if (!to_compute.push(std::move(w))) return false;
-        }
-        return true;
-      };
-      Sample s;
-      while (source.next(s, window_start)) {
-        if (s.rec.index < window_start) continue;
-        window.push_back(std::move(s));
-        if (static_cast<int64_t>(window.size()) == o.bucket_window && !flush()) return;
-      }
-      if (flush()) to_compute.close();
-    } catch (...) {
-      fail_all(std::current_exception());
-    }
-  });
-
-  // Stage 2: the forward pass, keeping each sample's real-token rows of the requested hook points.
-  std::thread computer([&] {
-    try {
-      while (auto w = to_compute.pop()) {
-        std::vector<SampleResult> out;
-        for (auto& s : w->passthrough) out.push_back({std::move(s.rec), {}, {}, {}});
-        int64_t computed_tokens = 0;
-        for (const auto& s : w->batch) computed_tokens += static_cast<int64_t>(s.ids.size());
-        if (!w->batch.empty()) {
-          const int64_t B = static_cast<int64_t>(w->batch.size());
-          std::vector<const std::vector<int32_t>*> rows;
-          for (const auto& s : w->batch) rows.push_back(&s.ids);
-          const Batch batch = right_padded_batch(rows);
-          std::vector<SampleResult> res(B);
-          for (auto& r : res) r.points.resize(points.size());
-          const Capture capture(available, hook_names, [&](const std::string& name, const at::Tensor& x) {
-            const size_t slot = capture_slot.at(name);  // x [B,T,row...]
-            // Only a view: the writer copies the real rows out, off the forward's thread. Safe because the
-            // model never writes into a tensor it has reported.
-            for (int64_t b = 0; b < B; ++b) res[b].points[slot] = x[b].narrow(0, 0, static_cast<int64_t>(w->batch[b].ids.size()));
-          });
-          const double t0 = now();
-          model->forward(batch, capture);
-          sum.forward_seconds += now() - t0;
-          for (int64_t b = 0; b < B; ++b) {
-            res[b].rec = std::move(w->batch[b].rec);
-            res[b].ids = std::move(w->batch[b].ids);
-            out.push_back(std::move(res[b]));
-          }
-        }
-        for (const auto& r : out)  // samples before the resume point pass through again, already counted
-          if (r.rec.index >= resume_from) done_samples.fetch_add(1);
-        done_tokens.fetch_add(computed_tokens);
-        if (!to_write.push(std::move(out))) return;
-      }
-      if (!to_write.error()) to_write.close();
-    } catch (...) {
-      fail_all(std::current_exception());
-    }
-  });
-
-  // Progress at a steady pace even while one long batch computes (a log line every interval when stderr is
-  // not a terminal): the counters are atomics, and Progress serialises its writes.
-  std::mutex tick_mu;
-  std::condition_variable tick_cv;
-  bool tick_stop = false;
-  std::thread ticker([&] {
-    std::unique_lock<std::mutex> lock(tick_mu);
-    while (!tick_cv.wait_for(lock, std::chrono::seconds(1), [&] { return tick_stop; })) progress.update(progress_stats());
-  });
-
-  // Stage 3 (this thread): put results back in sample order and write shards.
-  std::exception_ptr error;
-  try {
-    std::map<int64_t, SampleResult> pending;
-    int64_t next = resume_from;
-    while (auto rs = to_write.pop()) {
-      for (auto& r : *rs) {
-        if (r.rec.index < resume_from) continue;  // committed before the crash
-        if (r.rec.skipped.empty()) keep_rows(r, row_filter);
-        // [n, row...]: own contiguous memory in the storage dtype, no padding.
-        for (auto& t : r.points) t = t.to(store, false, /*copy=*/true, at::MemoryFormat::Contiguous);
-        pending.emplace(r.rec.index, std::move(r));
-      }
-      for (auto it = pending.find(next); it != pending.end(); it = pending.find(++next)) {
-        run.add(std::move(it->second));
-        pending.erase(it);
-      }
-      fill();
-      committed_shards.store(sum.shards);
-      committed_bytes.store(sum.bytes);
-      progress.update(progress_stats());
-      if (o.on_progress) o.on_progress(progress_stats());
-    }
-    if (auto e = to_write.error()) std::rethrow_exception(e);
-    if (!pending.empty()) throw Error("extract: internal error: samples left unordered after the input ended");
-    run.finish();
+  if (whole) {
+    compute_range(*whole, source, 0, std::numeric_limits<int64_t>::max());
     if (upload) upload->finish();  // the manifest last, once every shard is verified
-  } catch (...) {
-    error = std::current_exception();
-    fail_all(error);
+  } else {
+    for (int64_t u = 0; u < units->count(); ++u) {
+      if (units->complete(u)) continue;
+      Json unit_info = info;
+      unit_info["unit"] = Json{{"index", u}, {"first_sample", units->first(u)}, {"end_sample", units->end(u)}};
+      RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", units->started(u), {},
+                 units->first(u));
+      base = units->computed_except(u);
+      current = &run;
+      SampleSource src(o, tokenizer.get(), model->vocab_size(), model->max_positions());
+      compute_range(run, src, units->first(u), units->end(u));
+      current = nullptr;
+      base = units->computed();
+      units->commit();
+      failpoint("extract.unit.committed");
+    }
   }
-  reader.join();
-  computer.join();
-  {
-    std::lock_guard<std::mutex> lock(tick_mu);
-    tick_stop = true;
-  }
-  tick_cv.notify_all();
-  ticker.join();
-  if (error) std::rethrow_exception(error);
   sum.pipeline_seconds = now() - t_pipeline;
   fill();
   committed_shards.store(sum.shards);

@@ -28,6 +28,7 @@ void check_extract_options(const ExtractOptions& o) {
   if (o.shard_size == 0) throw ConfigError("--shard-size must be positive");
   if (o.compress != "none" && o.compress != "zstd") throw ConfigError("--compress: expected none or zstd, got '" + o.compress + "'");
   arc::check_chat_choice(o.chat);  // only ARC datasets use --chat; a wrong value is refused for any dataset
+  if (o.unit_samples < 0) throw ConfigError("--unit-samples must be positive");
   const bool out_s3 = storage::S3Location::is_s3_url(o.out);
   if (out_s3 && o.staging.empty())
     throw ConfigError("--out " + o.out + ": a run in object storage is written locally first: give --staging DIR");
@@ -108,6 +109,7 @@ Json output_settings(const ExtractOptions& o, const std::vector<HookPoint>& poin
               {"shard_size", o.shard_size},
               {"compress", o.compress}};
   if (!o.weights_dtype.empty() && o.weights_dtype != o.dtype) j["weights_dtype"] = o.weights_dtype;
+  if (o.unit_samples > 0) j["unit_samples"] = o.unit_samples;  // units start their own bucket windows: other batches
   return j;
 }
 

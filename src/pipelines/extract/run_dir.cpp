@@ -11,6 +11,7 @@
 #include "models/tensor_io.h"
 #include "util/compress.h"
 #include "util/error.h"
+#include "util/failpoint.h"
 #include "util/file.h"
 #include "util/sha256.h"
 
@@ -87,9 +88,9 @@ Json recorded_run_settings(const std::string& dir) {
 }
 
 RunDir::RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
-               uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks)
+               uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks, int64_t first_sample)
     : dir_(std::move(dir)), hooks_(std::move(hooks)), identity_(std::move(identity)), info_(std::move(info)), points_(std::move(points)),
-      store_(store), shard_size_(shard_size), zstd_(zstd) {
+      store_(store), shard_size_(shard_size), zstd_(zstd), next_sample_(first_sample), next_expected_(first_sample) {
   for (const auto& p : points_) {
     int64_t numel = 1;
     for (int64_t d : p.row_shape) numel *= d;
@@ -295,6 +296,7 @@ void RunDir::commit(bool final) {
   next_sample_ = next_expected_;
   if (final) complete_ = true;
   write_manifest();
+  failpoint("extract.shard.committed");
 }
 
 void RunDir::write_manifest() {

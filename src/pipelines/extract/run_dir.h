@@ -42,6 +42,12 @@ constexpr int kRunFormatVersion = 2;
 struct RunTotals {
   int64_t samples = 0, stored_samples = 0, tokens = 0, bytes = 0, shards = 0, truncated = 0, skipped = 0;
   int64_t excluded_tokens = 0;  // rows left out by the row filter (not counted in tokens)
+
+  RunTotals& operator+=(const RunTotals& o) {
+    samples += o.samples, stored_samples += o.stored_samples, tokens += o.tokens, bytes += o.bytes, shards += o.shards;
+    truncated += o.truncated, skipped += o.skipped, excluded_tokens += o.excluded_tokens;
+    return *this;
+  }
 };
 
 // The output settings a run in `dir` was started with (its manifest's identity.settings), or an empty object
@@ -65,8 +71,9 @@ class RunDir {
   // `identity` = {"model": .., "dataset": .., "settings": ..}: what must match for --resume.
   // `info` = other manifest fields (dtypes, prompt, ...); `points` = the hook points stored, each sample's
   // rows in `store` dtype. Fresh: `dir` must be absent or empty.
+  // `first_sample`: the index of its first sample (a work unit's, pipelines/extract/unit_run.h; 0 for a run).
   RunDir(std::string dir, Json identity, Json info, std::vector<HookPoint> points, at::ScalarType store,
-         uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks = {});
+         uint64_t shard_size, bool zstd, bool resume, RunDirHooks hooks = {}, int64_t first_sample = 0);
 
   int64_t next_sample() const { return next_sample_; }  // first sample index not yet committed
   const RunTotals& totals() const { return totals_; }

@@ -1,0 +1,53 @@
+// A run cut into work units: `--unit-samples N` consecutive samples each, so that many processes can share one
+// run (each unit computed by whoever claims it) and a run can be resumed by any number of them. Each unit is a
+// run directory of its own, written by RunDir exactly once (shards, samples.jsonl, manifest.json, batches
+// formed within the unit alone, so its bytes do not depend on who computed it):
+//
+//   RUN/units/unit-000000/ ...   samples [0, N)
+//   RUN/units/unit-000001/ ...   samples [N, 2N)
+//   RUN/samples.jsonl            the complete units' lines, in sample order
+//   RUN/manifest.json            one manifest over the units, rewritten atomically by commit()
+//
+// The run's manifest has the layout of a plain run's: its shards (file names relative to RUN, "units/unit-
+// 000003/shard-00000.safetensors"), totals and stats cover the longest prefix of complete units, so a reader
+// sees one dataset in global sample order that only ever grows; "units" records the unit size, the count and
+// which units are complete.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "pipelines/extract/run_dir.h"
+#include "util/json.h"
+
+namespace fme {
+
+class UnitRun {
+ public:
+  // A fresh run needs `dir` absent or empty; a resume checks the run's identity (which names the unit size).
+  UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume);
+
+  int64_t count() const { return count_; }
+  int64_t first(int64_t unit) const { return unit * unit_samples_; }
+  int64_t end(int64_t unit) const;
+  std::string unit_dir(int64_t unit) const;
+  bool started(int64_t unit) const;   // its directory has a manifest
+  bool complete(int64_t unit) const;  // its manifest says so
+  // The totals of the units' manifests (complete or not): what is already computed; or of all but `unit`.
+  RunTotals computed() const { return computed_except(-1); }
+  RunTotals computed_except(int64_t unit) const;
+
+  // Extends samples.jsonl with the complete units after the prefix it holds, then rewrites manifest.json over
+  // that prefix. Returns whether every unit is complete.
+  bool commit();
+
+ private:
+  Json unit_manifest(int64_t unit) const;
+
+  std::string dir_;
+  Json identity_;
+  int64_t unit_samples_, total_, count_;
+  int64_t prefix_ = 0;                 // complete units that samples.jsonl and the manifest cover
+  uint64_t samples_jsonl_bytes_ = 0;
+};
+
+}  // namespace fme
