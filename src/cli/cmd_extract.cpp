@@ -1,7 +1,11 @@
 // fme extract --model DIR --dataset PATH --out DIR [...] : residual-stream activations into shards.
+#include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "cli/command.h"
+#include "dist/launch_env.h"
+#include "dist/process_group.h"
 #include "pipelines/extract/extract.h"
 
 namespace fme::cli {
@@ -59,10 +63,21 @@ void add_extract(CLI::App& app) {
   cmd->add_flag("--delete-local", o->delete_local, "remove each shard's local file once its upload is verified");
   cmd->add_flag("--quiet", o->quiet, "no progress output");
   add_threads_option(cmd, &o->threads);
-  cmd->callback([o] {
+  auto timeout_s = std::make_shared<double>(300);
+  cmd->add_option("--timeout", *timeout_s, "with many processes: seconds to wait for the others to arrive");
+  cmd->add_option("--unit-lease-s", o->unit_lease_s,
+                  "with many processes: a unit whose owner stops beating this long is taken over by another rank (default 600)");
+  cmd->callback([o, timeout_s] {
     apply_threads(o->threads);
-    ExtractSummary s = run_extract(*o);
-    std::cout << s.to_json() << std::endl;
+    // Under torchrun, mpirun or srun the processes form one run: they claim work units through the store.
+    const dist::LaunchEnv env = dist::launch_env_from_environment();
+    std::shared_ptr<dist::Dist> dist;
+    if (env.is_distributed()) {
+      if (o->unit_samples == 0) o->unit_samples = 256;  // the default unit: minutes of work for ARC prompts
+      dist = dist::Dist::init(env, std::chrono::milliseconds(static_cast<int64_t>(*timeout_s * 1000)));  // the world group alone
+    }
+    ExtractSummary s = run_extract(*o, dist);
+    if (!dist || dist->rank() == 0) std::cout << s.to_json() << std::endl;
   });
 }
 

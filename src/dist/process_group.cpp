@@ -313,4 +313,69 @@ void Dist::barrier(const std::string& axis) {
   run(*g, "barrier", [&](c10d::ProcessGroupGloo& pg) { return pg.barrier(); });
 }
 
+namespace {
+std::vector<uint8_t> bytes_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+std::string string_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
+}  // namespace
+
+int64_t Dist::store_add(const std::string& key, int64_t delta) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  if (!impl_) {
+    std::string& v = local_store_[key];
+    const int64_t now = (v.empty() ? 0 : std::stoll(v)) + delta;
+    v = std::to_string(now);
+    return now;
+  }
+  try {
+    return impl_->store->add(key, delta);
+  } catch (const std::exception& e) {
+    throw DistError("store add '" + key + "' failed (is rank 0 gone?): " + message_of(e));
+  }
+}
+
+void Dist::store_set(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  if (!impl_) {
+    local_store_[key] = value;
+    return;
+  }
+  try {
+    impl_->store->set(key, bytes_of(value));
+  } catch (const std::exception& e) {
+    throw DistError("store set '" + key + "' failed (is rank 0 gone?): " + message_of(e));
+  }
+}
+
+std::optional<std::string> Dist::store_get(const std::string& key) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  if (!impl_) {
+    auto it = local_store_.find(key);
+    return it == local_store_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  try {
+    if (!impl_->store->check({key})) return std::nullopt;
+    return string_of(impl_->store->get(key));
+  } catch (const std::exception& e) {
+    throw DistError("store get '" + key + "' failed (is rank 0 gone?): " + message_of(e));
+  }
+}
+
+bool Dist::store_compare_set(const std::string& key, const std::string& expected, const std::string& desired) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  if (!impl_) {
+    auto it = local_store_.find(key);
+    const std::string now = it == local_store_.end() ? "" : it->second;
+    if (now != expected) return false;
+    local_store_[key] = desired;
+    return true;
+  }
+  try {
+    // c10d's compareSet: sets when the key holds `expected` (or is absent and `expected` is empty) and
+    // returns the value the key then holds.
+    return string_of(impl_->store->compareSet(key, bytes_of(expected), bytes_of(desired))) == desired;
+  } catch (const std::exception& e) {
+    throw DistError("store compare-set '" + key + "' failed (is rank 0 gone?): " + message_of(e));
+  }
+}
+
 }  // namespace fme::dist

@@ -24,7 +24,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,12 +86,23 @@ class Dist {
   // Returns once every member of the group has called it.
   void barrier(const std::string& axis = kWorld);
 
+  // The rendezvous store (c10d's TCPStore, served by rank 0): small shared keys and atomic counters, for work
+  // that ranks claim rather than being assigned by rank number. Callers namespace their keys. A single
+  // process has an in-process store. DistError when the store cannot be reached (rank 0 is gone).
+  int64_t store_add(const std::string& key, int64_t delta);  // the value after adding (a missing key is 0)
+  void store_set(const std::string& key, const std::string& value);
+  std::optional<std::string> store_get(const std::string& key);  // nullopt when absent; never waits
+  // Sets `key` to `desired` when it holds `expected` ("" also matches an absent key); whether it did.
+  bool store_compare_set(const std::string& key, const std::string& expected, const std::string& desired);
+
  private:
   Dist(int rank, int world, Mesh mesh);
   int rank_ = 0;
   int world_ = 1;
   Mesh mesh_;
   std::unique_ptr<detail::DistImpl> impl_;  // null for a single process
+  std::mutex store_mu_;                       // one store request at a time from this process's threads
+  std::map<std::string, std::string> local_store_;  // a single process's store
 };
 
 }  // namespace fme::dist

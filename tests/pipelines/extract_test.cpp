@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "../models/test_util.h"
+#include "dist/launch_env.h"
 #include "models/init.h"
 #include "models/loader.h"
 #include "models/model_config.h"
@@ -196,6 +197,7 @@ std::map<std::string, std::string> tree_files(const std::string& dir) {
     out[rel] = read_file(e.path().string());
   }
   Json m = read_json_file(dir + "/manifest.json");
+  for (auto& s : m["shards"]) s.erase("rank");  // who computed a unit may differ; nothing else may
   out["manifest.json"] = m["shards"].dump() + m["totals"].dump() + m["complete"].dump() + m["stats"].dump() + m["units"].dump();
   return out;
 }
@@ -260,6 +262,67 @@ TEST_F(Extract, WorkUnitRunsEqualThePlainRunAndResumeByteIdentical) {
   // The unit size is part of the run: another one is refused, naming it.
   EXPECT_EQ(run(with({"--out", path("units"), "--unit-samples", "5", "--resume"}), &err), 1);
   EXPECT_NE(err.find("settings.unit_samples: 6 -> 5"), std::string::npos) << err;
+}
+
+// Ranks share one run through work units: 3 ranks (torchrun-style env) write what 1 process writes, byte
+// for byte, in one run directory with one manifest naming each shard's unit and rank. Two ranks killed at
+// different points while the third goes on: their units are taken over when their heartbeats stop, in the
+// same launch. All three killed: the same command on 2 ranks with --resume completes exactly the rest.
+TEST_F(Extract, RanksClaimWorkUnitsAndResumeOnAnyWorldSize) {
+  const std::string cmd_base = kFme + " extract --model " + model() + " --dataset " + shared("arc-agi/training") +
+                               " --max-samples 14 --shard-size 250000 --bucket-window 3 --layers 0,2 --quiet --dtype fp32" +
+                               " --unit-samples 3 --threads 1 --timeout 60";
+  std::string err;
+  ASSERT_EQ(run({"extract", "--model", model(), "--dataset", shared("arc-agi/training"), "--max-samples", "14", "--shard-size",
+                 "250000", "--bucket-window", "3", "--layers", "0,2", "--quiet", "--dtype", "fp32", "--unit-samples", "3",
+                 "--threads", "1", "--out", path("one")},
+                &err),
+            0)
+      << err;
+  const auto want = tree_files(path("one"));
+  // `kills`: a failpoint per rank ("" for none), set by a script that reads RANK.
+  auto launch = [&](int world, const std::string& out, const std::vector<std::string>& kills, const std::string& more) {
+    std::ofstream script(path("launch.sh"));
+    for (size_t r = 0; r < kills.size(); ++r)
+      if (!kills[r].empty()) script << "if [ \"$RANK\" = " << r << " ]; then export FME_FAILPOINT=" << kills[r] << "; fi\n";
+    script << "exec timeout 300 " << cmd_base << more << " --out " << out << "\n";
+    script.close();
+    return dist::run_local_world(world, "sh " + path("launch.sh"), path("rank"), false);
+  };
+  auto expect_same = [&](const std::string& out) {
+    const auto got = tree_files(out);
+    EXPECT_EQ(got.size(), want.size());
+    for (const auto& [name, bytes] : want) EXPECT_TRUE(got.count(name) && got.at(name) == bytes) << name;
+  };
+
+  ASSERT_EQ(launch(3, path("three"), {}, ""), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err"));
+  expect_same(path("three"));
+  const Json m = read_json_file(path("three/manifest.json"));
+  std::set<int> ranks;
+  for (const auto& s : m.at("shards")) {
+    EXPECT_EQ(s.at("file").get<std::string>().rfind("units/unit-00000" + std::to_string(s.at("unit").get<int>()) + "/", 0), 0u);
+    ranks.insert(s.at("rank").get<int>());
+  }
+  EXPECT_GE(ranks.size(), 2u) << "the units were shared between ranks";
+  EXPECT_EQ(Json::parse(read_file(path("rank0"))).at("samples"), 14) << "rank 0 reports the whole run";
+
+  // Ranks 1 and 2 die mid-unit; rank 0 takes their units over once their heartbeats have stopped for 2 s.
+  EXPECT_NE(launch(3, path("taken"), {"", "extract.shard.committed@1", "extract.shard.committed@2"}, " --unit-lease-s 2"), 0);
+  EXPECT_EQ(read_file(path("rank0.err")), "");
+  expect_same(path("taken"));
+
+  // Every rank dies (rank 0 after its first unit: the others lose the store), then 2 ranks resume.
+  EXPECT_NE(launch(3, path("resumed"), {"extract.unit.committed@1", "extract.shard.committed@1", "extract.shard.committed@3"}, ""), 0);
+  EXPECT_FALSE(read_json_file(path("resumed/manifest.json")).at("complete").get<bool>());
+  ASSERT_EQ(launch(2, path("resumed"), {}, " --resume"), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err"));
+  expect_same(path("resumed"));
+
+  // Ranks started with different settings: every rank says so, none hangs.
+  std::ofstream(path("mixed.sh")) << "if [ \"$RANK\" = 1 ]; then extra='--out-dtype fp32'; fi\n"
+                                  << "exec timeout 120 " << cmd_base << " $extra --out " << path("mixed") << "\n";
+  EXPECT_NE(dist::run_local_world(2, "sh " + path("mixed.sh"), path("rank"), false), 0);
+  for (const char* r : {"rank0.err", "rank1.err"})
+    EXPECT_NE(read_file(path(r)).find("was started with other settings than rank"), std::string::npos) << read_file(path(r));
 }
 
 // --exclude-special-tokens / --exclude-bos leave rows out; the stored rows keep their ids and positions, and

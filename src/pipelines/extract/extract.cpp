@@ -22,6 +22,7 @@
 #include "pipelines/extract/row_filter.h"
 #include "pipelines/extract/run_dir.h"
 #include "pipelines/extract/run_upload.h"
+#include "pipelines/extract/unit_claims.h"
 #include "pipelines/extract/unit_run.h"
 #include "pipelines/extract/sample_source.h"
 #include "util/bounded_queue.h"
@@ -171,9 +172,12 @@ std::string ExtractSummary::to_json() const {
   return j.dump();
 }
 
-ExtractSummary run_extract(const ExtractOptions& o) {
+ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> dist) {
   const double t_start = now();
   check_extract_options(o);
+  const int rank = dist ? dist->rank() : 0, world = dist ? dist->world() : 1;
+  if (world > 1 && o.unit_samples <= 0)
+    throw ConfigError("fme extract across " + std::to_string(world) + " processes: give --unit-samples N (the ranks claim units of N samples)");
   // Dtypes: explicit options win; on --resume, defaults follow what the run recorded (so `auto` on another
   // machine does not mix dtypes in one dataset); otherwise auto resolves on this hardware, output is bf16.
   ExtractOptions r = o;  // with every dtype resolved to a concrete name
@@ -258,7 +262,18 @@ ExtractSummary run_extract(const ExtractOptions& o) {
   }
   std::optional<RunDir> whole;   // the run in one directory
   std::optional<UnitRun> units;  // or cut into work units (--unit-samples), each a RunDir of its own
-  if (o.unit_samples > 0) units.emplace(out_dir, identity, o.unit_samples, total, o.resume);
+  if (o.unit_samples > 0) {
+    if (dist) {  // every rank must run the same command: compared before any of them touches the run
+      const std::string mine = sha256_hex(identity.dump());
+      dist->store_set("fme/extract/identity/" + std::to_string(rank), mine);
+      dist->barrier();
+      for (int r = 0; r < world; ++r)
+        if (dist->store_get("fme/extract/identity/" + std::to_string(r)).value_or("") != mine)
+          throw ConfigError("fme extract: rank " + std::to_string(r) + " was started with other settings than rank " + std::to_string(rank) +
+                            " (model, dataset or options); every rank must run the same command");
+    }
+    units.emplace(out_dir, identity, o.unit_samples, total, o.resume, /*writer=*/rank == 0);
+  }
   else whole.emplace(out_dir, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume, hooks);
 
   ExtractSummary sum;
@@ -296,7 +311,7 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     return sum;
   }
 
-  Progress progress("extract", o.quiet);
+  Progress progress("extract", o.quiet || rank != 0);  // rank 0 reports the run
   // Progress counts the forward pass's work (samples and tokens computed, read by every thread) and what is
   // committed (shards, bytes); samples and tokens committed before a --resume count as done.
   fill();
@@ -465,10 +480,15 @@ ExtractSummary run_extract(const ExtractOptions& o) {
     compute_range(*whole, source, 0, std::numeric_limits<int64_t>::max());
     if (upload) upload->finish();  // the manifest last, once every shard is verified
   } else {
-    for (int64_t u = 0; u < units->count(); ++u) {
-      if (units->complete(u)) continue;
+    // The units left, the same list on every rank: read before any rank starts on one.
+    std::vector<int64_t> todo;
+    for (int64_t u = 0; u < units->count(); ++u)
+      if (!units->complete(u)) todo.push_back(u);
+    if (dist) dist->barrier();
+    UnitClaims claims(dist, todo, "fme/extract/" + sha256_hex(identity.dump()).substr(0, 16), o.unit_lease_s);
+    for (int64_t u; (u = claims.next()) >= 0;) {
       Json unit_info = info;
-      unit_info["unit"] = Json{{"index", u}, {"first_sample", units->first(u)}, {"end_sample", units->end(u)}};
+      unit_info["unit"] = Json{{"index", u}, {"first_sample", units->first(u)}, {"end_sample", units->end(u)}, {"rank", rank}};
       RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", units->started(u), {},
                  units->first(u));
       base = units->computed_except(u);
@@ -476,9 +496,19 @@ ExtractSummary run_extract(const ExtractOptions& o) {
       SampleSource src(o, tokenizer.get(), model->vocab_size(), model->max_positions());
       compute_range(run, src, units->first(u), units->end(u));
       current = nullptr;
+      claims.done(u);
       base = units->computed();
-      units->commit();
+      units->commit();  // rank 0 only: the run's manifest over the complete prefix
       failpoint("extract.unit.committed");
+    }
+    units->commit();
+    base = units->computed();
+    if (dist) {
+      // Rank 0 serves the store: it stays until the others have seen that every unit is done (or a few
+      // seconds, for a rank that died meanwhile), so none of them finds the store gone.
+      dist->store_add("fme/extract/left", 1);
+      for (int i = 0; rank == 0 && i < 100 && dist->store_add("fme/extract/left", 0) < world; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
   sum.pipeline_seconds = now() - t_pipeline;

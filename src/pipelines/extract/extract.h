@@ -5,7 +5,10 @@
 //   read + tokenize + bucket  ->  forward (stop after the deepest requested block)  ->  reorder + pack + write
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "dist/process_group.h"
 
 #include "pipelines/extract/options.h"
 
@@ -24,6 +27,8 @@ struct ExtractSummary {
   std::string to_json() const;  // one line
 };
 
-ExtractSummary run_extract(const ExtractOptions& opts);
+// `dist`: the launched processes (torchrun, mpirun, srun) sharing one run, which then needs --unit-samples;
+// null for one process.
+ExtractSummary run_extract(const ExtractOptions& opts, std::shared_ptr<dist::Dist> dist = nullptr);
 
 }  // namespace fme

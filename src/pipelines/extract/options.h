@@ -43,6 +43,7 @@ struct ExtractOptions {
   std::string compress = "none";  // none | zstd
   bool resume = false;
   int64_t unit_samples = 0;       // > 0: the run is cut into work units of this many samples (unit_run.h)
+  double unit_lease_s = 600;      // a unit whose owner's heartbeat stops this long is taken over (unit_claims.h)
   // Object storage (not part of the output's identity): the run mirrored to s3://bucket/prefix as it is
   // written (pipelines/extract/run_upload.h). --out s3://... with --staging DIR is --out DIR --upload s3://...
   std::string upload;                        // s3://bucket/prefix

@@ -34,12 +34,19 @@ void append_synced(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume)
-    : dir_(std::move(dir)), identity_(std::move(identity)), unit_samples_(unit_samples), total_(total_samples) {
+UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer)
+    : dir_(std::move(dir)), identity_(std::move(identity)), unit_samples_(unit_samples), total_(total_samples), writer_(writer) {
   if (unit_samples_ <= 0) throw ConfigError("--unit-samples must be positive");
   count_ = (total_ + unit_samples_ - 1) / unit_samples_;
   std::error_code ec;
   const fs::path manifest = fs::path(dir_) / "manifest.json";
+  if (!writer_) {  // the writer checks the directory and owns RUN's files; the others only compare settings
+    if (resume && fs::exists(manifest, ec)) {
+      const auto diff = differences(read_json_file(manifest.string()).value("identity", Json::object()), identity_);
+      if (!diff.empty()) throw ConfigError(dir_ + ": --resume with different settings than the run there: " + diff[0]);
+    }
+    return;
+  }
   const bool nonempty = fs::exists(dir_, ec) && !fs::is_empty(dir_, ec);
   if (!resume && nonempty) throw ConfigError(dir_ + ": output directory is not empty; use --resume to continue the run there");
   if (resume && nonempty && !fs::exists(fs::path(dir_) / "units", ec))
@@ -100,6 +107,11 @@ RunTotals UnitRun::computed_except(int64_t unit) const {
 }
 
 bool UnitRun::commit() {
+  if (!writer_) {
+    for (int64_t u = 0; u < count_; ++u)
+      if (!complete(u)) return false;
+    return true;
+  }
   // The prefix grows over the units completed since; their samples.jsonl lines are appended first, so the
   // manifest written after them never points past what is on disk.
   int64_t prefix = prefix_;
@@ -126,8 +138,11 @@ bool UnitRun::commit() {
   for (int64_t u = 0; u < prefix_; ++u) {
     const Json um = unit_manifest(u);
     const std::string rel = fs::path(unit_dir(u)).lexically_relative(dir_).string();
+    const Json& unit = um.contains("unit") ? um.at("unit") : Json::object();
     for (Json s : um.at("shards")) {
       s["file"] = rel + "/" + s.at("file").get<std::string>();
+      s["unit"] = u;
+      s["rank"] = unit.value("rank", 0);  // the process that wrote the unit (last, if it was taken over)
       shards.push_back(s);
     }
     for (auto it = totals.begin(); it != totals.end(); ++it)

@@ -24,7 +24,8 @@ namespace fme {
 class UnitRun {
  public:
   // A fresh run needs `dir` absent or empty; a resume checks the run's identity (which names the unit size).
-  UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume);
+  // Only the `writer` (rank 0 of many) touches RUN's own files; the others read the units' manifests.
+  UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer = true);
 
   int64_t count() const { return count_; }
   int64_t first(int64_t unit) const { return unit * unit_samples_; }
@@ -37,7 +38,7 @@ class UnitRun {
   RunTotals computed_except(int64_t unit) const;
 
   // Extends samples.jsonl with the complete units after the prefix it holds, then rewrites manifest.json over
-  // that prefix. Returns whether every unit is complete.
+  // that prefix (the writer only). Returns whether every unit is complete.
   bool commit();
 
  private:
@@ -46,6 +47,7 @@ class UnitRun {
   std::string dir_;
   Json identity_;
   int64_t unit_samples_, total_, count_;
+  bool writer_;
   int64_t prefix_ = 0;                 // complete units that samples.jsonl and the manifest cover
   uint64_t samples_jsonl_bytes_ = 0;
 };
