@@ -23,6 +23,7 @@ PACKAGES=(
   python3-venv python3-pip python3-setuptools python3-wheel  # `pip install ./python` into a venv, offline
   python3-pytest python3-zstandard       # the package's tests; its zstd shard reader
   python3-protobuf python3-crcmod        # tests read TensorBoard event files with libraries fme did not write
+  python3-botocore                       # tests check the test S3 server's signature check against AWS's SDK
   clang libclang-rt-14-dev               # libFuzzer targets
 )
 # The HF tokenizers peer of bench_tokenizer (npm tokenizers, bench/tokenizer/peer) runs under Node.js with npm.
@@ -59,10 +60,5 @@ peer="$(dirname "$0")/../bench/tokenizer/peer"
 if [ ! -d "$peer/node_modules" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules" ]; then
   npm ci --prefix "$peer" --no-audit --no-fund --loglevel=error ||
     echo "setup: warning: npm ci in $peer failed; bench_tokenizer will report no HF peer" >&2
-fi
-# The S3 server the storage tests start on loopback (s3rver, pinned by its package-lock.json): required.
-s3srv="$(dirname "$0")/../tests/storage/s3_server"
-if [ ! -d "$s3srv/node_modules" ] || [ "$s3srv/package-lock.json" -nt "$s3srv/node_modules" ]; then
-  npm ci --prefix "$s3srv" --no-audit --no-fund --loglevel=error
 fi
 echo "setup: packages installed; BLAS = $(readlink -f /usr/lib/${arch}/libblas.so.3)"

@@ -174,7 +174,6 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
     std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(nullptr, curl_slist_free_all);
     auto add = [&](const std::string& h) { headers.reset(curl_slist_append(headers.release(), h.c_str())); };
     add(payload_sha);
-    add("Expect:");  // no 100-continue round trip
     if (!config_.session_token.empty()) add("x-amz-security-token: " + config_.session_token);
     bool has_type = false;
     for (const auto& h : extra) {

@@ -1,5 +1,6 @@
-// The S3 client against a real S3 server on loopback: objects and multipart uploads round-trip byte for
-// byte and are verified; parts go to a started upload by id; preflight errors name the endpoint, the
+// The S3 client against an S3 server on loopback that checks every signature (s3_test_server.h): objects and
+// multipart uploads round-trip byte for byte and are verified; an aborted upload takes no more parts;
+// preflight errors name the endpoint, the
 // bucket and S3's status; transient failures are retried until the store answers.
 #include <gtest/gtest.h>
 
@@ -136,24 +137,27 @@ TEST_F(S3, LargeFilesGoAsVerifiedMultipartUploads) {
   const S3Object o = c.head("fme-test", "big/shard-00000.safetensors");
   EXPECT_EQ(o.size, data.size());
   EXPECT_EQ(o.meta.at("sha256"), sha256_hex(data));
+  EXPECT_NE(o.etag.find("-3"), std::string::npos) << "a 3-part upload's ETag: " << o.etag;
   EXPECT_TRUE(c.get("fme-test", "big/shard-00000.safetensors") == data);
   EXPECT_THROW(c.put_file("fme-test", "big/x", path, 1u << 20, 2), ConfigError);  // S3's 5 MiB minimum part
   std::filesystem::remove(path);
 }
 
-// Parts go to a started upload under its id; an abort is sent as S3 defines it (DELETE ?uploadId=). s3rver does
-// not implement aborts: its refusal must come back as an error naming the upload and the status.
-TEST_F(S3, PartsOfAStartedUploadAndItsAbort) {
+TEST_F(S3, AnAbortedUploadTakesNoMoreParts) {
   S3Client c(config_for(server_->endpoint()));
   const std::string id = c.begin_upload("fme-test", "aborted/one");
   const std::string part = random_bytes(5u << 20, 3);
   EXPECT_EQ(c.put_part("fme-test", "aborted/one", id, 1, part).size(), 32u) << "the part's MD5 as its ETag";
+  c.abort_upload("fme-test", "aborted/one", id);
+  c.abort_upload("fme-test", "aborted/one", id);  // already gone: not an error
   try {
-    c.abort_upload("fme-test", "aborted/one", id);
-    ADD_FAILURE() << "s3rver 3.7.1 has no AbortMultipartUpload";
+    c.put_part("fme-test", "aborted/one", id, 2, part);
+    ADD_FAILURE();
   } catch (const S3Error& e) {
-    EXPECT_EQ(e.http_status, 405);
-    EXPECT_NE(std::string(e.what()).find("(abort upload " + id + "): HTTP 405 MethodNotAllowed"), std::string::npos) << e.what();
+    EXPECT_EQ(e.http_status, 404);
+    EXPECT_NE(std::string(e.what()).find("PUT s3://fme-test/aborted/one at " + server_->endpoint() + " part 2: HTTP 404 NoSuchUpload"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(c.head("fme-test", "aborted/one").exists) << "an upload never completed stores no object";
 }
@@ -165,6 +169,17 @@ TEST_F(S3, PreflightErrorsNameTheEndpointBucketAndStatus) {
   } catch (const S3Error& e) {
     EXPECT_EQ(e.http_status, 403);
     EXPECT_NE(std::string(e.what()).find("s3://fme-test at " + server_->endpoint() + ": HTTP 403 InvalidAccessKeyId"), std::string::npos)
+        << e.what();
+  }
+  S3Config wrong_secret = config_for(server_->endpoint());
+  wrong_secret.secret_key = "not-the-secret";
+  try {
+    S3Client(wrong_secret).put("fme-test", "k", "v");
+    ADD_FAILURE();
+  } catch (const S3Error& e) {
+    EXPECT_EQ(e.http_status, 403);
+    EXPECT_NE(std::string(e.what()).find("PUT s3://fme-test/k at " + server_->endpoint() + ": HTTP 403 SignatureDoesNotMatch"),
+              std::string::npos)
         << e.what();
   }
   try {

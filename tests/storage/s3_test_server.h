@@ -1,7 +1,7 @@
-// A real S3 server on loopback for tests: s3rver (Node.js, installed by scripts/setup.sh into
-// tests/storage/s3_server/node_modules), started in a fresh data directory with the buckets asked for and
-// stopped (SIGTERM, then SIGKILL) when the object goes. s3rver checks access key ids (a wrong one is S3's
-// 403 InvalidAccessKeyId) but not SigV4 signatures themselves: those are libcurl's.
+// An S3 server on loopback for tests: tests/storage/s3_server.py (Python's standard library; it verifies
+// every request's SigV4 signature, payload hash and Content-MD5 as S3 does, its verifier checked against
+// botocore by s3_server_selftest.py), started with the buckets asked for and stopped (SIGTERM, then SIGKILL)
+// when the object goes.
 #pragma once
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,8 +21,8 @@ namespace fme::test {
 
 class S3TestServer {
  public:
-  static constexpr const char* kAccessKey = "S3RVER";
-  static constexpr const char* kSecretKey = "S3RVER";
+  static constexpr const char* kAccessKey = "FMETESTKEY";
+  static constexpr const char* kSecretKey = "fme/test/secret";
 
   // A free loopback port (bound, then released for the server to take).
   static int free_port() {
@@ -40,20 +40,17 @@ class S3TestServer {
 
   explicit S3TestServer(const std::vector<std::string>& buckets, int port = 0, bool wait = true)
       : port_(port > 0 ? port : free_port()) {
-    const std::string script = std::string(FME_SOURCE_DIR) + "/tests/storage/s3_server/node_modules/s3rver/bin/s3rver.js";
-    if (!std::filesystem::exists(script))
-      throw std::runtime_error(script + " is missing: run scripts/setup.sh (it installs the test S3 server with npm)");
-    dir_ = std::filesystem::temp_directory_path() / ("fme-s3-" + std::to_string(getpid()) + "-" + std::to_string(port_));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    std::vector<std::string> args = {"node", script, "-d", dir_.string(), "-a", "127.0.0.1", "-p", std::to_string(port_), "--silent"};
-    for (const auto& b : buckets) args.insert(args.end(), {"--configure-bucket", b});
+    const std::string script = std::string(FME_SOURCE_DIR) + "/tests/storage/s3_server.py";
+    std::vector<std::string> args = {"/usr/bin/python3", script, "--port", std::to_string(port_), "--access-key", kAccessKey,
+                                     "--secret-key", kSecretKey};
+    for (const auto& b : buckets) args.insert(args.end(), {"--bucket", b});
     pid_ = fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execvp("node", argv.data());
+      if (!std::freopen("/dev/null", "w", stdout)) _exit(126);
+      execv(argv[0], argv.data());
       _exit(127);
     }
     if (wait) wait_ready();
@@ -65,8 +62,6 @@ class S3TestServer {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
   S3TestServer(const S3TestServer&) = delete;
   S3TestServer& operator=(const S3TestServer&) = delete;
@@ -82,7 +77,7 @@ class S3TestServer {
       const bool up = connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
       close(s);
       if (up) return;
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) throw std::runtime_error("the test S3 server exited at start (is node installed?)");
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) throw std::runtime_error("the test S3 server exited at start");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     throw std::runtime_error("the test S3 server did not listen within 30 s");
@@ -94,7 +89,6 @@ class S3TestServer {
  private:
   int port_;
   pid_t pid_ = -1;
-  std::filesystem::path dir_;
 };
 
 }  // namespace fme::test
