@@ -88,3 +88,28 @@ def test_bert_run_of_pre_tokenized_input_equals_fme_forward(shared_data, tmp_pat
             np.testing.assert_allclose(rows[h], fwd[h][i, :len(d)], rtol=0, atol=2e-5, err_msg=f"sample {i} {h}")
     assert run.bos_token_id() is None  # BERT declares no BOS: exclude=("bos",) keeps every row
     assert len(np.concatenate(list(run.batches(hooks[0], batch_tokens=16)))) == run.num_rows
+
+
+def test_a_run_cut_into_work_units_reads_as_the_same_dataset(run_fp32, tiny_model, tmp_path):
+    """--unit-samples: shards under units/unit-NNNNNN/, one manifest; with bucket windows dividing the unit, every
+    row, id and sample record equals the plain run's (run_fp32 batches its 24 documents in windows of 256)."""
+    out = tmp_path / "units"
+    run_fme("extract", "--model", tiny_model, "--dataset", TEXT, "--out", out, "--max-samples", "24",
+            "--hooks", ",".join(HOOKS), "--shard-size", "200000", "--quiet", "--threads", "1", "--dtype", "fp32",
+            "--out-dtype", "fp32", "--unit-samples", "8", "--bucket-window", "8")
+    plain = tmp_path / "plain"
+    run_fme("extract", "--model", tiny_model, "--dataset", TEXT, "--out", plain, "--max-samples", "24",
+            "--hooks", ",".join(HOOKS), "--shard-size", "200000", "--quiet", "--threads", "1", "--dtype", "fp32",
+            "--out-dtype", "fp32", "--bucket-window", "8")
+    a, b = fme.open_run(plain), fme.open_run(out)
+    b.verify()
+    assert {s["file"].split("/")[1] for s in b.manifest["shards"]} == {"unit-000000", "unit-000001", "unit-000002"}
+    assert len(a) == len(b) == 24
+    np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    for point in HOOKS:
+        np.testing.assert_array_equal(np.asarray(a[point]), np.asarray(b[point]))
+    assert [s["sample_index"] for s in a.samples] == [s["sample_index"] for s in b.samples]
+    ids, rows = b.sample(13)
+    ids_a, rows_a = a.sample(13)
+    np.testing.assert_array_equal(ids, ids_a)
+    np.testing.assert_array_equal(rows[HOOKS[1]], rows_a[HOOKS[1]])

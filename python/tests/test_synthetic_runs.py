@@ -408,3 +408,17 @@ def test_shard_disagreeing_with_the_manifest_is_an_error_on_read(c):
     r = fme.open_run(run)
     with pytest.raises(fme.RunError, match="shard-00000.safetensors: index tensors hold"):
         r.sample(0)
+
+
+@pytest.mark.parametrize("name", ["../shard-00000.safetensors", "/tmp/shard.safetensors", "units//shard.safetensors",
+                                  "units/.hidden/shard.safetensors", ""])
+def test_shard_names_outside_the_run_are_refused(c, name):
+    run = c.fresh_copy("escape-%d" % abs(hash(name)))
+    path = os.path.join(run, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m["shards"][0]["file"] = name
+    with open(path, "w") as f:
+        json.dump(m, f)
+    with pytest.raises(fme.RunError, match="bad shard file name"):
+        fme.open_run(run)
