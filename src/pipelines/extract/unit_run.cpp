@@ -66,6 +66,13 @@ UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t t
   }
   prefix_ = m.at("units").at("prefix").get<int64_t>();
   samples_jsonl_bytes_ = m.at("samples_jsonl_bytes").get<uint64_t>();
+  prefix_shards_ = m.at("shards");
+  const Json& t = m.at("totals");
+  prefix_totals_ = {t.at("samples"), t.at("stored_samples"), t.at("tokens"), t.at("bytes"), t.at("shards"),
+                    t.at("truncated"), t.at("skipped"), t.value("excluded_tokens", int64_t{0})};
+  for (const auto& [point, st] : m.at("stats").items())
+    prefix_stats_[point] = {st.at("rows").get<int64_t>(), st.at("sum").get<std::vector<double>>(), st.at("sum_sq_norm").get<double>()};
+  template_ = m;
   const fs::path samples = fs::path(dir_) / "samples.jsonl";
   const uint64_t size = fs::exists(samples, ec) ? fs::file_size(samples) : 0;
   if (size < samples_jsonl_bytes_) throw FormatError(samples.string() + ": shorter than manifest.json records; the run is damaged");
@@ -87,21 +94,53 @@ bool UnitRun::started(int64_t unit) const {
   return fs::exists(fs::path(unit_dir(unit)) / "manifest.json", ec);
 }
 
-bool UnitRun::complete(int64_t unit) const { return started(unit) && unit_manifest(unit).value("complete", false); }
+namespace {
+RunTotals totals_of(const Json& t) {
+  return {t.at("samples"), t.at("stored_samples"), t.at("tokens"), t.at("bytes"), t.at("shards"),
+          t.at("truncated"), t.at("skipped"), t.value("excluded_tokens", int64_t{0})};
+}
+}  // namespace
+
+const UnitRun::Done* UnitRun::done(int64_t unit) const {
+  auto it = done_.find(unit);
+  if (it != done_.end()) return &it->second;
+  if (!started(unit)) return nullptr;
+  const Json m = unit_manifest(unit);
+  if (!m.value("complete", false)) return nullptr;
+  Done d;
+  d.totals = totals_of(m.at("totals"));
+  const std::string rel = fs::path(unit_dir(unit)).lexically_relative(dir_).string();
+  const Json& info = m.contains("unit") ? m.at("unit") : Json::object();
+  d.shards = Json::array();
+  for (Json s : m.at("shards")) {
+    s["file"] = rel + "/" + s.at("file").get<std::string>();
+    s["unit"] = unit;
+    s["rank"] = info.value("rank", 0);  // the process that wrote the unit (last, if it was taken over)
+    d.shards.push_back(s);
+  }
+  if (unit >= prefix_)
+    for (const auto& [point, st] : m.at("stats").items())
+      d.stats[point] = {st.at("rows").get<int64_t>(), st.at("sum").get<std::vector<double>>(), st.at("sum_sq_norm").get<double>()};
+  if (template_.is_null()) {
+    template_ = m;
+    template_.erase("stats");
+    template_.erase("shards");
+    template_.erase("unit");
+  }
+  return &done_.emplace(unit, std::move(d)).first->second;
+}
+
+bool UnitRun::complete(int64_t unit) const { return done(unit) != nullptr; }
 
 RunTotals UnitRun::computed_except(int64_t unit) const {
   RunTotals t;
   for (int64_t u = 0; u < count_; ++u) {
-    if (u == unit || !started(u)) continue;
-    const Json m = unit_manifest(u).at("totals");
-    t.samples += m.at("samples").get<int64_t>();
-    t.stored_samples += m.at("stored_samples").get<int64_t>();
-    t.tokens += m.at("tokens").get<int64_t>();
-    t.bytes += m.at("bytes").get<int64_t>();
-    t.shards += m.at("shards").get<int64_t>();
-    t.truncated += m.at("truncated").get<int64_t>();
-    t.skipped += m.at("skipped").get<int64_t>();
-    t.excluded_tokens += m.value("excluded_tokens", int64_t{0});
+    if (u == unit) continue;
+    if (const Done* d = done(u)) {
+      t += d->totals;
+    } else if (started(u)) {  // in progress: what its manifest has committed
+      t += totals_of(unit_manifest(u).at("totals"));
+    }
   }
   return t;
 }
@@ -114,77 +153,61 @@ bool UnitRun::commit() {
   }
   // The prefix grows over the units completed since; their samples.jsonl lines are appended first, so the
   // manifest written after them never points past what is on disk.
-  int64_t prefix = prefix_;
   std::string lines;
-  while (prefix < count_ && complete(prefix)) {
-    lines += read_file((fs::path(unit_dir(prefix)) / "samples.jsonl").string());
-    ++prefix;
+  for (; prefix_ < count_; ++prefix_) {
+    Done* d = const_cast<Done*>(done(prefix_));
+    if (!d) break;
+    lines += read_file((fs::path(unit_dir(prefix_)) / "samples.jsonl").string());
+    for (const auto& s : d->shards) prefix_shards_.push_back(s);
+    prefix_totals_ += d->totals;
+    for (auto& [point, st] : d->stats) {
+      PointSums& acc = prefix_stats_[point];
+      if (acc.sum.empty()) acc.sum.assign(st.sum.size(), 0.0);
+      for (size_t i = 0; i < acc.sum.size() && i < st.sum.size(); ++i) acc.sum[i] += st.sum[i];
+      acc.rows += st.rows;
+      acc.sum_sq_norm += st.sum_sq_norm;
+    }
+    d->stats.clear();  // in the prefix's sums now
   }
   const fs::path samples = fs::path(dir_) / "samples.jsonl";
   if (!lines.empty()) append_synced(samples.string(), lines);
   samples_jsonl_bytes_ += lines.size();
-  prefix_ = prefix;
-  if (prefix_ == 0 && !started(0)) return count_ == 0;  // nothing to describe yet
+  if (template_.is_null()) {  // no unit complete yet: the fields come from one that has started
+    for (int64_t u = 0; u < count_ && template_.is_null(); ++u)
+      if (started(u)) template_ = unit_manifest(u);
+    if (template_.is_null()) return count_ == 0;  // nothing to describe yet
+  }
 
-  // The plain run layout over units [0, prefix): the first unit's manifest gives the fields every unit shares.
-  Json m = unit_manifest(0);
-  Json shards = Json::array();
-  Json totals = Json{{"samples", 0}, {"stored_samples", 0}, {"tokens", 0}, {"bytes", 0}, {"shards", 0},
-                     {"truncated", 0}, {"skipped", 0}, {"excluded_tokens", 0}};
+  // The plain run layout over units [0, prefix).
+  Json m = template_;
+  m.erase("unit");
   Json stats = Json::object();
+  for (const auto& h : m.at("hooks")) {  // every point, with empty statistics while the prefix has no row
+    const std::string point = h.at("name").get<std::string>();
+    int64_t numel = 1;
+    for (const auto& d : h.at("row_shape")) numel *= d.get<int64_t>();
+    const PointSums& acc = prefix_stats_[point];
+    std::vector<double> sum = acc.sum.empty() ? std::vector<double>(static_cast<size_t>(numel), 0.0) : acc.sum;
+    std::vector<double> mean = sum;
+    for (double& v : mean) v = acc.rows > 0 ? v / double(acc.rows) : 0.0;
+    stats[point] = Json{{"rows", acc.rows}, {"mean", mean}, {"mean_sq_norm", acc.rows > 0 ? acc.sum_sq_norm / double(acc.rows) : 0.0},
+                        {"sum", sum}, {"sum_sq_norm", acc.sum_sq_norm}};
+  }
+  const RunTotals& t = prefix_totals_;
   std::vector<int64_t> complete_units;
   for (int64_t u = 0; u < count_; ++u)
     if (complete(u)) complete_units.push_back(u);
-  for (int64_t u = 0; u < prefix_; ++u) {
-    const Json um = unit_manifest(u);
-    const std::string rel = fs::path(unit_dir(u)).lexically_relative(dir_).string();
-    const Json& unit = um.contains("unit") ? um.at("unit") : Json::object();
-    for (Json s : um.at("shards")) {
-      s["file"] = rel + "/" + s.at("file").get<std::string>();
-      s["unit"] = u;
-      s["rank"] = unit.value("rank", 0);  // the process that wrote the unit (last, if it was taken over)
-      shards.push_back(s);
-    }
-    for (auto it = totals.begin(); it != totals.end(); ++it)
-      it.value() = it.value().get<int64_t>() + um.at("totals").value(it.key(), int64_t{0});
-    for (const auto& [point, st] : um.at("stats").items()) {
-      if (!stats.contains(point)) {
-        stats[point] = st;
-        continue;
-      }
-      Json& acc = stats[point];
-      std::vector<double> sum = acc.at("sum").get<std::vector<double>>();
-      const std::vector<double> add = st.at("sum").get<std::vector<double>>();
-      for (size_t i = 0; i < sum.size() && i < add.size(); ++i) sum[i] += add[i];
-      acc["sum"] = sum;
-      acc["rows"] = acc.at("rows").get<int64_t>() + st.at("rows").get<int64_t>();
-      acc["sum_sq_norm"] = acc.at("sum_sq_norm").get<double>() + st.at("sum_sq_norm").get<double>();
-    }
-  }
-  for (auto& [point, acc] : stats.items()) {  // means over the prefix's rows
-    const int64_t rows = acc.at("rows").get<int64_t>();
-    std::vector<double> mean = acc.at("sum").get<std::vector<double>>();
-    for (double& v : mean) v = rows > 0 ? v / double(rows) : 0.0;
-    acc["mean"] = mean;
-    acc["mean_sq_norm"] = rows > 0 ? acc.at("sum_sq_norm").get<double>() / double(rows) : 0.0;
-  }
-  if (prefix_ == 0)  // no complete unit: empty statistics of the right shapes
-    for (auto& [point, acc] : stats.items()) {
-      const size_t n = acc.at("sum").size();
-      acc = Json{{"rows", 0}, {"mean", std::vector<double>(n, 0.0)}, {"mean_sq_norm", 0.0}, {"sum", std::vector<double>(n, 0.0)},
-                 {"sum_sq_norm", 0.0}};
-    }
   m["identity"] = identity_;
-  m["shards"] = shards;
-  m["totals"] = totals;
+  m["shards"] = prefix_shards_;
+  m["totals"] = Json{{"samples", t.samples}, {"stored_samples", t.stored_samples}, {"tokens", t.tokens}, {"bytes", t.bytes},
+                     {"shards", t.shards}, {"truncated", t.truncated}, {"skipped", t.skipped}, {"excluded_tokens", t.excluded_tokens}};
   m["stats"] = stats;
-  m["truncated"] = totals.at("truncated");
-  m["skipped"] = totals.at("skipped");
+  m["truncated"] = t.truncated;
+  m["skipped"] = t.skipped;
   m["next_sample"] = prefix_ > 0 ? end(prefix_ - 1) : 0;
   m["samples_jsonl_bytes"] = samples_jsonl_bytes_;
   m["complete"] = prefix_ == count_;
   m["units"] = Json{{"samples", unit_samples_}, {"count", count_}, {"prefix", prefix_}, {"complete", complete_units}};
-  m.erase("unit");
   write_file_atomic((fs::path(dir_) / "manifest.json").string(), m.dump(2) + "\n");
   return prefix_ == count_;
 }

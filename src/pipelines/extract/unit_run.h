@@ -14,7 +14,9 @@
 // which units are complete.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "pipelines/extract/run_dir.h"
 #include "util/json.h"
@@ -50,6 +52,26 @@ class UnitRun {
   bool writer_;
   int64_t prefix_ = 0;                 // complete units that samples.jsonl and the manifest cover
   uint64_t samples_jsonl_bytes_ = 0;
+
+  // A complete unit never changes, so each is read once (a long run has thousands of units, each manifest
+  // holding its statistics): its totals, and until the prefix takes it in, its shards and statistics.
+  struct PointSums {
+    int64_t rows = 0;
+    std::vector<double> sum;
+    double sum_sq_norm = 0;
+  };
+  struct Done {
+    RunTotals totals;
+    Json shards;                                  // names relative to the run, with unit and rank
+    std::map<std::string, PointSums> stats;       // emptied once the prefix has it
+  };
+  const Done* done(int64_t unit) const;           // null while the unit is not complete
+  mutable std::map<int64_t, Done> done_;
+  // The prefix's aggregate, grown as units join it (and read back from manifest.json on resume).
+  Json prefix_shards_ = Json::array();
+  RunTotals prefix_totals_;
+  std::map<std::string, PointSums> prefix_stats_;
+  mutable Json template_;  // the fields every unit's manifest shares (model, dataset, dtypes, hooks, ...)
 };
 
 }  // namespace fme
