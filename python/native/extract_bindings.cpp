@@ -101,6 +101,14 @@ const std::map<std::string, Setter>& setters() {
       {"shard_size", [](O& o, N n, V v) { o.shard_size = as_uint(n, v); }},
       {"compress", [](O& o, N n, V v) { o.compress = as_str(n, v); }},
       {"resume", [](O& o, N n, V v) { o.resume = as_bool(n, v); }},
+      {"unit_samples", [](O& o, N n, V v) { o.unit_samples = as_int(n, v); }},
+      {"upload", [](O& o, N n, V v) { o.upload = as_str(n, v); }},
+      {"staging", [](O& o, N n, V v) { o.staging = fspath(v, "extract(): option '" + n + "'"); }},
+      {"s3_endpoint", [](O& o, N n, V v) { o.s3_endpoint = as_str(n, v); }},
+      {"part_size", [](O& o, N n, V v) { o.part_size = as_uint(n, v); }},
+      {"upload_parallel", [](O& o, N n, V v) { o.upload_parallel = as_int32(n, v); }},
+      {"max_staged", [](O& o, N n, V v) { o.max_staged = as_uint(n, v); }},
+      {"delete_local", [](O& o, N n, V v) { o.delete_local = as_bool(n, v); }},
       {"quiet", [](O& o, N n, V v) { o.quiet = as_bool(n, v); }},
       {"threads", [](O& o, N n, V v) { o.threads = as_int32(n, v); }},
   };
@@ -168,7 +176,8 @@ void bind_extract(py::module_& m) {
         "Runs `fme extract --model MODEL --dataset DATASET --out OUT` with OPTIONS named as its flags with\n"
         "underscores (hooks, layers, dtype, weights_dtype, out_dtype, format, text_field, max_samples,\n"
         "prompt_template, chat, augment, seed, max_seq_len, skip_longer, exclude_special_tokens, exclude_bos,\n"
-        "batch_tokens, batch_size, bucket_window, shard_size, compress, resume, threads, quiet); None leaves the\n"
+        "batch_tokens, batch_size, bucket_window, shard_size, compress, resume, unit_samples, upload, staging,\n"
+        "s3_endpoint, part_size, upload_parallel, max_staged, delete_local, threads, quiet); None leaves the\n"
         "default. hooks may be a list of patterns, layers a list of block indices. PROGRESS, if given, is called\n"
         "with {samples, total_samples (None when unknown), tokens, shards, bytes} as shards commit and at the end.\n"
         "Returns the run's summary (what the CLI prints). Raises fme._native.Error with fme's message.");

@@ -276,7 +276,10 @@ def test_extract_value_errors_are_the_clis(tmp_path, tiny_model, fme_bin):
     # The checks CLI11 made (--chat's values, --threads > 0) are the C++ functions both front ends call, and
     # run_extract's own: the same message either way.
     cases = ((["--chat", "nonsense"], dict(chat="nonsense")), (["--threads", "0"], dict(threads=0)),
-             (["--compress", "lz4"], dict(compress="lz4")), (["--exclude-bos"], dict(exclude_bos=True)))
+             (["--compress", "lz4"], dict(compress="lz4")), (["--exclude-bos"], dict(exclude_bos=True)),
+             (["--delete-local"], dict(delete_local=True)),
+             (["--part-size", "1000", "--upload", "s3://bkt/x"], dict(part_size=1000, upload="s3://bkt/x")),
+             (["--unit-samples", "-2"], dict(unit_samples=-2)))
     for flags, keywords in cases:
         with pytest.raises(_native.Error) as info:
             _native.extract(tiny_model, TEXT, tmp_path / "run", quiet=True, **keywords)
