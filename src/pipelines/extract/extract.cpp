@@ -486,7 +486,18 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
       if (!units->complete(u)) todo.push_back(u);
     if (dist) dist->barrier();
     UnitClaims claims(dist, todo, "fme/extract/" + sha256_hex(identity.dump()).substr(0, 16), o.unit_lease_s);
-    for (int64_t u; (u = claims.next()) >= 0;) {
+    // While the other ranks finish their units, rank 0's progress follows their commits.
+    auto waiting = [&] {
+      if (rank != 0) return;
+      base = units->computed();
+      fill();
+      done_samples.store(sum.samples);
+      done_tokens.store(sum.tokens);
+      committed_shards.store(sum.shards);
+      committed_bytes.store(sum.bytes);
+      progress.update(progress_stats());
+    };
+    for (int64_t u; (u = claims.next(waiting)) >= 0;) {
       Json unit_info = info;
       unit_info["unit"] = Json{{"index", u}, {"first_sample", units->first(u)}, {"end_sample", units->end(u)}, {"rank", rank}};
       RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", units->started(u), {},

@@ -47,7 +47,7 @@ void UnitClaims::beat_loop() {
   }
 }
 
-int64_t UnitClaims::next() {
+int64_t UnitClaims::next(const std::function<void()>& waiting) {
   if (!dist_) return local_next_ < todo_.size() ? todo_[local_next_++] : -1;
   const int64_t n = static_cast<int64_t>(todo_.size());
   const int64_t i = dist_->store_add(key("next"), 1) - 1;
@@ -59,8 +59,9 @@ int64_t UnitClaims::next() {
   }
   // Every unit is handed out: wait for the others, taking over a unit whose owner's heartbeat stopped.
   std::map<int64_t, std::pair<std::string, std::chrono::steady_clock::time_point>> seen;  // unit -> last beat, when
-  while (true) {
+  for (int64_t round = 0;; ++round) {
     if (dist_->store_add(key("done"), 0) >= n) return -1;
+    if (waiting && round % 5 == 0) waiting();
     const auto now = std::chrono::steady_clock::now();
     for (int64_t unit : todo_) {
       const std::string u = std::to_string(unit);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,8 +36,8 @@ class UnitClaims {
   UnitClaims& operator=(const UnitClaims&) = delete;
 
   // The next unit this process computes, or -1 when every unit is done. May wait (for the ranks still
-  // computing, to take over a unit whose owner stopped).
-  int64_t next();
+  // computing, to take over a unit whose owner stopped), calling `waiting` about once a second meanwhile.
+  int64_t next(const std::function<void()>& waiting = {});
   // This process's unit is complete on disk.
   void done(int64_t unit);
   int64_t reclaimed() const { return reclaimed_; }  // units taken over from a stopped rank
