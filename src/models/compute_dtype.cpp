@@ -1,5 +1,6 @@
 #include "models/compute_dtype.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -32,9 +33,13 @@ GemmProbe probe_gemm(c10::Device device) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(device.type());
   if (it != cache.end()) return it->second;
+  // Three alternating rounds, the best of each dtype: a busy machine (another job on the cores for a few ms)
+  // then slows both alike instead of flipping the choice between two runs started side by side.
   GemmProbe p;
-  p.fp32_gflops = measure_gemm_gflops(at::kFloat, 512, 3, device);
-  p.bf16_gflops = measure_gemm_gflops(at::kBFloat16, 512, 3, device);
+  for (int round = 0; round < 3; ++round) {
+    p.fp32_gflops = std::max(p.fp32_gflops, measure_gemm_gflops(at::kFloat, 512, 3, device));
+    p.bf16_gflops = std::max(p.bf16_gflops, measure_gemm_gflops(at::kBFloat16, 512, 3, device));
+  }
   cache[device.type()] = p;
   return p;
 }
