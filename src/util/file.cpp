@@ -137,4 +137,22 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   f.commit();
 }
 
+void append_file_durably(const std::string& path, std::string_view text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(path + ": cannot open for append");
+  for (size_t off = 0; off < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+    if (w < 0) {
+      ::close(fd);
+      throw IoError(path + ": write failed (disk full?)");
+    }
+    off += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    throw IoError(path + ": fsync failed");
+  }
+  ::close(fd);
+}
+
 }  // namespace fme

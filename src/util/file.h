@@ -55,4 +55,7 @@ class AtomicFile {
 // Convenience: atomically replace `path` with `content`.
 void write_file_atomic(const std::string& path, std::string_view content);
 
+// Appends `text` to `path` (created if absent) and fsyncs it: IoError naming the file on failure (disk full).
+void append_file_durably(const std::string& path, std::string_view text);
+
 }  // namespace fme

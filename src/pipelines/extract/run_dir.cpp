@@ -50,26 +50,6 @@ std::vector<std::string> differences(const Json& a, const Json& b, const std::st
 
 namespace {
 
-// Appends `text` to `path` and fsyncs it.
-void append_durably(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(path + ": cannot open for append");
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0) {
-      ::close(fd);
-      throw IoError(path + ": write failed (disk full?)");
-    }
-    off += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    throw IoError(path + ": fsync failed");
-  }
-  ::close(fd);
-}
-
 }  // namespace
 
 Json recorded_run_settings(const std::string& dir) {
@@ -289,7 +269,7 @@ void RunDir::commit(bool final) {
     pending_stats_[l] = {0, at::zeros_like(pending_stats_[l].sum), 0};
   }
   if (!pending_lines_.empty()) {
-    append_durably((fs::path(dir_) / "samples.jsonl").string(), pending_lines_);
+    append_file_durably((fs::path(dir_) / "samples.jsonl").string(), pending_lines_);
     samples_jsonl_bytes_ += pending_lines_.size();
     pending_lines_.clear();
   }

@@ -1,8 +1,5 @@
 #include "pipelines/extract/unit_run.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <vector>
@@ -13,26 +10,6 @@
 namespace fs = std::filesystem;
 
 namespace fme {
-namespace {
-
-// Appends `text` to `path` and fsyncs it.
-void append_synced(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(path + ": cannot open for append");
-  for (size_t off = 0; off < text.size();) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0) {
-      ::close(fd);
-      throw IoError(path + ": write failed (disk full?)");
-    }
-    off += static_cast<size_t>(w);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced) throw IoError(path + ": fsync failed");
-}
-
-}  // namespace
 
 UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer)
     : dir_(std::move(dir)), identity_(std::move(identity)), unit_samples_(unit_samples), total_(total_samples), writer_(writer) {
@@ -170,7 +147,7 @@ bool UnitRun::commit() {
     d->stats.clear();  // in the prefix's sums now
   }
   const fs::path samples = fs::path(dir_) / "samples.jsonl";
-  if (!lines.empty()) append_synced(samples.string(), lines);
+  if (!lines.empty()) append_file_durably(samples.string(), lines);
   samples_jsonl_bytes_ += lines.size();
   if (template_.is_null()) {  // no unit complete yet: the fields come from one that has started
     for (int64_t u = 0; u < count_ && template_.is_null(); ++u)
