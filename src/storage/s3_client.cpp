@@ -166,7 +166,8 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
   const std::string sigv4 = "aws:amz:" + config_.region + ":s3";
   // S3 wants the payload's sha256 signed in; libcurl 7.88 signs the header but does not compute it.
   const std::string payload_sha = "x-amz-content-sha256: " + sha256_hex(body ? *body : std::string());
-  const int tries = attempts > 0 ? attempts : std::max(1, config_.max_attempts);
+  const int tries = std::max(1, config_.max_attempts);
+  const int unanswered_tries = attempts > 0 ? std::min(attempts, tries) : tries;
   std::mt19937_64 jitter(std::random_device{}());
   for (int attempt = 1;; ++attempt) {
     std::unique_ptr<CURL, void (*)(CURL*)> c(curl_easy_init(), curl_easy_cleanup);
@@ -207,7 +208,7 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
     curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
     const CURLcode rc = curl_easy_perform(c.get());
     curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
-    if (!retryable(rc, r.status) || attempt >= tries) {
+    if (!retryable(rc, r.status) || attempt >= (rc == CURLE_OK ? tries : unanswered_tries)) {
       if (rc != CURLE_OK)
         throw S3Error(method + " " + where(bucket, key) + ": cannot connect or no answer (" + curl_easy_strerror(rc) + ", " +
                           std::to_string(attempt) + (attempt == 1 ? " attempt)" : " attempts)"),

@@ -53,8 +53,9 @@ class S3Client {
   const S3Config& config() const { return config_; }
 
   // Preflight: the bucket answers to these credentials. S3Error, e.g. "s3://b at http://127.0.0.1:9000: HTTP
-  // 403 InvalidAccessKeyId (...)", "...: HTTP 404 NoSuchBucket", or "...: cannot connect (...)"; tried
-  // `attempts` times only, so a wrong endpoint fails in seconds.
+  // 403 InvalidAccessKeyId (...)", "...: HTTP 404 NoSuchBucket", or "...: cannot connect (...)". A request
+  // that gets no answer is tried `attempts` times only, so a wrong endpoint fails in seconds; a busy store's
+  // 5xx answers get the usual retries.
   void check_bucket(const std::string& bucket, int attempts = 2);
   // HEAD: exists = false on 404.
   S3Object head(const std::string& bucket, const std::string& key);
@@ -91,7 +92,8 @@ class S3Client {
   };
 
  private:
-  // One request, retried as above. `query` is already canonical (sorted, encoded); `body` may be null.
+  // One request, retried as above (`attempts` > 0: at most that many tries while no answer comes). `query` is
+  // already canonical (sorted, encoded); `body` may be null.
   Response request(const std::string& method, const std::string& bucket, const std::string& key, const std::string& query,
                    const std::string* body, const std::vector<std::string>& headers, int attempts = 0) const;
   std::string where(const std::string& bucket, const std::string& key) const;  // "s3://b/k at http://host"

@@ -2,7 +2,8 @@
 // (storage/s3_test_server.h): the bucket prefix holds
 // the run's files byte for byte; a run killed mid-upload (--out s3:// --staging --delete-local) resumes to
 // the same objects as an uninterrupted local run; preflight errors come before any compute and name the
-// endpoint, bucket and status; a remote run from other settings is refused.
+// endpoint, bucket and status; a remote run from other settings is refused; ranks sharing a run cut into work
+// units put one run into the bucket, also when killed and resumed on another number of ranks.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,10 +11,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "dist/launch_env.h"
 #include "storage/s3_client.h"
 #include "storage/s3_test_server.h"
 #include "util/file.h"
@@ -126,6 +130,7 @@ TEST_F(ExtractUpload, TheBucketPrefixHoldsTheRunByteForByte) {
   EXPECT_NE(other.err.find("s3://fme-test/runs/a/manifest.json: the run there was made with other settings: settings.out_dtype"),
             std::string::npos)
       << other.err;
+  EXPECT_EQ(server_->audit(), "") << "no manifest was put before the objects it lists";
 }
 
 TEST_F(ExtractUpload, AKilledUploadResumesToTheObjectsOfAnUninterruptedRun) {
@@ -144,6 +149,7 @@ TEST_F(ExtractUpload, AKilledUploadResumesToTheObjectsOfAnUninterruptedRun) {
   for (const auto& e : fs::directory_iterator(path("staging"))) left.push_back(e.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"manifest.json", "samples.jsonl"}));
+  EXPECT_EQ(server_->audit(), "") << "no manifest was put before the objects it lists";
 }
 
 // A kill in the middle of a multipart upload leaves the upload journaled; the resume aborts it (the store drops
@@ -170,6 +176,76 @@ TEST_F(ExtractUpload, AMultipartUploadCutByAKillIsAbortedOnResume) {
   EXPECT_FALSE(fs::exists(path("mp/.s3-uploads.json")));
   EXPECT_EQ(Json::parse(r.out).at("shards"), 1);
   EXPECT_EQ(expect_mirrored(path("mp"), "runs/c"), 3);
+}
+
+// Three ranks share one run cut into work units, written to the bucket (--out s3:// --staging, shared by the
+// ranks, --delete-local): each rank uploads the units it computes while it computes the next, and rank 0 the
+// run's manifest, which lists a unit only once its objects are verified. The bucket then holds what one process
+// writes locally, byte for byte (the manifests' rank fields aside), also after all ranks were killed at
+// different points (one of them between a shard's upload and its unit's manifest) and 2 ranks resumed.
+TEST_F(ExtractUpload, RanksPutOneUnitRunIntoTheBucket) {
+  const std::vector<std::string> common{"--unit-samples", "3", "--threads", "1"};
+  std::vector<std::string> local = extract(common, /*s3=*/false);
+  local.insert(local.end(), {"--out", path("units-local")});
+  ASSERT_EQ(fme(local).code, 0);
+  // Every file of the local run, as the bucket must hold it (manifests: what does not name a rank).
+  auto comparable = [](const std::string& name, const std::string& bytes) {
+    if (fs::path(name).filename() != "manifest.json") return bytes;
+    Json m = Json::parse(bytes);
+    for (auto& s : m["shards"]) s.erase("rank");
+    m.erase("unit");
+    m.erase("compute");  // the dtype probe's figures differ from process to process
+    return m.dump();
+  };
+  std::map<std::string, std::string> want;
+  for (const auto& e : fs::recursive_directory_iterator(path("units-local")))
+    if (e.is_regular_file()) {
+      const std::string rel = e.path().lexically_relative(path("units-local")).string();
+      want[rel] = comparable(rel, read_file(e.path().string()));
+    }
+  ASSERT_GE(want.size(), 4u * 3 + 2);
+  auto expect_bucket_holds_the_run = [&](const std::string& prefix) {
+    storage::S3Client c = client();
+    for (const auto& [name, bytes] : want) {
+      std::string got;
+      try {
+        got = c.get("fme-test", prefix + "/" + name);
+      } catch (const storage::S3Error& e) {
+        ADD_FAILURE() << name << ": " << e.what();
+        continue;
+      }
+      EXPECT_TRUE(comparable(name, got) == bytes) << name;
+    }
+    const Json m = Json::parse(c.get("fme-test", prefix + "/manifest.json"));
+    EXPECT_TRUE(m.at("complete").get<bool>());
+    std::set<int> ranks;
+    for (const auto& s : m.at("shards")) ranks.insert(s.at("rank").get<int>());
+    return ranks;
+  };
+  const std::string base = kFme + " extract --model " + path("model") + " --dataset " + shared("arc-agi/evaluation") +
+                           " --max-samples 12 --dtype fp32 --quiet --shard-size 200000 --part-size 5242880 --unit-samples 3" +
+                           " --threads 1 --timeout 60 --delete-local --s3-endpoint " + server_->endpoint();
+  // `kills`: a failpoint per rank ("" for none), set by a script that reads RANK.
+  auto launch = [&](int world, const std::string& prefix, const std::vector<std::string>& kills, const std::string& more) {
+    std::ofstream script(path("launch.sh"));
+    for (size_t r = 0; r < kills.size(); ++r)
+      if (!kills[r].empty()) script << "if [ \"$RANK\" = " << r << " ]; then export FME_FAILPOINT=" << kills[r] << "; fi\n";
+    script << "exec timeout 300 " << base << more << " --out s3://fme-test/" << prefix << " --staging " << path(prefix) << "\n";
+    script.close();
+    return dist::run_local_world(world, "sh " + path("launch.sh"), path("rank"), false);
+  };
+  server_->inject_faults(503, 4);  // answers the ranks' clients retry (a busy store; resets: storage_test)
+  ASSERT_EQ(launch(3, "ranks", {}, ""), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err")) << read_file(path("rank2.err"));
+  EXPECT_GE(expect_bucket_holds_the_run("ranks").size(), 2u) << "the units were shared between ranks";
+  // The staging directory keeps the small files only, and no journal of an open upload.
+  for (const auto& e : fs::recursive_directory_iterator(path("ranks")))
+    if (e.is_regular_file()) EXPECT_EQ(e.path().filename().string().find("shard-"), std::string::npos) << e.path();
+
+  // Every rank killed (rank 1 between a shard's upload and its unit's end), then the same command on 2 ranks.
+  EXPECT_NE(launch(3, "killed", {"extract.unit.committed@1", "extract.upload.shard_uploaded@2", "extract.shard.committed@2"}, ""), 0);
+  ASSERT_EQ(launch(2, "killed", {}, " --resume"), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err"));
+  expect_bucket_holds_the_run("killed");
+  EXPECT_EQ(server_->audit(), "") << "no manifest was put before the objects it lists";
 }
 
 TEST_F(ExtractUpload, PreflightErrorsComeBeforeAnyCompute) {

@@ -225,5 +225,39 @@ TEST(S3Retry, RequestsAreRetriedUntilTheStoreAnswers) {
   EXPECT_EQ(client.get("late", "k"), "v");
 }
 
+// 5xx answers and dropped connections are retried with backoff, within max_attempts; past them the error
+// names the last status. Every part of a multipart upload is retried on its own.
+TEST_F(S3, FailedAnswersAreRetriedWithBackoff) {
+  S3Config cfg = config_for(server_->endpoint());
+  cfg.backoff_s = 0.05;
+  cfg.max_attempts = 4;
+  S3Client c(cfg);
+  server_->inject_faults(503, 2);
+  server_->inject_faults(0, 1);  // then a reset
+  c.put("fme-test", "retry/a", "after three failures");
+  EXPECT_EQ(c.get("fme-test", "retry/a"), "after three failures");
+  server_->inject_faults(500, 4);  // as many as the attempts: the last answer is the error
+  try {
+    c.put("fme-test", "retry/b", "never");
+    ADD_FAILURE() << "four failed attempts of four";
+  } catch (const S3Error& e) {
+    EXPECT_EQ(e.http_status, 500);
+    EXPECT_NE(std::string(e.what()).find("PUT s3://fme-test/retry/b at " + server_->endpoint() + ": HTTP 500 InternalError"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(c.head("fme-test", "retry/b").exists);
+  // A multipart upload through faults: 3 parts, failures spread over its requests.
+  const std::string data = random_bytes((5u << 20) * 2 + 1000, 7);
+  const std::string file = (std::filesystem::temp_directory_path() / ("fme-s3-retry-" + std::to_string(getpid()))).string();
+  std::ofstream(file, std::ios::binary) << data;
+  server_->inject_faults(502, 1);
+  server_->inject_faults(0, 1);
+  server_->inject_faults(503, 1);
+  c.put_file("fme-test", "retry/big", file, 5u << 20, 1);
+  EXPECT_TRUE(c.get("fme-test", "retry/big") == data);
+  std::filesystem::remove(file);
+}
+
 }  // namespace
 }  // namespace fme::storage

@@ -11,14 +11,21 @@ upload part, complete, abort, with S3's ETags) live in memory. The verifier is c
     python3 s3_server.py --port N [--bucket NAME ...] [--access-key K --secret-key S] [--region R]
 
 Prints "ready PORT" once listening; stops on SIGTERM.
+
+For tests, unsigned: GET /_fme/faults?status=503&count=N makes the next N requests answer 503 SlowDown (any
+5xx status; status=0 drops the connection unanswered), and GET /_fme/audit lists, a line each, every manifest
+put while an object it lists (a shard with its size and x-amz-meta-sha256, samples.jsonl's recorded bytes) was
+not yet stored whole: a writer must put a run's manifest last.
 """
 
 import argparse
 import base64
 import hashlib
 import hmac
+import json
 import re
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -63,6 +70,32 @@ class Store:
         self.lock = threading.Lock()
         self.buckets = {b: {} for b in buckets}  # bucket -> key -> (data, etag, meta)
         self.uploads = {}  # upload id -> (bucket, key, meta, {part number: (data, etag)})
+        self.faults = []   # injected answers for the next requests: an HTTP status, or 0 to drop the connection
+        self.audit = []    # manifests that listed an object not (yet) stored whole
+
+    def check_manifest(self, bucket, key, data):
+        """What a run's manifest promises: every shard it lists, and samples.jsonl's recorded prefix, are
+        already stored whole (the writer puts the manifest last). Broken promises are kept for GET /_fme/audit."""
+        try:
+            m = json.loads(data)
+        except ValueError:
+            return  # not a run's manifest
+        if not isinstance(m, dict):
+            return
+        base = key[: -len("manifest.json")]
+        objects = self.buckets[bucket]
+        for s in m.get("shards", []):
+            name = base + s["file"]
+            obj = objects.get(name)
+            if obj is None:
+                self.audit.append(f"{key} lists {name}, which is not stored")
+            elif len(obj[0]) != s["bytes"] or obj[2].get("x-amz-meta-sha256") != s["sha256"]:
+                self.audit.append(f"{key} lists {name}, stored with another size or sha256")
+        want = m.get("samples_jsonl_bytes", 0)
+        if want:
+            obj = objects.get(base + "samples.jsonl")
+            if obj is None or len(obj[0]) != want:
+                self.audit.append(f"{key} records {want} bytes of {base}samples.jsonl, stored: {None if obj is None else len(obj[0])}")
 
 
 def make_handler(store, keys, region):
@@ -110,10 +143,31 @@ def make_handler(store, keys, region):
             if reg != region or date != h["x-amz-date"][:8] or not hmac.compare_digest(want, signature):
                 raise S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
 
+        def admin(self, query):
+            """Test control, unsigned: /_fme/faults?status=503&count=N (or status=0: drop the connection)
+            queues injected answers; /_fme/audit lists broken manifest promises, one per line."""
+            q = urllib.parse.parse_qs(query)
+            with store.lock:
+                if self.path.startswith("/_fme/faults"):
+                    store.faults += [int(q["status"][0])] * int(q.get("count", ["1"])[0])
+                    return self.reply(200, b"ok")
+                return self.reply(200, "".join(a + "\n" for a in store.audit).encode())
+
         def handle_any(self, head=False):
             try:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
+                path, _, query = self.path.partition("?")
+                if path.startswith("/_fme/"):
+                    return self.admin(query)
+                with store.lock:
+                    fault = store.faults.pop(0) if store.faults else None
+                if fault == 0:  # a reset: the request read, no answer
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault:
+                    raise S3Error(fault, "SlowDown" if fault == 503 else "InternalError", "injected by the test")
                 self.authenticate(body)
                 path, _, query = self.path.partition("?")
                 q = urllib.parse.parse_qs(query, keep_blank_values=True)
@@ -172,11 +226,15 @@ def make_handler(store, keys, region):
                     etag = f"{hashlib.md5(digests).hexdigest()}-{len(listed)}"
                     objects[key] = (data, etag, up[2])
                     del store.uploads[uid]
+                    if key.endswith("manifest.json"):
+                        store.check_manifest(bucket, key, data)
                     return self.reply(200, f"<CompleteMultipartUploadResult><Key>{key}</Key><ETag>\"{etag}\"</ETag>"
                                            f"</CompleteMultipartUploadResult>".encode())
             if self.command == "PUT":
                 etag = hashlib.md5(body).hexdigest()
                 objects[key] = (body, etag, meta)
+                if key.endswith("manifest.json"):
+                    store.check_manifest(bucket, key, body)
                 return self.reply(200, headers={"ETag": f'"{etag}"'})
             if self.command == "DELETE":
                 objects.pop(key, None)

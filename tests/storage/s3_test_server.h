@@ -83,10 +83,40 @@ class S3TestServer {
     throw std::runtime_error("the test S3 server did not listen within 30 s");
   }
 
+  // The server's test controls (s3_server.py's docstring): the next `count` requests answer `status` (0: the
+  // connection is dropped); and the manifests it received that listed objects not yet stored whole ("" if none).
+  void inject_faults(int status, int count) const { admin("/_fme/faults?status=" + std::to_string(status) + "&count=" + std::to_string(count)); }
+  std::string audit() const { return admin("/_fme/audit"); }
+
   int port() const { return port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
  private:
+  // A plain HTTP/1.0 GET on loopback; the answer's body.
+  std::string admin(const std::string& path) const {
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(s);
+      throw std::runtime_error("the test S3 server does not answer");
+    }
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(s, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+      close(s);
+      throw std::runtime_error("the test S3 server does not take a request");
+    }
+    std::string answer;
+    char buf[4096];
+    for (ssize_t n; (n = read(s, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<size_t>(n));
+    close(s);
+    const size_t body = answer.find("\r\n\r\n");
+    if (answer.rfind("HTTP/1.", 0) != 0 || answer.compare(8, 4, " 200") != 0 || body == std::string::npos) throw std::runtime_error("the test S3 server: " + answer);
+    return answer.substr(body + 4);
+  }
+
   int port_;
   pid_t pid_ = -1;
 };

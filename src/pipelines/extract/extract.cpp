@@ -192,6 +192,7 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     u.parallel = o.upload_parallel;
     u.max_staged = o.max_staged;
     u.delete_local = o.delete_local;
+    if (world > 1) u.journal = ".s3-uploads.rank-" + std::to_string(rank) + ".json";  // one run directory, many processes
     upload = std::make_unique<RunUpload>(u, out_dir);
   }
   const Json recorded = o.resume ? recorded_run_settings(out_dir) : Json::object();
@@ -252,11 +253,10 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
             {"settings", settings},
             {"tokens", token_info(o.model_dir, tokenizer.get())}};
   const int64_t total = count_samples(source.kind(), o);
-  if (o.unit_samples > 0 && upload)
-    throw UnsupportedError("--unit-samples with --upload is not built yet: upload the run once it is complete (any S3 tool copies it)");
   RunDirHooks hooks;
   if (upload) {
-    upload->start(identity, o.resume, o.resume && fs::exists(fs::path(out_dir) / "manifest.json"));
+    // Rank 0 aborts what any process of the last launch left open, before the others start (the barrier below).
+    upload->start(identity, o.resume, o.resume && fs::exists(fs::path(out_dir) / "manifest.json"), o.unit_samples > 0, rank == 0);
     hooks.committed = [&](const Json& m, const std::string& text) { upload->committed(m, text); };
     hooks.stored_elsewhere = [&](const Json& shard) { return upload->stored(shard); };
   }
@@ -272,7 +272,12 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
           throw ConfigError("fme extract: rank " + std::to_string(r) + " was started with other settings than rank " + std::to_string(rank) +
                             " (model, dataset or options); every rank must run the same command");
     }
-    units.emplace(out_dir, identity, o.unit_samples, total, o.resume, /*writer=*/rank == 0);
+    UnitRunHooks unit_hooks;
+    if (upload && rank == 0) {  // the run's manifest lists a unit once its remote manifest is its local one
+      unit_hooks.published = [&](const std::string& unit, const std::string& text) { return upload->published(unit, text); };
+      unit_hooks.committed = [&](const Json& m, const std::string& text) { upload->committed(m, text, "", /*with_shards=*/false); };
+    }
+    units.emplace(out_dir, identity, o.unit_samples, total, o.resume, /*writer=*/rank == 0, unit_hooks);
   }
   else whole.emplace(out_dir, identity, info, points, store, o.shard_size, o.compress == "zstd", o.resume, hooks);
 
@@ -303,7 +308,7 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     sum.upload_wait_seconds = u.wait_seconds;
   };
   if (units) base = units->computed();
-  if (whole ? whole->complete() : units->commit()) {  // --resume of a finished run: nothing left to do (but what the upload lacks)
+  if (whole && whole->complete()) {  // --resume of a finished run: nothing left to do (but what the upload lacks)
     if (upload) upload->finish();
     fill_upload();
     fill();
@@ -480,15 +485,37 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     compute_range(*whole, source, 0, std::numeric_limits<int64_t>::max());
     if (upload) upload->finish();  // the manifest last, once every shard is verified
   } else {
-    // The units left, the same list on every rank: read before any rank starts on one.
+    // The units left, the same list on every rank: rank 0's, read before any rank starts on one.
     std::vector<int64_t> todo;
-    for (int64_t u = 0; u < units->count(); ++u)
-      if (!units->complete(u)) todo.push_back(u);
-    if (dist) dist->barrier();
+    if (rank == 0) {
+      units->commit();  // a resume: the run's manifest over what is complete (and published) already
+      for (int64_t u = 0; u < units->count(); ++u)
+        if (!units->complete(u)) todo.push_back(u);
+    }
+    if (dist) {
+      if (rank == 0) dist->store_set("fme/extract/todo", Json(todo).dump());
+      dist->barrier();
+      if (rank != 0) todo = parse_json(dist->store_get("fme/extract/todo").value_or("[]"), "the store's fme/extract/todo").get<std::vector<int64_t>>();
+    }
     UnitClaims claims(dist, todo, "fme/extract/" + sha256_hex(identity.dump()).substr(0, 16), o.unit_lease_s);
+    // A unit is done once it is complete on disk and, when the run is uploaded, in the bucket; its upload goes
+    // on while the next unit computes.
+    std::vector<int64_t> uploading;
+    auto release_uploaded = [&] {
+      for (auto it = uploading.begin(); it != uploading.end();) {
+        if (upload && !upload->uploaded(units->unit_name(*it))) {
+          ++it;
+          continue;
+        }
+        claims.done(*it);
+        it = uploading.erase(it);
+      }
+    };
     // While the other ranks finish their units, rank 0's progress follows their commits.
     auto waiting = [&] {
+      release_uploaded();
       if (rank != 0) return;
+      units->commit();
       base = units->computed();
       fill();
       done_samples.store(sum.samples);
@@ -500,19 +527,35 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     for (int64_t u; (u = claims.next(waiting)) >= 0;) {
       Json unit_info = info;
       unit_info["unit"] = Json{{"index", u}, {"first_sample", units->first(u)}, {"end_sample", units->end(u)}, {"rank", rank}};
-      RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", units->started(u), {},
+      RunDirHooks unit_hooks;
+      const std::string name = units->unit_name(u);
+      if (upload) {
+        unit_hooks.committed = [&, name](const Json& m, const std::string& text) { upload->committed(m, text, name); };
+        unit_hooks.stored_elsewhere = [&, name](const Json& shard) { return upload->stored(shard, name); };
+      }
+      const bool started = units->started(u);
+      RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", started, unit_hooks,
                  units->first(u));
+      if (upload && started) {  // what it committed before (in a process that died) goes up first
+        const std::string path = units->unit_dir(u) + "/manifest.json";
+        const std::string text = read_file(path);
+        upload->committed(parse_json(text, path), text, name);
+      }
       base = units->computed_except(u);
       current = &run;
       SampleSource src(o, tokenizer.get(), model->vocab_size(), model->max_positions());
       compute_range(run, src, units->first(u), units->end(u));
       current = nullptr;
-      claims.done(u);
+      uploading.push_back(u);
+      release_uploaded();
       base = units->computed();
       units->commit();  // rank 0 only: the run's manifest over the complete prefix
       failpoint("extract.unit.committed");
     }
+    if (upload) upload->finish();  // one process: its last units' uploads (many: done before next() said so)
+    release_uploaded();
     units->commit();
+    if (upload) upload->finish();  // the run's manifest, last
     base = units->computed();
     if (dist) {
       // Rank 0 serves the store: it stays until the others have seen that every unit is done (or a few

@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace fme {
 namespace {
-constexpr const char* kJournal = ".s3-uploads.json";  // multipart uploads in flight: key -> upload id
-
 // The first `n` bytes of `path`.
 std::string read_prefix(const std::string& path, uint64_t n) {
   std::ifstream in(path, std::ios::binary);
@@ -44,7 +42,7 @@ RunUpload::~RunUpload() {
   if (thread_.joinable()) thread_.join();
 }
 
-void RunUpload::start(const Json& identity, bool resume, bool local_run_exists) {
+void RunUpload::start(const Json& identity, bool resume, bool local_run_exists, bool units, bool abort_journaled) {
   const std::string manifest_key = where_.key("manifest.json");
   std::string remote;
   try {
@@ -65,22 +63,28 @@ void RunUpload::start(const Json& identity, bool resume, bool local_run_exists) 
       throw ConfigError(at + ": the run there was made with other settings: " + msg);
     }
   }
-  // Multipart uploads a kill left open: abort them (S3 keeps, and bills, their parts otherwise).
-  const std::string journal_path = (fs::path(dir_) / kJournal).string();
-  if (fs::exists(journal_path)) {
-    const Json open = read_json_file(journal_path);
-    for (const auto& [key, id] : open.items()) {
-      try {
-        client_->abort_upload(where_.bucket, key, id.get<std::string>());
-      } catch (const storage::S3Error& e) {
-        std::cerr << "fme extract: warning: could not abort the unfinished upload of s3://" << where_.bucket << "/" << key << " ("
-                  << e.what() << "); the store keeps its parts until a lifecycle rule removes them\n";
+  // Multipart uploads a kill left open, journaled by any process of the last launch: abort them (S3 keeps,
+  // and bills, their parts otherwise).
+  std::error_code ec;
+  if (abort_journaled && fs::is_directory(dir_, ec)) {
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(".s3-uploads", 0) != 0 || name.size() < 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+      const Json open = read_json_file(e.path().string());
+      for (const auto& [key, id] : open.items()) {
+        try {
+          client_->abort_upload(where_.bucket, key, id.get<std::string>());
+        } catch (const storage::S3Error& err) {
+          std::cerr << "fme extract: warning: could not abort the unfinished upload of s3://" << where_.bucket << "/" << key << " ("
+                    << err.what() << "); the store keeps its parts until a lifecycle rule removes them\n";
+        }
       }
+      fs::remove(e.path(), ec);
     }
-    fs::remove(journal_path);
   }
-  // What the local run has committed goes up first (a resume after a kill between commit and upload).
-  if (local_run_exists) {
+  // What the local run has committed goes up first (a resume after a kill between commit and upload). A unit
+  // run's directories are sent as they are opened, and its own files by the writer.
+  if (local_run_exists && !units) {
     const std::string local_manifest = (fs::path(dir_) / "manifest.json").string();
     const std::string text = read_file(local_manifest);
     committed(parse_json(text, local_manifest), text);
@@ -88,8 +92,8 @@ void RunUpload::start(const Json& identity, bool resume, bool local_run_exists) 
   thread_ = std::thread([this] { loop(); });
 }
 
-bool RunUpload::stored(const Json& shard) {
-  const std::string name = shard.at("file").get<std::string>();
+bool RunUpload::stored(const Json& shard, const std::string& subdir) {
+  const std::string name = rel(subdir, shard.at("file").get<std::string>());
   const storage::S3Object o = client_->head(where_.bucket, where_.key(name));
   const auto sha = o.meta.find("sha256");
   const bool whole = o.exists && o.size == shard.at("bytes").get<uint64_t>() && sha != o.meta.end() &&
@@ -99,21 +103,26 @@ bool RunUpload::stored(const Json& shard) {
     if (uploaded_.insert(name).second) {
       ++stats_.shards;
       stats_.bytes += static_cast<int64_t>(o.size);
+      if (seen_.count(name)) stats_.staged_bytes -= static_cast<int64_t>(o.size);
+      cv_.notify_all();
     }
   }
   return whole;
 }
 
-void RunUpload::committed(const Json& manifest, const std::string& text) {
+void RunUpload::committed(const Json& manifest, const std::string& text, const std::string& subdir, bool with_shards) {
   std::unique_lock<std::mutex> lock(mu_);
   if (error_) std::rethrow_exception(error_);
-  latest_ = manifest;
-  latest_text_ = text;
-  ++latest_gen_;
-  for (const auto& s : manifest.at("shards")) {
-    const std::string name = s.at("file").get<std::string>();
-    if (seen_.insert(name).second && !uploaded_.count(name)) stats_.staged_bytes += s.at("bytes").get<int64_t>();
-  }
+  Dir& d = dirs_[subdir];
+  d.latest = manifest;
+  d.text = text;
+  d.with_shards = with_shards;
+  ++d.gen;
+  if (with_shards)
+    for (const auto& s : manifest.at("shards")) {
+      const std::string name = rel(subdir, s.at("file").get<std::string>());
+      if (seen_.insert(name).second && !uploaded_.count(name)) stats_.staged_bytes += s.at("bytes").get<int64_t>();
+    }
   cv_.notify_all();
   // Backpressure: compute waits while too many committed bytes are not uploaded yet.
   if (stats_.staged_bytes > static_cast<int64_t>(o_.max_staged) && thread_.joinable()) {
@@ -124,9 +133,30 @@ void RunUpload::committed(const Json& manifest, const std::string& text) {
   if (error_) std::rethrow_exception(error_);
 }
 
+bool RunUpload::uploaded(const std::string& subdir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (error_) std::rethrow_exception(error_);
+  const auto it = dirs_.find(subdir);
+  return it != dirs_.end() && it->second.done == it->second.gen;
+}
+
+bool RunUpload::published(const std::string& subdir, const std::string& manifest_text) {
+  try {
+    return client_->get(where_.bucket, where_.key(rel(subdir, "manifest.json"))) == manifest_text;
+  } catch (const storage::S3Error& e) {
+    if (e.http_status == 404) return false;
+    throw;
+  }
+}
+
 void RunUpload::finish() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return error_ || done_gen_ == latest_gen_; });
+  cv_.wait(lock, [&] {
+    if (error_) return true;
+    for (const auto& [name, d] : dirs_)
+      if (d.done != d.gen) return false;
+    return true;
+  });
   if (error_) std::rethrow_exception(error_);
 }
 
@@ -137,19 +167,32 @@ RunUpload::Stats RunUpload::stats() const {
 
 void RunUpload::loop() {
   while (true) {
+    std::string subdir;
     Json manifest;
     std::string text;
+    bool with_shards = true;
     int64_t gen = 0;
+    uint64_t samples_uploaded = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || latest_gen_ > done_gen_; });
+      auto pending = [&] {
+        for (auto& [name, d] : dirs_)
+          if (d.gen > d.done) return &d;
+        return static_cast<Dir*>(nullptr);
+      };
+      cv_.wait(lock, [&] { return stop_ || pending(); });
       if (stop_) return;
-      manifest = latest_;  // commits that came meanwhile are taken together
-      text = latest_text_;
-      gen = latest_gen_;
+      Dir* d = pending();
+      for (const auto& [name, dir] : dirs_)
+        if (&dir == d) subdir = name;
+      manifest = d->latest;  // commits that came meanwhile are taken together
+      text = d->text;
+      with_shards = d->with_shards;
+      gen = d->gen;
+      samples_uploaded = d->samples_uploaded;
     }
     try {
-      upload_round(manifest, text);
+      upload_round(subdir, manifest, text, with_shards, samples_uploaded);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       error_ = std::current_exception();
@@ -157,7 +200,9 @@ void RunUpload::loop() {
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    done_gen_ = gen;
+    Dir& d = dirs_[subdir];
+    d.done = gen;
+    d.samples_uploaded = samples_uploaded;
     cv_.notify_all();
   }
 }
@@ -166,7 +211,7 @@ void RunUpload::journal(const std::string& key, const std::string& upload_id) {
   std::lock_guard<std::mutex> lock(journal_mu_);
   if (upload_id.empty()) open_uploads_.erase(key);
   else open_uploads_[key] = upload_id;
-  const std::string path = (fs::path(dir_) / kJournal).string();
+  const std::string path = (fs::path(dir_) / o_.journal).string();
   if (open_uploads_.empty()) {
     std::error_code ec;
     fs::remove(path, ec);
@@ -175,24 +220,20 @@ void RunUpload::journal(const std::string& key, const std::string& upload_id) {
   }
 }
 
-void RunUpload::upload_round(const Json& manifest, const std::string& text) {
-  for (const auto& s : manifest.at("shards")) {
-    const std::string name = s.at("file").get<std::string>();
+void RunUpload::upload_round(const std::string& subdir, const Json& manifest, const std::string& text, bool with_shards,
+                             uint64_t& samples_uploaded) {
+  const fs::path local = subdir.empty() ? fs::path(dir_) : fs::path(dir_) / subdir;
+  for (const auto& s : with_shards ? manifest.at("shards") : Json::array()) {
+    const std::string name = rel(subdir, s.at("file").get<std::string>());
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (uploaded_.count(name)) continue;
     }
-    const std::string path = (fs::path(dir_) / name).string();
+    // Already there, verified (a resume, or a unit taken over from a process that died): not sent again.
+    if (stored(s, subdir)) continue;
+    const std::string path = (local / s.at("file").get<std::string>()).string();
     const int64_t bytes = s.at("bytes").get<int64_t>();
-    if (!fs::exists(path)) {
-      if (stored(s)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        stats_.staged_bytes -= bytes;
-        cv_.notify_all();
-        continue;
-      }
-      throw IoError(path + ": missing locally, and " + where_.url() + "/" + name + " is not its verified copy");
-    }
+    if (!fs::exists(path)) throw IoError(path + ": missing locally, and " + where_.url() + "/" + name + " is not its verified copy");
     const std::string key = where_.key(name);
     client_->put_file(where_.bucket, key, path, o_.part_size, o_.parallel, {{"sha256", s.at("sha256").get<std::string>()}},
                       [](uint64_t) { failpoint("extract.upload.part_sent"); }, [&](const std::string& id) { journal(key, id); });
@@ -209,13 +250,13 @@ void RunUpload::upload_round(const Json& manifest, const std::string& text) {
   }
   // samples.jsonl: the prefix the manifest records (later commits may have appended more already).
   const uint64_t samples_bytes = manifest.value("samples_jsonl_bytes", uint64_t(0));
-  const fs::path samples = fs::path(dir_) / "samples.jsonl";
-  if (samples_bytes != samples_uploaded_ && fs::exists(samples)) {
-    const std::string key = where_.key("samples.jsonl");
+  const fs::path samples = local / "samples.jsonl";
+  if (samples_bytes != samples_uploaded && fs::exists(samples)) {
+    const std::string key = where_.key(rel(subdir, "samples.jsonl"));
     if (samples_bytes <= o_.part_size) {
       client_->put(where_.bucket, key, read_prefix(samples.string(), samples_bytes));
     } else {  // a long run's: sent from a copy of the prefix, in parts
-      const std::string copy = (fs::path(dir_) / (".samples.jsonl.upload.tmp." + std::to_string(::getpid()))).string();
+      const std::string copy = (local / (".samples.jsonl.upload.tmp." + std::to_string(::getpid()))).string();
       write_file_atomic(copy, read_prefix(samples.string(), samples_bytes));
       try {
         client_->put_file(where_.bucket, key, copy, o_.part_size, o_.parallel, {}, {}, [&](const std::string& id) { journal(key, id); });
@@ -225,9 +266,9 @@ void RunUpload::upload_round(const Json& manifest, const std::string& text) {
       }
       fs::remove(copy);
     }
-    samples_uploaded_ = samples_bytes;
+    samples_uploaded = samples_bytes;
   }
-  client_->put(where_.bucket, where_.key("manifest.json"), text);  // last: it lists only verified shards
+  client_->put(where_.bucket, where_.key(rel(subdir, "manifest.json")), text);  // last: it lists only verified shards
 }
 
 }  // namespace fme

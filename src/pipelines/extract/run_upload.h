@@ -9,8 +9,14 @@
 // that arrive while a round is uploading are taken together in the next round.
 //
 // Resume: a shard whose object already has its size and sha256 (stored as x-amz-meta-sha256) is not sent
-// again; multipart uploads a kill left open (journaled in DIR/.s3-uploads.json) are aborted; a remote run
-// from other settings is refused.
+// again; multipart uploads a kill left open (journaled in DIR/.s3-uploads[.rank-R].json) are aborted; a remote
+// run from other settings is refused.
+//
+// A run cut into work units (unit_run.h) is mirrored a directory at a time: each process sends the units it
+// computes (`subdir` "units/unit-000003": its shards, samples.jsonl and manifest.json, in that order), and the
+// run's own samples.jsonl and manifest.json (`with_shards` false: its shards are the units') are sent by the
+// writer once the units they cover are published, i.e. their remote manifest is the local one (published()).
+// One thread serves every directory, so staged bytes and backpressure are the process's.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -35,6 +41,7 @@ struct UploadOptions {
   int parallel = 4;                         // parts in flight (memory: parallel x part_size)
   uint64_t max_staged = uint64_t(8) << 30;  // committed bytes not yet uploaded before commits wait
   bool delete_local = false;                // remove a shard's local file once its upload is verified
+  std::string journal = ".s3-uploads.json";  // in the run directory: this process's open multipart uploads
 };
 
 class RunUpload {
@@ -47,15 +54,22 @@ class RunUpload {
   RunUpload& operator=(const RunUpload&) = delete;
 
   // The remote run against this one: ConfigError when there is one and this is not a --resume, when its
-  // identity differs, or when it is there but the local directory has no run to continue. Aborts the
-  // multipart uploads a kill left open. Then starts the upload thread.
-  void start(const Json& identity, bool resume, bool local_run_exists);
-  // RunDirHooks::stored_elsewhere: the object of `shard` has its size and sha256.
-  bool stored(const Json& shard);
-  // RunDirHooks::committed: takes the commit; waits while the staged bytes exceed max_staged; rethrows a
-  // failed upload.
-  void committed(const Json& manifest, const std::string& text);
-  // Waits until everything committed is uploaded, the manifest last; rethrows a failed upload.
+  // identity differs, or when it is there but the local directory has no run to continue. With
+  // `abort_journaled`, aborts the multipart uploads a kill left open (every process's journal: one process
+  // does this, before the others start). Then starts the upload thread; a plain run's committed state
+  // (`local_run_exists`, not `units`) is sent first.
+  void start(const Json& identity, bool resume, bool local_run_exists, bool units = false, bool abort_journaled = true);
+  // RunDirHooks::stored_elsewhere: the object of `shard` (in `subdir`) has its size and sha256.
+  bool stored(const Json& shard, const std::string& subdir = "");
+  // RunDirHooks::committed: takes the commit of the directory `subdir` (relative to the run; "" the run's
+  // own); waits while the staged bytes exceed max_staged; rethrows a failed upload. `with_shards` false: the
+  // manifest's shards are uploaded by their own directories.
+  void committed(const Json& manifest, const std::string& text, const std::string& subdir = "", bool with_shards = true);
+  // Whether everything committed in `subdir` is uploaded, its manifest last; rethrows a failed upload.
+  bool uploaded(const std::string& subdir);
+  // Whether the remote manifest of `subdir` is `manifest_text` (so every object it lists is there, verified).
+  bool published(const std::string& subdir, const std::string& manifest_text);
+  // Waits until everything committed is uploaded, the manifests last; rethrows a failed upload.
   void finish();
 
   struct Stats {
@@ -68,8 +82,17 @@ class RunUpload {
   std::string url() const { return where_.url(); }
 
  private:
+  // One mirrored directory: its newest commit and how far its upload has got.
+  struct Dir {
+    Json latest;
+    std::string text;
+    bool with_shards = true;
+    int64_t gen = 0, done = 0;
+    uint64_t samples_uploaded = uint64_t(-1);  // samples.jsonl bytes last uploaded
+  };
+  std::string rel(const std::string& subdir, const std::string& name) const { return subdir.empty() ? name : subdir + "/" + name; }
   void loop();
-  void upload_round(const Json& manifest, const std::string& text);
+  void upload_round(const std::string& subdir, const Json& manifest, const std::string& text, bool with_shards, uint64_t& samples_uploaded);
   void journal(const std::string& key, const std::string& upload_id);
 
   UploadOptions o_;
@@ -79,12 +102,9 @@ class RunUpload {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  Json latest_;              // the newest committed manifest
-  std::string latest_text_;
-  int64_t latest_gen_ = 0, done_gen_ = 0;
-  std::set<std::string> seen_;      // shards counted as staged
-  std::set<std::string> uploaded_;  // shards verified remote
-  uint64_t samples_uploaded_ = uint64_t(-1);  // samples.jsonl bytes last uploaded
+  std::map<std::string, Dir> dirs_;  // by subdir
+  std::set<std::string> seen_;       // shards counted as staged (names relative to the run)
+  std::set<std::string> uploaded_;   // shards verified remote
   Stats stats_;
   std::exception_ptr error_;
   bool stop_ = false;

@@ -27,18 +27,18 @@ UnitClaims::~UnitClaims() {
 void UnitClaims::own(int64_t unit) {
   dist_->store_add(key("beat/" + std::to_string(unit)), 1);
   std::lock_guard<std::mutex> lock(mu_);
-  owned_ = unit;
+  owned_.insert(unit);
 }
 
 void UnitClaims::beat_loop() {
   const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(lease_ / 4);
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, std::max(every, std::chrono::milliseconds(50)), [&] { return stop_; })) {
-    const int64_t unit = owned_;
-    if (unit < 0) continue;
+    const std::set<int64_t> units = owned_;
+    if (units.empty()) continue;
     lock.unlock();
     try {
-      dist_->store_add(key("beat/" + std::to_string(unit)), 1);
+      for (int64_t unit : units) dist_->store_add(key("beat/" + std::to_string(unit)), 1);
     } catch (const dist::DistError&) {  // the store is gone: the main thread's next request says so
       lock.lock();
       return;
@@ -86,7 +86,7 @@ int64_t UnitClaims::next(const std::function<void()>& waiting) {
 void UnitClaims::done(int64_t unit) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    owned_ = -1;
+    owned_.erase(unit);
   }
   if (!dist_) return;
   dist_->store_set(key("done/" + std::to_string(unit)), "1");

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,7 +39,8 @@ class UnitClaims {
   // The next unit this process computes, or -1 when every unit is done. May wait (for the ranks still
   // computing, to take over a unit whose owner stopped), calling `waiting` about once a second meanwhile.
   int64_t next(const std::function<void()>& waiting = {});
-  // This process's unit is complete on disk.
+  // This process's unit is complete (on disk, and in object storage when the run is uploaded). Until then its
+  // heartbeat goes on, also while the process computes its next unit.
   void done(int64_t unit);
   int64_t reclaimed() const { return reclaimed_; }  // units taken over from a stopped rank
 
@@ -56,7 +58,7 @@ class UnitClaims {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  int64_t owned_ = -1;  // the unit being computed, whose heartbeat the thread bumps
+  std::set<int64_t> owned_;  // units claimed and not done, whose heartbeats the thread bumps
   bool stop_ = false;
   std::thread beater_;
 };

@@ -11,8 +11,10 @@ namespace fs = std::filesystem;
 
 namespace fme {
 
-UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer)
-    : dir_(std::move(dir)), identity_(std::move(identity)), unit_samples_(unit_samples), total_(total_samples), writer_(writer) {
+UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer,
+                 UnitRunHooks hooks)
+    : dir_(std::move(dir)), identity_(std::move(identity)), unit_samples_(unit_samples), total_(total_samples), writer_(writer),
+      hooks_(std::move(hooks)) {
   if (unit_samples_ <= 0) throw ConfigError("--unit-samples must be positive");
   count_ = (total_ + unit_samples_ - 1) / unit_samples_;
   std::error_code ec;
@@ -58,11 +60,13 @@ UnitRun::UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t t
 
 int64_t UnitRun::end(int64_t unit) const { return std::min(total_, (unit + 1) * unit_samples_); }
 
-std::string UnitRun::unit_dir(int64_t unit) const {
+std::string UnitRun::unit_name(int64_t unit) const {
   char name[32];
-  std::snprintf(name, sizeof name, "unit-%06lld", static_cast<long long>(unit));
-  return (fs::path(dir_) / "units" / name).string();
+  std::snprintf(name, sizeof name, "units/unit-%06lld", static_cast<long long>(unit));
+  return name;
 }
+
+std::string UnitRun::unit_dir(int64_t unit) const { return (fs::path(dir_) / unit_name(unit)).string(); }
 
 Json UnitRun::unit_manifest(int64_t unit) const { return read_json_file((fs::path(unit_dir(unit)) / "manifest.json").string()); }
 
@@ -82,11 +86,14 @@ const UnitRun::Done* UnitRun::done(int64_t unit) const {
   auto it = done_.find(unit);
   if (it != done_.end()) return &it->second;
   if (!started(unit)) return nullptr;
-  const Json m = unit_manifest(unit);
+  const std::string path = (fs::path(unit_dir(unit)) / "manifest.json").string();
+  const std::string text = read_file(path);
+  const Json m = parse_json(text, path);
   if (!m.value("complete", false)) return nullptr;
+  if (hooks_.published && !hooks_.published(unit_name(unit), text)) return nullptr;
   Done d;
   d.totals = totals_of(m.at("totals"));
-  const std::string rel = fs::path(unit_dir(unit)).lexically_relative(dir_).string();
+  const std::string rel = unit_name(unit);
   const Json& info = m.contains("unit") ? m.at("unit") : Json::object();
   d.shards = Json::array();
   for (Json s : m.at("shards")) {
@@ -185,7 +192,11 @@ bool UnitRun::commit() {
   m["samples_jsonl_bytes"] = samples_jsonl_bytes_;
   m["complete"] = prefix_ == count_;
   m["units"] = Json{{"samples", unit_samples_}, {"count", count_}, {"prefix", prefix_}, {"complete", complete_units}};
-  write_file_atomic((fs::path(dir_) / "manifest.json").string(), m.dump(2) + "\n");
+  const std::string text = m.dump(2) + "\n";
+  if (text == written_) return prefix_ == count_;  // nothing new (commit() is also called while waiting)
+  written_ = text;
+  write_file_atomic((fs::path(dir_) / "manifest.json").string(), text);
+  if (hooks_.committed) hooks_.committed(m, text);
   return prefix_ == count_;
 }
 

@@ -14,6 +14,7 @@
 // which units are complete.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,18 +24,29 @@
 
 namespace fme {
 
+// What a unit run tells, and asks, the code that mirrors it elsewhere (an upload to object storage).
+struct UnitRunHooks {
+  // Whether a complete unit (its directory relative to the run, and its manifest's bytes) is published
+  // elsewhere; one that is not yet stays out of the run's manifest, which so lists only published units.
+  std::function<bool(const std::string& unit_dir, const std::string& manifest_text)> published;
+  // After each write of the run's manifest, with its bytes.
+  std::function<void(const Json& manifest, const std::string& text)> committed;
+};
+
 class UnitRun {
  public:
   // A fresh run needs `dir` absent or empty; a resume checks the run's identity (which names the unit size).
   // Only the `writer` (rank 0 of many) touches RUN's own files; the others read the units' manifests.
-  UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer = true);
+  UnitRun(std::string dir, Json identity, int64_t unit_samples, int64_t total_samples, bool resume, bool writer = true,
+          UnitRunHooks hooks = {});
 
   int64_t count() const { return count_; }
   int64_t first(int64_t unit) const { return unit * unit_samples_; }
   int64_t end(int64_t unit) const;
   std::string unit_dir(int64_t unit) const;
+  std::string unit_name(int64_t unit) const;  // its directory relative to the run: "units/unit-000003"
   bool started(int64_t unit) const;   // its directory has a manifest
-  bool complete(int64_t unit) const;  // its manifest says so
+  bool complete(int64_t unit) const;  // its manifest says so (and it is published, with hooks.published)
   // The totals of the units' manifests (complete or not): what is already computed; or of all but `unit`.
   RunTotals computed() const { return computed_except(-1); }
   RunTotals computed_except(int64_t unit) const;
@@ -50,6 +62,7 @@ class UnitRun {
   Json identity_;
   int64_t unit_samples_, total_, count_;
   bool writer_;
+  UnitRunHooks hooks_;
   int64_t prefix_ = 0;                 // complete units that samples.jsonl and the manifest cover
   uint64_t samples_jsonl_bytes_ = 0;
 
@@ -71,6 +84,7 @@ class UnitRun {
   Json prefix_shards_ = Json::array();
   RunTotals prefix_totals_;
   std::map<std::string, PointSums> prefix_stats_;
+  std::string written_;    // manifest.json as this process last wrote it
   mutable Json template_;  // the fields every unit's manifest shares (model, dataset, dtypes, hooks, ...)
 };
 
