@@ -2,7 +2,8 @@
 // checkpoint's files and its index, say), which a timed kill from outside hits only by luck.
 //
 // FME_FAILPOINT=NAME kills the process with SIGKILL the first time failpoint(NAME) is reached; NAME@N on its
-// N-th time. Unset (always, outside such tests) a failpoint costs one comparison.
+// N-th time. NAME[@N]:stop stops it instead (SIGSTOP, once): a process that stalls, and goes on when sent
+// SIGCONT. Unset (always, outside such tests) a failpoint costs one comparison.
 #pragma once
 
 namespace fme {

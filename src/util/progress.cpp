@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <utility>
+
+#include "util/error.h"
 
 namespace fme {
 namespace {
@@ -134,6 +137,13 @@ ProgressSink ProgressSink::standard_error() {
   ProgressSink sink;
   sink.fd = STDERR_FILENO;
   sink.is_tty = ::isatty(STDERR_FILENO) == 1;
+  if (const char* env = std::getenv("FME_PROGRESS_INTERVAL"); env && *env) {  // a cluster's logs may want fewer lines, or more
+    char* end = nullptr;
+    const double s = std::strtod(env, &end);
+    if (end == env || *end != '\0' || !(s > 0) || s > 86400)
+      throw ConfigError(std::string("FME_PROGRESS_INTERVAL='") + env + "': expected the seconds between progress log lines (> 0)");
+    sink.log_interval = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  }
   return sink;
 }
 

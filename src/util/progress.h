@@ -40,7 +40,8 @@ struct ProgressSink {
   std::chrono::milliseconds redraw_interval{200};  // terminal: at most ~5 redraws a second
   std::chrono::milliseconds log_interval{10000};   // not a terminal: one line every ~10 s
 
-  // stderr, with is_tty from isatty(STDERR_FILENO).
+  // stderr, with is_tty from isatty(STDERR_FILENO), and log_interval from FME_PROGRESS_INTERVAL (seconds) when
+  // set; ConfigError when that is not a positive number.
   static ProgressSink standard_error();
 };
 

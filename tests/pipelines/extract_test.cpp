@@ -8,10 +8,12 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "../models/test_util.h"
@@ -317,12 +319,65 @@ TEST_F(Extract, RanksClaimWorkUnitsAndResumeOnAnyWorldSize) {
   ASSERT_EQ(launch(2, path("resumed"), {}, " --resume"), 0) << read_file(path("rank0.err")) << read_file(path("rank1.err"));
   expect_same(path("resumed"));
 
+  // Rank 1 stalls (SIGSTOP) after its first shard and goes on (SIGCONT) once rank 0 has taken its unit over:
+  // at its next commit it finds the unit is no longer its own and leaves it, writing nothing more there.
+  {
+    std::ofstream script(path("stall.sh"));
+    script << "cmd='" << cmd_base << " --unit-lease-s 2 --out " << path("stalled") << "'\n"
+           << "if [ \"$RANK\" = 1 ]; then\n"
+           << "  FME_FAILPOINT=extract.shard.committed@1:stop $cmd & pid=$!\n"
+           << "  while ! grep -q '^[0-9]* ([^)]*) T' /proc/$pid/stat 2>/dev/null; do sleep 0.05; done\n"
+           << "  sleep 4; kill -CONT $pid; wait $pid\n"
+           << "else exec $cmd; fi\n";
+  }
+  ASSERT_EQ(dist::run_local_world(2, "timeout 120 sh " + path("stall.sh"), path("rank"), false), 0)
+      << read_file(path("rank0.err")) << read_file(path("rank1.err"));
+  const std::string said = read_file(path("rank1.err"));
+  const size_t at = said.find("fme extract: rank 1: unit ");
+  ASSERT_NE(at, std::string::npos) << said;
+  const int lost = std::atoi(said.c_str() + at + 26);
+  EXPECT_NE(said.find(" was taken over by another rank while this one stalled for longer than --unit-lease-s", at), std::string::npos) << said;
+  expect_same(path("stalled"));
+  for (const auto& s : read_json_file(path("stalled/manifest.json")).at("shards"))
+    if (s.at("unit") == lost) EXPECT_EQ(s.at("rank"), 0) << "rank 0 wrote the unit it took over";
+
   // Ranks started with different settings: every rank says so, none hangs.
   std::ofstream(path("mixed.sh")) << "if [ \"$RANK\" = 1 ]; then extra='--out-dtype fp32'; fi\n"
                                   << "exec timeout 120 " << cmd_base << " $extra --out " << path("mixed") << "\n";
   EXPECT_NE(dist::run_local_world(2, "sh " + path("mixed.sh"), path("rank"), false), 0);
   for (const char* r : {"rank0.err", "rank1.err"})
     EXPECT_NE(read_file(path(r)).find("was started with other settings than rank"), std::string::npos) << read_file(path(r));
+}
+
+// Across ranks rank 0 reports the run: its log lines count what every rank's forward pass has computed, before
+// any of it is committed (units of 20 samples in one shard each: nothing commits until a unit ends).
+TEST_F(Extract, RankZerosProgressCountsEveryRanksWork) {
+  std::ofstream(path("progress.sh")) << "FME_PROGRESS_INTERVAL=0.05 exec timeout 120 " << kFme << " extract --model " << model()
+                                     << " --dataset " << shared("arc-agi/training") << " --max-samples 40 --batch-size 1"
+                                     << " --layers 0,2 --dtype fp32 --unit-samples 20 --threads 1 --timeout 60 --out "
+                                     << path("progress") << "\n";
+  ASSERT_EQ(dist::run_local_world(2, "sh " + path("progress.sh"), path("rank"), false), 0) << read_file(path("rank0.err"));
+  const std::string log = read_file(path("rank0.err"));
+  bool beyond_own_unit = false;  // a line with more samples than rank 0's unit holds, and no shard yet
+  int64_t last = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    long long samples = 0, of = 0, shards = -1;
+    const size_t at = line.find(" samples (");
+    if (line.rfind("extract: ", 0) != 0 || at == std::string::npos) continue;
+    ASSERT_EQ(std::sscanf(line.c_str() + line.rfind(' ', at - 1) + 1, "%lld/%lld", &samples, &of), 2) << line;
+    const size_t sh = line.find(" shards,");
+    ASSERT_NE(sh, std::string::npos) << line;
+    shards = std::atoll(line.c_str() + line.rfind(' ', sh - 1) + 1);
+    EXPECT_EQ(of, 40);
+    EXPECT_GE(samples, last) << line;
+    last = samples;
+    beyond_own_unit = beyond_own_unit || (samples > 20 && shards == 0);
+  }
+  EXPECT_TRUE(beyond_own_unit) << log;
+  EXPECT_NE(log.find("extract: done, 40/40 samples (100.0%)"), std::string::npos) << log;
+  const std::string other = "\n" + read_file(path("rank1.err"));
+  EXPECT_EQ(other.find("\nextract: "), std::string::npos) << "only rank 0 reports: " << other;
 }
 
 // --exclude-special-tokens / --exclude-bos leave rows out; the stored rows keep their ids and positions, and

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "util/error.h"
 #include "util/file.h"
 #include "util/progress.h"
 
@@ -178,6 +179,24 @@ TEST(Progress, LogIntervalIsConfigurable) {
     p.update(stats(i, -1, i * 10, 0, 0));
   }
   EXPECT_EQ(lines_of(c.text()).size(), 5u) << c.text();  // every second over 5 s
+}
+
+// FME_PROGRESS_INTERVAL (seconds) sets stderr's log interval; anything but a positive number is refused.
+TEST(Progress, LogIntervalFromTheEnvironment) {
+  setenv("FME_PROGRESS_INTERVAL", "0.25", 1);
+  EXPECT_EQ(fme::ProgressSink::standard_error().log_interval, milliseconds(250));
+  for (const char* bad : {"0", "-1", "fast", "10s"}) {
+    setenv("FME_PROGRESS_INTERVAL", bad, 1);
+    try {
+      fme::ProgressSink::standard_error();
+      ADD_FAILURE() << bad;
+    } catch (const fme::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("FME_PROGRESS_INTERVAL='") + bad + "': expected the seconds"), std::string::npos)
+          << e.what();
+    }
+  }
+  unsetenv("FME_PROGRESS_INTERVAL");
+  EXPECT_EQ(fme::ProgressSink::standard_error().log_interval, milliseconds(10000));
 }
 
 TEST(Progress, UnknownTotalHasNoPercentOrEta) {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -149,6 +150,11 @@ void keep_rows(SampleResult& r, const RowFilter& filter) {
   const at::Tensor index = at::tensor(kept, at::kLong);
   for (auto& t : r.points) t = t.index_select(0, index);  // [kept, row...]
 }
+
+// A work unit this process was computing has been taken over by another rank (this one stalled past the lease).
+struct UnitTakenOver : Error {
+  using Error::Error;
+};
 
 // What the reader hands the forward stage: samples to run as one padded batch, and skipped samples
 // that only need recording.
@@ -322,6 +328,25 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
   fill();
   std::atomic<int64_t> done_samples{sum.samples}, done_tokens{sum.tokens};
   std::atomic<int64_t> committed_shards{sum.shards}, committed_bytes{sum.bytes};
+  // Across ranks (a unit run under many processes), rank 0 reports the run: the units' state at launch plus
+  // every rank's work since (samples and tokens computed by its forward pass, shards and bytes it committed).
+  // The other ranks publish theirs in the store a few times a second. A unit taken over from a rank that died
+  // counts the work it redoes twice (bounded by one unit; the totals at the end are read from the manifests).
+  const bool across_ranks = units && dist && world > 1;
+  const RunTotals at_launch = base;
+  std::atomic<int64_t> mine_shards{0}, mine_bytes{0};  // committed by this process since launch
+  std::mutex ranks_mu;
+  auto ranks_read = std::chrono::steady_clock::time_point{};
+  std::array<int64_t, 4> others{};  // the other ranks' work since launch: samples, tokens, shards, bytes
+  auto publish_progress = [&] {
+    if (!across_ranks || rank == 0) return;
+    std::lock_guard<std::mutex> lock(ranks_mu);
+    const auto t = std::chrono::steady_clock::now();
+    if (t - ranks_read < std::chrono::milliseconds(200)) return;
+    ranks_read = t;
+    const Json mine{done_samples.load() - at_launch.samples, done_tokens.load() - at_launch.tokens, mine_shards.load(), mine_bytes.load()};
+    dist->store_set("fme/extract/work/" + std::to_string(rank), mine.dump());
+  };
   auto progress_stats = [&] {
     ProgressStats p;
     p.samples = done_samples.load();
@@ -329,6 +354,24 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     p.tokens = done_tokens.load();
     p.shards = committed_shards.load();
     p.bytes = committed_bytes.load();
+    if (across_ranks && rank == 0) {
+      std::lock_guard<std::mutex> lock(ranks_mu);
+      const auto t = std::chrono::steady_clock::now();
+      if (t - ranks_read >= std::chrono::milliseconds(200)) {
+        ranks_read = t;
+        others = {};
+        for (int r = 1; r < world; ++r) {
+          const auto work = dist->store_get("fme/extract/work/" + std::to_string(r));
+          if (!work) continue;
+          const auto w = parse_json(*work, "the store's progress of rank " + std::to_string(r)).get<std::vector<int64_t>>();
+          for (size_t i = 0; i < others.size() && i < w.size(); ++i) others[i] += w[i];
+        }
+      }
+      p.samples = std::min(total, p.samples + others[0]);
+      p.tokens += others[1];
+      p.shards = at_launch.shards + mine_shards.load() + others[2];
+      p.bytes = at_launch.bytes + mine_bytes.load() + others[3];
+    }
     if (upload) {
       const RunUpload::Stats u = upload->stats();
       p.uploaded_shards = u.shards;
@@ -437,10 +480,15 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     bool tick_stop = false;
     std::thread ticker([&] {
       std::unique_lock<std::mutex> lock(tick_mu);
-      while (!tick_cv.wait_for(lock, std::chrono::seconds(1), [&] { return tick_stop; })) progress.update(progress_stats());
+      while (!tick_cv.wait_for(lock, std::chrono::seconds(1), [&] { return tick_stop; })) {
+        publish_progress();
+        progress.update(progress_stats());
+      }
     });
 
     // Stage 3 (this thread): put results back in sample order and write shards.
+    const RunTotals run_at_open = run.totals();
+    const int64_t shards_before = mine_shards.load(), bytes_before = mine_bytes.load();
     std::exception_ptr error;
     try {
       std::map<int64_t, SampleResult> pending;
@@ -460,6 +508,9 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
         fill();
         committed_shards.store(sum.shards);
         committed_bytes.store(sum.bytes);
+        mine_shards.store(shards_before + run.totals().shards - run_at_open.shards);
+        mine_bytes.store(bytes_before + run.totals().bytes - run_at_open.bytes);
+        publish_progress();
         progress.update(progress_stats());
         if (o.on_progress) o.on_progress(progress_stats());
       }
@@ -514,14 +565,9 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
     // While the other ranks finish their units, rank 0's progress follows their commits.
     auto waiting = [&] {
       release_uploaded();
+      publish_progress();
       if (rank != 0) return;
       units->commit();
-      base = units->computed();
-      fill();
-      done_samples.store(sum.samples);
-      done_tokens.store(sum.tokens);
-      committed_shards.store(sum.shards);
-      committed_bytes.store(sum.bytes);
       progress.update(progress_stats());
     };
     for (int64_t u; (u = claims.next(waiting)) >= 0;) {
@@ -533,6 +579,11 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
         unit_hooks.committed = [&, name](const Json& m, const std::string& text) { upload->committed(m, text, name); };
         unit_hooks.stored_elsewhere = [&, name](const Json& shard) { return upload->stored(shard, name); };
       }
+      unit_hooks.before_commit = [&, u] {
+        if (!claims.owns(u))
+          throw UnitTakenOver("fme extract: rank " + std::to_string(rank) + ": unit " + std::to_string(u) +
+                              " was taken over by another rank while this one stalled for longer than --unit-lease-s; leaving it to that rank");
+      };
       const bool started = units->started(u);
       RunDir run(units->unit_dir(u), identity, unit_info, points, store, o.shard_size, o.compress == "zstd", started, unit_hooks,
                  units->first(u));
@@ -544,7 +595,14 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
       base = units->computed_except(u);
       current = &run;
       SampleSource src(o, tokenizer.get(), model->vocab_size(), model->max_positions());
-      compute_range(run, src, units->first(u), units->end(u));
+      try {
+        compute_range(run, src, units->first(u), units->end(u));
+      } catch (const UnitTakenOver& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        current = nullptr;
+        claims.lost(u);
+        continue;
+      }
       current = nullptr;
       uploading.push_back(u);
       release_uploaded();
@@ -569,6 +627,14 @@ ExtractSummary run_extract(const ExtractOptions& o, std::shared_ptr<dist::Dist> 
   fill();
   committed_shards.store(sum.shards);
   committed_bytes.store(sum.bytes);
+  if (rank == 0 && units) {  // the run's final state, as its units' manifests record it
+    done_samples.store(sum.samples);
+    done_tokens.store(sum.tokens);
+    mine_shards.store(sum.shards - at_launch.shards);
+    mine_bytes.store(sum.bytes - at_launch.bytes);
+    others = {};
+    ranks_read = std::chrono::steady_clock::now();
+  }
   fill_upload();
   sum.seconds = now() - t_start;
   progress.finish(progress_stats());

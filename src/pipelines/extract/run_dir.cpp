@@ -195,6 +195,7 @@ void RunDir::finish() {
 }
 
 void RunDir::commit(bool final) {
+  if (hooks_.before_commit) hooks_.before_commit();
   if (!pending_.empty()) {
     const int64_t S = static_cast<int64_t>(pending_.size());
     std::vector<int64_t> index(S), offsets(S + 1, 0);

@@ -64,6 +64,8 @@ struct RunDirHooks {
   // On --resume, for a listed shard missing locally (removed after its upload was verified): whether its copy
   // elsewhere is whole. Without it (or when it says no), a missing shard is an error.
   std::function<bool(const Json& shard)> stored_elsewhere;
+  // Before each commit writes anything: throws to stop the run (a work unit another process took over).
+  std::function<void()> before_commit;
 };
 
 class RunDir {

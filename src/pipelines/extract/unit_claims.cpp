@@ -24,10 +24,29 @@ UnitClaims::~UnitClaims() {
   if (beater_.joinable()) beater_.join();
 }
 
-void UnitClaims::own(int64_t unit) {
+void UnitClaims::own(int64_t unit, const std::string& token) {
   dist_->store_add(key("beat/" + std::to_string(unit)), 1);
   std::lock_guard<std::mutex> lock(mu_);
   owned_.insert(unit);
+  tokens_[unit] = token;
+}
+
+bool UnitClaims::owns(int64_t unit) {
+  if (!dist_) return true;
+  std::string token;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = tokens_.find(unit);
+    if (it == tokens_.end()) return false;
+    token = it->second;
+  }
+  return dist_->store_get(key("owner/" + std::to_string(unit))).value_or("") == token;
+}
+
+void UnitClaims::lost(int64_t unit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  owned_.erase(unit);
+  tokens_.erase(unit);
 }
 
 void UnitClaims::beat_loop() {
@@ -54,7 +73,7 @@ int64_t UnitClaims::next(const std::function<void()>& waiting) {
   if (i < n) {
     const int64_t unit = todo_[static_cast<size_t>(i)];
     dist_->store_set(key("owner/" + std::to_string(unit)), me_);
-    own(unit);
+    own(unit, me_);
     return unit;
   }
   // Every unit is handed out: wait for the others, taking over a unit whose owner's heartbeat stopped.
@@ -74,9 +93,10 @@ int64_t UnitClaims::next(const std::function<void()>& waiting) {
       }
       if (now - it->second.second < lease_) continue;
       const std::string owner = dist_->store_get(key("owner/" + u)).value_or("");
-      if (!dist_->store_compare_set(key("owner/" + u), owner, me_ + "/" + beat)) continue;  // another rank took it
+      const std::string token = me_ + "/" + beat;  // unique: the beat moves whenever an owner claims the unit
+      if (!dist_->store_compare_set(key("owner/" + u), owner, token)) continue;  // another rank took it
       ++reclaimed_;
-      own(unit);
+      own(unit, token);
       return unit;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -87,6 +107,7 @@ void UnitClaims::done(int64_t unit) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     owned_.erase(unit);
+    tokens_.erase(unit);
   }
   if (!dist_) return;
   dist_->store_set(key("done/" + std::to_string(unit)), "1");

@@ -7,7 +7,11 @@
 //     heartbeat has not moved for the lease (its owner died) is taken over with a compare-and-set on its owner
 //     key, and resumed from its directory (RunDir: exactly once);
 //   - a unit is done when its directory's manifest is complete; the ranks count that in the store and stop
-//     when every unit is done.
+//     when every unit is done;
+//   - an owner that stalled past the lease (not dead: swapped out, stopped, a slow file system) finds at its
+//     next commit that the unit's owner key is no longer its own, and leaves the unit to the rank that took
+//     it (owns()). The check and the commit are not one atomic step: an owner that stalls again in the
+//     milliseconds between them can still race its successor, which a lease much longer than any stall avoids.
 // Heartbeats are counters, not timestamps: each watcher times them by its own clock (no clock skew).
 #pragma once
 #include <atomic>
@@ -42,11 +46,15 @@ class UnitClaims {
   // This process's unit is complete (on disk, and in object storage when the run is uploaded). Until then its
   // heartbeat goes on, also while the process computes its next unit.
   void done(int64_t unit);
+  // Whether this process still owns `unit` (no other rank has taken it over). Always true for one process.
+  bool owns(int64_t unit);
+  // This process gave up `unit` (another rank took it over): its heartbeat stops, and it is not counted done.
+  void lost(int64_t unit);
   int64_t reclaimed() const { return reclaimed_; }  // units taken over from a stopped rank
 
  private:
   std::string key(const std::string& what) const { return key_ + "/" + what; }
-  void own(int64_t unit);
+  void own(int64_t unit, const std::string& token);
   void beat_loop();
 
   std::shared_ptr<dist::Dist> dist_;
@@ -59,6 +67,7 @@ class UnitClaims {
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<int64_t> owned_;  // units claimed and not done, whose heartbeats the thread bumps
+  std::map<int64_t, std::string> tokens_;  // unit -> the owner key's value this process set
   bool stop_ = false;
   std::thread beater_;
 };
