@@ -8,6 +8,10 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
+#ifdef C10_USE_GLOG
+#include <glog/logging.h>
+#endif
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -39,6 +43,18 @@ std::string seconds(std::chrono::milliseconds t) {
 std::string message_of(const std::exception& e) {
   if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
   return e.what();
+}
+
+// c10d logs its own view of each failure (socket timeouts, Gloo read errors) to stderr, through glog in
+// Debian's libtorch ("WARNING: Logging before InitGoogleLogging()..." then the line) or c10's own logger in
+// upstream builds. fme reports every such failure itself, in one line naming the rank and the cause, so the
+// library's lines are only noise: below FATAL they are dropped.
+void quiet_library_logs() {
+#ifdef C10_USE_GLOG
+  FLAGS_minloglevel = google::GLOG_FATAL;
+#else
+  ::FLAGS_caffe2_log_level = c10::GLOG_FATAL;  // c10/util/Logging.h declares it globally, with or without gflags
+#endif
 }
 
 bool is_loopback(const std::string& addr) {
@@ -94,6 +110,7 @@ std::shared_ptr<Dist> Dist::init(const LaunchEnv& env, const Mesh& mesh_in, std:
                       " processes but WORLD_SIZE is " + std::to_string(env.world_size));
   std::shared_ptr<Dist> d(new Dist(env.rank, env.world_size, mesh_in));
   if (env.world_size == 1) return d;  // single process: no store, no sockets
+  quiet_library_logs();
 
   const auto start = std::chrono::steady_clock::now();
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);

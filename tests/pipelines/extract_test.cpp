@@ -7,8 +7,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -378,6 +380,22 @@ TEST_F(Extract, RankZerosProgressCountsEveryRanksWork) {
   EXPECT_NE(log.find("extract: done, 40/40 samples (100.0%)"), std::string::npos) << log;
   const std::string other = "\n" + read_file(path("rank1.err"));
   EXPECT_EQ(other.find("\nextract: "), std::string::npos) << "only rank 0 reports: " << other;
+}
+
+// A rank whose rank 0 never comes: one line naming where it looked, within --timeout, and nothing written (no
+// library log lines either).
+TEST_F(Extract, ARankThatCannotReachTheStoreSaysSoInOneLine) {
+  const std::string cmd = "MASTER_ADDR=127.0.0.1 MASTER_PORT=1 WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 timeout 60 " + kFme +
+                          " extract --model " + model() + " --dataset " + shared("arc-agi/training") + " --max-samples 2" +
+                          " --dtype fp32 --quiet --timeout 2 --out " + path("no-store") + " 2> " + path("no-store.err");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = std::system(cmd.c_str());
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  const std::string err = read_file(path("no-store.err"));
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_EQ(err.rfind("fme extract: error: rendezvous: rank 1 could not reach rank 0 at 127.0.0.1:1 within 2 s", 0), 0u) << err;
+  EXPECT_FALSE(fs::exists(path("no-store")));
 }
 
 // --exclude-special-tokens / --exclude-bos leave rows out; the stored rows keep their ids and positions, and

@@ -118,8 +118,10 @@ TEST_F(ExtractUpload, TheBucketPrefixHoldsTheRunByteForByte) {
   EXPECT_GE(s.at("shards").get<int>(), 5);
   EXPECT_GE(s.at("upload").at("wait_seconds").get<double>(), 0.0);  // --max-staged 1: every commit waits for its upload
   EXPECT_EQ(expect_mirrored(path("local"), "runs/a"), s.at("shards").get<int>() + 2);  // + samples.jsonl, manifest.json
-  // A finished run's --resume leaves the objects as they are.
+  // A finished run's --resume leaves the objects as they are: no shard is sent again.
+  server_->puts();
   EXPECT_EQ(fme(extract({"--out", path("local"), "--upload", "s3://fme-test/runs/a", "--resume"})).code, 0);
+  EXPECT_EQ(server_->puts().find("shard-"), std::string::npos);
   // The same prefix again for a new run: refused, naming the remote manifest.
   const Out again = fme(extract({"--out", path("other"), "--upload", "s3://fme-test/runs/a"}));
   EXPECT_EQ(again.code, 1);

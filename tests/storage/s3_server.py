@@ -13,7 +13,8 @@ upload part, complete, abort, with S3's ETags) live in memory. The verifier is c
 Prints "ready PORT" once listening; stops on SIGTERM.
 
 For tests, unsigned: GET /_fme/faults?status=503&count=N makes the next N requests answer 503 SlowDown (any
-5xx status; status=0 drops the connection unanswered), and GET /_fme/audit lists, a line each, every manifest
+5xx status; status=0 drops the connection unanswered); GET /_fme/puts lists the keys stored since it was last
+read; and GET /_fme/audit lists, a line each, every manifest
 put while an object it lists (a shard with its size and x-amz-meta-sha256, samples.jsonl's recorded bytes) was
 not yet stored whole: a writer must put a run's manifest last.
 """
@@ -72,6 +73,7 @@ class Store:
         self.uploads = {}  # upload id -> (bucket, key, meta, {part number: (data, etag)})
         self.faults = []   # injected answers for the next requests: an HTTP status, or 0 to drop the connection
         self.audit = []    # manifests that listed an object not (yet) stored whole
+        self.puts = []     # keys stored (PUT, or a completed multipart upload) since /_fme/puts was last read
 
     def check_manifest(self, bucket, key, data):
         """What a run's manifest promises: every shard it lists, and samples.jsonl's recorded prefix, are
@@ -151,6 +153,9 @@ def make_handler(store, keys, region):
                 if self.path.startswith("/_fme/faults"):
                     store.faults += [int(q["status"][0])] * int(q.get("count", ["1"])[0])
                     return self.reply(200, b"ok")
+                if self.path.startswith("/_fme/puts"):
+                    puts, store.puts = store.puts, []
+                    return self.reply(200, "".join(k + "\n" for k in puts).encode())
                 return self.reply(200, "".join(a + "\n" for a in store.audit).encode())
 
         def handle_any(self, head=False):
@@ -225,6 +230,7 @@ def make_handler(store, keys, region):
                         digests += bytes.fromhex(etag)
                     etag = f"{hashlib.md5(digests).hexdigest()}-{len(listed)}"
                     objects[key] = (data, etag, up[2])
+                    store.puts.append(key)
                     del store.uploads[uid]
                     if key.endswith("manifest.json"):
                         store.check_manifest(bucket, key, data)
@@ -233,6 +239,7 @@ def make_handler(store, keys, region):
             if self.command == "PUT":
                 etag = hashlib.md5(body).hexdigest()
                 objects[key] = (body, etag, meta)
+                store.puts.append(key)
                 if key.endswith("manifest.json"):
                     store.check_manifest(bucket, key, body)
                 return self.reply(200, headers={"ETag": f'"{etag}"'})

@@ -87,6 +87,8 @@ class S3TestServer {
   // connection is dropped); and the manifests it received that listed objects not yet stored whole ("" if none).
   void inject_faults(int status, int count) const { admin("/_fme/faults?status=" + std::to_string(status) + "&count=" + std::to_string(count)); }
   std::string audit() const { return admin("/_fme/audit"); }
+  // The keys stored (PUT, or a completed multipart upload) since the last call, a line each.
+  std::string puts() const { return admin("/_fme/puts"); }
 
   int port() const { return port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
