@@ -10,7 +10,8 @@ upload part, complete, abort, with S3's ETags) live in memory. The verifier is c
 
     python3 s3_server.py --port N [--bucket NAME ...] [--access-key K --secret-key S] [--region R]
 
-Prints "ready PORT" once listening; stops on SIGTERM.
+Prints "ready PORT" once listening (--port 0: on a port the kernel picks, free of races with other tests);
+stops on SIGTERM.
 
 For tests, unsigned: GET /_fme/faults?status=503&count=N makes the next N requests answer 503 SlowDown (any
 5xx status; status=0 drops the connection unanswered); GET /_fme/puts lists the keys stored since it was last
@@ -285,7 +286,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(Store(a.bucket), {a.access_key: a.secret_key}, a.region))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"ready {a.port}", flush=True)
+    print(f"ready {server.server_address[1]}", flush=True)  # --port 0: the port the kernel gave
     server.serve_forever()
 
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -38,22 +39,48 @@ class S3TestServer {
     return port;
   }
 
-  explicit S3TestServer(const std::vector<std::string>& buckets, int port = 0, bool wait = true)
-      : port_(port > 0 ? port : free_port()) {
+  // `port` 0: the server binds a port the kernel picks and says which (no window in which another test's
+  // process can take it). A given port (a test that starts the server late): `wait` for it to listen.
+  explicit S3TestServer(const std::vector<std::string>& buckets, int port = 0, bool wait = true) : port_(port) {
     const std::string script = std::string(FME_SOURCE_DIR) + "/tests/storage/s3_server.py";
     std::vector<std::string> args = {"/usr/bin/python3", script, "--port", std::to_string(port_), "--access-key", kAccessKey,
                                      "--secret-key", kSecretKey};
     for (const auto& b : buckets) args.insert(args.end(), {"--bucket", b});
+    int out[2] = {-1, -1};
+    if (port_ == 0 && pipe(out) != 0) throw std::runtime_error("the test S3 server: no pipe");
     pid_ = fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      if (!std::freopen("/dev/null", "w", stdout)) _exit(126);
+      if (port_ == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+      } else if (!std::freopen("/dev/null", "w", stdout)) {
+        _exit(126);
+      }
       execv(argv[0], argv.data());
       _exit(127);
     }
-    if (wait) wait_ready();
+    if (port_ == 0) {  // "ready PORT", within 30 s
+      close(out[1]);
+      std::string line;
+      pollfd p{out[0], POLLIN, 0};
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      char c = 0;
+      while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        if (poll(&p, 1, 100) > 0) {
+          if (read(out[0], &c, 1) != 1) break;
+          line += c;
+        }
+      }
+      close(out[0]);
+      if (line.rfind("ready ", 0) != 0) throw std::runtime_error("the test S3 server did not start: '" + line + "'");
+      port_ = std::stoi(line.substr(6));
+    } else if (wait) {
+      wait_ready();
+    }
   }
   ~S3TestServer() {
     if (pid_ > 0) {
