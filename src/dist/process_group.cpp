@@ -40,9 +40,25 @@ std::string seconds(std::chrono::milliseconds t) {
 }
 
 // c10::Error::what() carries a C++ backtrace in 1.13; users need only the message.
+// Gloo's own text also names its source line ("[./gloo/transport/tcp/pair.cc:589] Read error ..."): dropped,
+// the cause stays.
 std::string message_of(const std::exception& e) {
-  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
+  const auto* c = dynamic_cast<const c10::Error*>(&e);
+  std::string m = c ? c->what_without_backtrace() : e.what();
+  for (size_t open = m.find('['); open != std::string::npos; open = m.find('[', open)) {
+    const size_t close = m.find("] ", open);
+    const size_t colon = close == std::string::npos ? close : m.rfind(':', close);
+    bool source = colon != std::string::npos && colon > open && close > colon + 1 &&
+                  m.find_first_not_of("0123456789", colon + 1) == close;
+    if (source) {
+      const std::string file = m.substr(open + 1, colon - open - 1);
+      auto ends = [&](const std::string& x) { return file.size() > x.size() && file.compare(file.size() - x.size(), x.size(), x) == 0; };
+      source = file.find_first_of("[] ") == std::string::npos && (ends(".cc") || ends(".cpp") || ends(".h"));
+    }
+    if (source) m.erase(open, close + 2 - open);
+    else ++open;
+  }
+  return m;
 }
 
 // c10d logs its own view of each failure (socket timeouts, Gloo read errors) to stderr, through glog in

@@ -216,6 +216,7 @@ TEST(Dist, PeerDyingMidRunFailsTheCollective) {
   EXPECT_EQ(res.workers[0].status, 2) << res.workers[0].output;
   EXPECT_NE(res.workers[0].output.find("all_reduce_sum over group world (ranks 0,1) failed"), std::string::npos)
       << res.workers[0].output;
+  EXPECT_EQ(res.workers[0].output.find(".cc:"), std::string::npos) << "no library source locations: " << res.workers[0].output;
   EXPECT_LT(res.seconds, 15.0);
 }
 
