@@ -1,9 +1,11 @@
-// Adam / AdamW update as fused in-place ATen ops over cache-sized pieces (see adam.h for the math).
+// Adam / AdamW: one fused pass over cache-sized pieces (adam_kernel.h), or ATen ops elsewhere (see adam.h for the math).
 #include "optim/adam.h"
 
 #include <ATen/ATen.h>
 
 #include <cmath>
+
+#include "optim/adam_kernel.h"
 
 namespace fme {
 
@@ -41,9 +43,28 @@ void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr
   const double decay = o.decoupled_weight_decay && o.weight_decay != 0 ? 1 - lr * o.weight_decay : 1.0;
   const at::Tensor& exp_avg_all = flat_state(k, 0);     // [numel] fp32
   const at::Tensor& exp_avg_sq_all = flat_state(k, 1);  // [numel] fp32
+  // The fused one-pass kernel (adam_kernel.h) wherever the pieces are fp32 on the CPU; the ATen chain below
+  // elsewhere (another device, or a gradient in another dtype, widened first).
+  AdamCoeffs c;
+  c.decay = static_cast<float>(decay);
+  c.l2 = static_cast<float>(l2);
+  c.one_minus_beta1 = static_cast<float>(1 - o.beta1);
+  c.beta2 = static_cast<float>(o.beta2);
+  c.one_minus_beta2 = static_cast<float>(1 - o.beta2);
+  c.sqrt_bc2 = static_cast<float>(sqrt_bc2);
+  c.eps = static_cast<float>(o.eps);
+  c.neg_step_size = static_cast<float>(-step_size);
   for_each_chunk(k, grad, [&](const at::Tensor& p, const at::Tensor& g_in, int64_t off, int64_t n) {
     at::Tensor exp_avg = exp_avg_all.narrow(0, off, n);        // [n]
     at::Tensor exp_avg_sq = exp_avg_sq_all.narrow(0, off, n);  // [n]
+    if (p.device().is_cpu() && p.scalar_type() == at::kFloat && exp_avg.scalar_type() == at::kFloat) {
+      const bool raw = g_in.scalar_type() == at::kFloat;  // else widened (and scaled) into scratch first
+      const at::Tensor g = raw ? g_in : effective_grad(g_in, grad_scale, p, 0.0);
+      AdamCoeffs piece = c;
+      piece.grad_scale = raw ? static_cast<float>(grad_scale) : 1.0f;
+      adam_update_fp32(p.data_ptr<float>(), g.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(), n, piece);
+      return;
+    }
     if (decay != 1.0) p.mul_(decay);
     const at::Tensor g = effective_grad(g_in, grad_scale, p, l2);  // [n] fp32
     exp_avg.lerp_(g, 1 - o.beta1);
