@@ -43,8 +43,8 @@ void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr
   const double decay = o.decoupled_weight_decay && o.weight_decay != 0 ? 1 - lr * o.weight_decay : 1.0;
   const at::Tensor& exp_avg_all = flat_state(k, 0);     // [numel] fp32
   const at::Tensor& exp_avg_sq_all = flat_state(k, 1);  // [numel] fp32
-  // The fused one-pass kernel (adam_kernel.h) wherever the pieces are fp32 on the CPU; the ATen chain below
-  // elsewhere (another device, or a gradient in another dtype, widened first).
+  // The fused one-pass kernel (adam_kernel.h) for pieces on the CPU (a gradient in another dtype is widened
+  // into scratch first); the ATen chain below on other devices.
   AdamCoeffs c;
   c.decay = static_cast<float>(decay);
   c.l2 = static_cast<float>(l2);

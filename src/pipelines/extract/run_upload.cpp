@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -176,20 +177,17 @@ void RunUpload::loop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto pending = [&] {
-        for (auto& [name, d] : dirs_)
-          if (d.gen > d.done) return &d;
-        return static_cast<Dir*>(nullptr);
+        return std::find_if(dirs_.begin(), dirs_.end(), [](const auto& d) { return d.second.gen > d.second.done; });
       };
-      cv_.wait(lock, [&] { return stop_ || pending(); });
+      cv_.wait(lock, [&] { return stop_ || pending() != dirs_.end(); });
       if (stop_) return;
-      Dir* d = pending();
-      for (const auto& [name, dir] : dirs_)
-        if (&dir == d) subdir = name;
-      manifest = d->latest;  // commits that came meanwhile are taken together
-      text = d->text;
-      with_shards = d->with_shards;
-      gen = d->gen;
-      samples_uploaded = d->samples_uploaded;
+      const auto& [name, d] = *pending();
+      subdir = name;
+      manifest = d.latest;  // commits that came meanwhile are taken together
+      text = d.text;
+      with_shards = d.with_shards;
+      gen = d.gen;
+      samples_uploaded = d.samples_uploaded;
     }
     try {
       upload_round(subdir, manifest, text, with_shards, samples_uploaded);

@@ -27,8 +27,7 @@ UnitClaims::~UnitClaims() {
 void UnitClaims::own(int64_t unit, const std::string& token) {
   dist_->store_add(key("beat/" + std::to_string(unit)), 1);
   std::lock_guard<std::mutex> lock(mu_);
-  owned_.insert(unit);
-  tokens_[unit] = token;
+  owned_[unit] = token;
 }
 
 bool UnitClaims::owns(int64_t unit) {
@@ -36,8 +35,8 @@ bool UnitClaims::owns(int64_t unit) {
   std::string token;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const auto it = tokens_.find(unit);
-    if (it == tokens_.end()) return false;
+    const auto it = owned_.find(unit);
+    if (it == owned_.end()) return false;
     token = it->second;
   }
   return dist_->store_get(key("owner/" + std::to_string(unit))).value_or("") == token;
@@ -46,14 +45,14 @@ bool UnitClaims::owns(int64_t unit) {
 void UnitClaims::lost(int64_t unit) {
   std::lock_guard<std::mutex> lock(mu_);
   owned_.erase(unit);
-  tokens_.erase(unit);
 }
 
 void UnitClaims::beat_loop() {
   const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(lease_ / 4);
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, std::max(every, std::chrono::milliseconds(50)), [&] { return stop_; })) {
-    const std::set<int64_t> units = owned_;
+    std::vector<int64_t> units;
+    for (const auto& [unit, token] : owned_) units.push_back(unit);
     if (units.empty()) continue;
     lock.unlock();
     try {
@@ -107,7 +106,6 @@ void UnitClaims::done(int64_t unit) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     owned_.erase(unit);
-    tokens_.erase(unit);
   }
   if (!dist_) return;
   dist_->store_set(key("done/" + std::to_string(unit)), "1");

@@ -22,7 +22,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,8 +65,8 @@ class UnitClaims {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<int64_t> owned_;  // units claimed and not done, whose heartbeats the thread bumps
-  std::map<int64_t, std::string> tokens_;  // unit -> the owner key's value this process set
+  // Units claimed and not done (whose heartbeats the thread bumps) -> the owner key's value this process set.
+  std::map<int64_t, std::string> owned_;
   bool stop_ = false;
   std::thread beater_;
 };
