@@ -6,31 +6,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "util/bf16_bits.h"
+
 namespace fme {
 namespace {
 
 // Hand-written because ATen 1.13 has no fused bf16 kernel for these (see the header): one pass, fp32 math.
 // Everything below is branch-free scalar code on purpose: the compiler vectorizes the loops that call it,
-// once per target clone, and the clone matching the CPU is chosen at load time (ifunc).
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FME_ACTIVATION_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FME_ACTIVATION_CLONES
-#endif
-// Everything a clone calls is inlined into it, so it is compiled for the clone's ISA (a helper left out of
-// line is compiled once, for the baseline, and ran 30x slower here).
-#define FME_INLINE inline __attribute__((always_inline))
-
-FME_INLINE float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-FME_INLINE uint32_t float_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
+// once per target clone (util/target_clones.h).
 
 // exp(v), v clamped to [-87, 88] (the result stays a normal float): 2^n p(r) with n = round(v / ln 2) and
 // r = v - n ln 2 (ln 2 in two parts), p Cephes' expf polynomial (within 2 ulp of exp on that range).
@@ -57,14 +40,6 @@ FME_INLINE float activate(float x) {
   return x / (1.0f + exp_clamped(-z));
 }
 
-FME_INLINE float bf16_to_float(uint16_t h) { return bits_to_float(static_cast<uint32_t>(h) << 16); }
-// Round to nearest even, as c10::BFloat16; NaN stays a (quiet) NaN.
-FME_INLINE uint16_t float_to_bf16(float f) {
-  const uint32_t u = float_to_bits(f);
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  return f != f ? static_cast<uint16_t>((u >> 16) | 0x40u) : static_cast<uint16_t>(rounded);
-}
-
 // The loops, one per (activation, dtype): target clones must be plain functions, not templates.
 template <bool kGelu>
 FME_INLINE void loop_f32(float* x, int64_t n) {
@@ -82,10 +57,10 @@ FME_INLINE void loop_bf16(uint16_t* x, int64_t n) {
     for (int64_t i = 0; i < m; ++i) x[i0 + i] = float_to_bf16(buf[i]);
   }
 }
-FME_ACTIVATION_CLONES void silu_f32(float* x, int64_t n) { loop_f32<false>(x, n); }
-FME_ACTIVATION_CLONES void gelu_f32(float* x, int64_t n) { loop_f32<true>(x, n); }
-FME_ACTIVATION_CLONES void silu_bf16(uint16_t* x, int64_t n) { loop_bf16<false>(x, n); }
-FME_ACTIVATION_CLONES void gelu_bf16(uint16_t* x, int64_t n) { loop_bf16<true>(x, n); }
+FME_TARGET_CLONES void silu_f32(float* x, int64_t n) { loop_f32<false>(x, n); }
+FME_TARGET_CLONES void gelu_f32(float* x, int64_t n) { loop_f32<true>(x, n); }
+FME_TARGET_CLONES void silu_bf16(uint16_t* x, int64_t n) { loop_bf16<false>(x, n); }
+FME_TARGET_CLONES void gelu_bf16(uint16_t* x, int64_t n) { loop_bf16<true>(x, n); }
 
 // Whether the fused kernel applies; otherwise ATen's ops run.
 bool fused(const at::Tensor& x) {

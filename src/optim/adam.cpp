@@ -43,10 +43,9 @@ void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr
   const double decay = o.decoupled_weight_decay && o.weight_decay != 0 ? 1 - lr * o.weight_decay : 1.0;
   const at::Tensor& exp_avg_all = flat_state(k, 0);     // [numel] fp32
   const at::Tensor& exp_avg_sq_all = flat_state(k, 1);  // [numel] fp32
-  // The fused one-pass kernel (adam_kernel.h) for pieces on the CPU (a gradient in another dtype is widened
-  // into scratch first); the ATen chain below on other devices.
   AdamCoeffs c;
   c.decay = static_cast<float>(decay);
+  c.grad_scale = static_cast<float>(grad_scale);
   c.l2 = static_cast<float>(l2);
   c.one_minus_beta1 = static_cast<float>(1 - o.beta1);
   c.beta2 = static_cast<float>(o.beta2);
@@ -54,15 +53,35 @@ void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr
   c.sqrt_bc2 = static_cast<float>(sqrt_bc2);
   c.eps = static_cast<float>(o.eps);
   c.neg_step_size = static_cast<float>(-step_size);
+  // The fused one-pass kernel (adam_kernel.h) on the CPU: fed a contiguous fp32 param and its fp32 or bf16
+  // gradient directly, or a bf16 or strided param's pieces through fp32 scratch; the ATen chain elsewhere.
+  const OptParam& param = params()[selected()[k]];
+  const at::Tensor& value = param.value;
+  const at::Tensor g_all = grad.contiguous();
+  if (value.device().is_cpu() && value.scalar_type() == at::kFloat && value.is_contiguous() && exp_avg_all.scalar_type() == at::kFloat &&
+      (g_all.scalar_type() == at::kFloat || g_all.scalar_type() == at::kBFloat16)) {
+    float* p = value.data_ptr<float>();
+    float* m = exp_avg_all.data_ptr<float>();
+    float* v = exp_avg_sq_all.data_ptr<float>();
+    const at::Tensor& copy = param.compute_copy;
+    uint16_t* cp = copy.defined() && copy.scalar_type() == at::kBFloat16 ? reinterpret_cast<uint16_t*>(copy.data_ptr<at::BFloat16>()) : nullptr;
+    if (g_all.scalar_type() == at::kFloat) {
+      const float* g = g_all.data_ptr<float>();
+      for_each_piece(value.numel(), [&](int64_t off, int64_t n) { adam_update(p + off, g + off, m + off, v + off, n, c, cp ? cp + off : nullptr); });
+    } else {
+      const auto* g = reinterpret_cast<const uint16_t*>(g_all.data_ptr<at::BFloat16>());
+      for_each_piece(value.numel(), [&](int64_t off, int64_t n) { adam_update(p + off, g + off, m + off, v + off, n, c, cp ? cp + off : nullptr); });
+    }
+    // Written behind ATen's back: a compute copy not rewritten with it must be made again (optimizer.h).
+    if (!cp) value.unsafeGetTensorImpl()->bump_version();
+    return;
+  }
   for_each_chunk(k, grad, [&](const at::Tensor& p, const at::Tensor& g_in, int64_t off, int64_t n) {
     at::Tensor exp_avg = exp_avg_all.narrow(0, off, n);        // [n]
     at::Tensor exp_avg_sq = exp_avg_sq_all.narrow(0, off, n);  // [n]
-    if (p.device().is_cpu() && p.scalar_type() == at::kFloat && exp_avg.scalar_type() == at::kFloat) {
-      const bool raw = g_in.scalar_type() == at::kFloat;  // else widened (and scaled) into scratch first
-      const at::Tensor g = raw ? g_in : effective_grad(g_in, grad_scale, p, 0.0);
-      AdamCoeffs piece = c;
-      piece.grad_scale = raw ? static_cast<float>(grad_scale) : 1.0f;
-      adam_update_fp32(p.data_ptr<float>(), g.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(), n, piece);
+    if (p.device().is_cpu() && exp_avg.scalar_type() == at::kFloat) {  // a bf16 or strided param's fp32 piece
+      const at::Tensor g = g_in.scalar_type() == at::kFloat ? g_in : effective_grad(g_in, 1.0, p, 0.0);  // [n] fp32
+      adam_update(p.data_ptr<float>(), g.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(), n, c, nullptr);
       return;
     }
     if (decay != 1.0) p.mul_(decay);

@@ -2,31 +2,61 @@
 
 #include <cmath>
 
-namespace fme {
+#include "util/bf16_bits.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FME_ADAM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FME_ADAM_CLONES
-#endif
+namespace fme {
+namespace {
+
+FME_INLINE float widen(float g) { return g; }
+FME_INLINE float widen(uint16_t g) { return bf16_to_float(g); }
 
 // Plain scalar code the compiler vectorizes once per clone. Each line is one of the ATen chain's ops, in its
 // order. Built with -ffp-contract=off (no clone fuses a multiply and an add the chain rounds separately) and
 // -fno-math-errno (else sqrt keeps the loop scalar): src/optim/CMakeLists.txt.
-FME_ADAM_CLONES void adam_update_fp32(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-                                      int64_t n, const AdamCoeffs& coeffs) {
+template <typename G, bool kCopy>
+FME_INLINE void update(float* __restrict p, const G* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
+                       const AdamCoeffs& coeffs, uint16_t* __restrict copy) {
   const AdamCoeffs c = coeffs;  // by value: the loads leave the loop
   for (int64_t i = 0; i < n; ++i) {
     const float pi = p[i] * c.decay;
-    const float gs = g[i] * c.grad_scale;
+    const float gs = widen(g[i]) * c.grad_scale;
     const float gi = c.l2 != 0 ? gs + c.l2 * pi : gs;  // as the chain, which adds no 0 * p (an inf p stays out)
     const float mi = m[i] + c.one_minus_beta1 * (gi - m[i]);
     const float vi = v[i] * c.beta2 + (c.one_minus_beta2 * gi) * gi;
     const float denom = std::sqrt(vi) / c.sqrt_bc2 + c.eps;
+    const float out = pi + c.neg_step_size * (mi / denom);
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi + c.neg_step_size * (mi / denom);
+    p[i] = out;
+    if (kCopy) copy[i] = float_to_bf16(out);
   }
+}
+
+// Target clones must be plain functions: one per (gradient dtype, copy or not).
+FME_TARGET_CLONES void update_f32(float* p, const float* g, float* m, float* v, int64_t n, const AdamCoeffs& c) {
+  update<float, false>(p, g, m, v, n, c, nullptr);
+}
+FME_TARGET_CLONES void update_f32_copy(float* p, const float* g, float* m, float* v, int64_t n, const AdamCoeffs& c, uint16_t* copy) {
+  update<float, true>(p, g, m, v, n, c, copy);
+}
+FME_TARGET_CLONES void update_bf16(float* p, const uint16_t* g, float* m, float* v, int64_t n, const AdamCoeffs& c) {
+  update<uint16_t, false>(p, g, m, v, n, c, nullptr);
+}
+FME_TARGET_CLONES void update_bf16_copy(float* p, const uint16_t* g, float* m, float* v, int64_t n, const AdamCoeffs& c,
+                                        uint16_t* copy) {
+  update<uint16_t, true>(p, g, m, v, n, c, copy);
+}
+
+}  // namespace
+
+void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamCoeffs& c, uint16_t* copy) {
+  if (copy) update_f32_copy(p, g, m, v, n, c, copy);
+  else update_f32(p, g, m, v, n, c);
+}
+
+void adam_update(float* p, const uint16_t* g, float* m, float* v, int64_t n, const AdamCoeffs& c, uint16_t* copy) {
+  if (copy) update_bf16_copy(p, g, m, v, n, c, copy);
+  else update_bf16(p, g, m, v, n, c);
 }
 
 }  // namespace fme

@@ -9,28 +9,10 @@
 #include <limits>
 #include <string>
 
+#include "optim/sum_squares.h"
 #include "util/error.h"
 
 namespace fme {
-namespace {
-
-// ||g||^2 accumulated in double (a global norm sums thousands of tensors over many processes; fp32
-// partial sums would lose ~1e-7 relative each). Pieces of 1 Mi elements are widened to double and dotted,
-// so the only temporary is one piece, never a full-size copy.
-double sum_of_squares(const at::Tensor& g) {
-  if (g.numel() == 0) return 0.0;
-  const at::Tensor flat = g.contiguous().view({-1});
-  constexpr int64_t kPiece = int64_t(1) << 20;
-  double total = 0.0;
-  for (int64_t off = 0; off < flat.numel(); off += kPiece) {
-    const int64_t n = std::min(kPiece, flat.numel() - off);
-    const at::Tensor d = flat.narrow(0, off, n).to(at::kDouble);
-    total += at::dot(d, d).item<double>();
-  }
-  return total;
-}
-
-}  // namespace
 
 void validate(const ClipOptions& o) {
   require_hyper(o.max_norm > 0, "clip_norm", o.max_norm, "> 0");

@@ -61,6 +61,7 @@ class Chain : public Optimizer {
   std::vector<std::pair<std::string, at::Tensor>> named_state() const override {
     return inner_->named_state();
   }
+  void set_compute_copies(const std::vector<at::Tensor>& copies) override { inner_->set_compute_copies(copies); }
 
   ParamOptimizer& inner() { return *inner_; }
   const ParamOptimizer& inner() const { return *inner_; }

@@ -68,6 +68,19 @@ void ParamOptimizer::allocate_state(const std::vector<std::string>& keys, bool w
   }
 }
 
+void ParamOptimizer::set_compute_copies(const std::vector<at::Tensor>& copies) {
+  if (copies.size() != params_.size())
+    throw ShapeError("optimizer: got " + std::to_string(copies.size()) + " compute copies for " + std::to_string(params_.size()) + " parameters");
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& c = copies[i];
+    const at::Tensor& v = params_[i].value;
+    if (c.defined() && (c.sizes() != v.sizes() || c.device() != v.device() || !c.is_contiguous()))
+      throw ShapeError("optimizer: the compute copy of '" + params_[i].name + "' is " + shape_str(c.sizes()) + " on " + c.device().str() +
+                       ", expected a contiguous " + shape_str(v.sizes()) + " on " + v.device().str());
+    params_[i].compute_copy = c;
+  }
+}
+
 int64_t& ParamOptimizer::param_step(size_t k) { return steps_.data_ptr<int64_t>()[k]; }
 
 void ParamOptimizer::set_step_count(int64_t count) {
@@ -131,6 +144,13 @@ at::Tensor ParamOptimizer::effective_grad(const at::Tensor& g, double scale, con
   if (scale != 1.0) s.mul_(scale);
   if (l2 != 0.0) s.add_(p, l2);
   return s;
+}
+
+void ParamOptimizer::for_each_piece(int64_t numel, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t n_chunks = (numel + kChunk - 1) / kChunk;
+  at::parallel_for(0, n_chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) fn(c * kChunk, std::min(kChunk, numel - c * kChunk));
+  });
 }
 
 void ParamOptimizer::for_each_chunk(size_t k, const at::Tensor& grad, const ChunkFn& fn) {

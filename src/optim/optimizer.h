@@ -28,6 +28,10 @@ struct OptParam {
   // A sharded param on a mesh with more axes than it is sharded over (dp=2,tp=2, sharded over tp): how many
   // processes hold this same shard (2 there). Read by the clip like replica_count is for replicated ones.
   int64_t shard_copies = 1;
+  // Mixed precision: the bf16 copy of `value` that the forward pass computes with (models/compute_copies.h),
+  // or undefined. An update that writes `value` by raw pointer writes this copy in the same pass, or, when it
+  // cannot, bumps value's version counter so that the copy is made again before it is used.
+  at::Tensor compute_copy = {};
 };
 
 class Optimizer {
@@ -50,6 +54,8 @@ class Optimizer {
   virtual int64_t state_bytes() const = 0;
   // True until a step writes the state: the zero pages have not been touched by the optimizer yet.
   virtual bool state_untouched() const = 0;
+  // Gives the params' compute copies (OptParam::compute_copy), aligned with the params (undefined: none).
+  virtual void set_compute_copies(const std::vector<at::Tensor>& copies) = 0;
   // Every state tensor, named "<param name>.<torch state key>" (".exp_avg", ".exp_avg_sq", ".step",
   // ".momentum_buffer"), for checkpointing; the tensors are the live state (copy_ into them to restore).
   virtual std::vector<std::pair<std::string, at::Tensor>> named_state() const = 0;
@@ -77,6 +83,7 @@ class ParamOptimizer : public Optimizer {
   int64_t state_bytes() const override { return arena_.payload_bytes(); }
   bool state_untouched() const override { return !touched_; }
   std::vector<std::pair<std::string, at::Tensor>> named_state() const override;
+  void set_compute_copies(const std::vector<at::Tensor>& copies) override;
 
   const std::vector<OptParam>& params() const { return params_; }
   // Indices into params() of the selected params, in order.
@@ -106,6 +113,9 @@ class ParamOptimizer : public Optimizer {
   // (see effective_grad). offset/n index the flat_state() views.
   using ChunkFn = std::function<void(const at::Tensor& p, const at::Tensor& g, int64_t offset, int64_t n)>;
   void for_each_chunk(size_t k, const at::Tensor& grad, const ChunkFn& fn);
+  // The same walk for kernels on raw pointers: fn(offset, n) for each kChunk piece of [0, numel), pieces
+  // spread over the intra-op threads (no tensor views: a view per piece cost more than the update of it).
+  static void for_each_piece(int64_t numel, const std::function<void(int64_t offset, int64_t n)>& fn);
 
   // grad_piece * scale (+ l2 * p) as fp32: the piece itself when it is fp32 and nothing changes it, else a
   // scratch piece. (g + l2 * p is torch's L2 weight decay: grad.add(p, weight_decay).)

@@ -1,6 +1,7 @@
 // optax semantics of the schedule and of clip_by_global_norm (incl. sharded / replicated params),
 // zero-page optimizer state, bf16 / non-contiguous params, and hyper-parameter validation.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "optim/clip.h"
 #include "optim/factory.h"
 #include "optim/sgd.h"
+#include "optim/sum_squares.h"
 #include "fill/tensor_arena.h"
 #include "util/error.h"
 
@@ -240,6 +242,57 @@ TEST(Optimizer, Bf16ParamUsesFp32StateAndMatchesFp32MathRounded) {
   }
   EXPECT_EQ(bf[0].value.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(at::equal(bf[0].value, f32[0].value.to(at::kBFloat16)));
+}
+
+// Mixed precision: a bf16 gradient fed as it is gives the bits its exact fp32 widening gives, and the step
+// writes the param's compute copy as p.to(bf16) would (instead of bumping the version, which it does when
+// there is no copy, so that a cached copy is made again).
+TEST(Optimizer, Bf16GradientAndComputeCopyChangeNoBit) {
+  at::manual_seed(5);
+  const at::Tensor init = at::randn({333, 517});  // not a whole number of 64 Ki pieces
+  const at::Tensor grad = at::randn({333, 517}).to(at::kBFloat16);
+  for (bool decoupled : {true, false}) {
+    std::vector<OptParam> mixed = {{"w", init.clone()}}, plain = {{"w", init.clone()}};
+    AdamOptions o;
+    o.lr = 1e-2;
+    o.weight_decay = 0.1;
+    o.decoupled_weight_decay = decoupled;
+    Adam a(mixed, o), b(plain, o);
+    const at::Tensor copy = at::zeros({333, 517}, at::kBFloat16);
+    a.set_compute_copies({copy});
+    const int64_t version = plain[0].value._version(), copy_version = mixed[0].value._version();
+    for (int s = 0; s < 3; ++s) {
+      a.step({grad});
+      b.step({grad.to(at::kFloat)});
+      EXPECT_TRUE(at::equal(mixed[0].value, plain[0].value)) << "step " << s << " decoupled " << decoupled;
+      EXPECT_TRUE(at::equal(copy, mixed[0].value.to(at::kBFloat16))) << "step " << s;
+    }
+    EXPECT_GT(plain[0].value._version(), version);          // no copy: written, so the version moved
+    EXPECT_EQ(mixed[0].value._version(), copy_version);     // the copy kept in step: nothing to remake
+    Adam c(std::vector<OptParam>{{"w", init.clone()}}, o);
+    EXPECT_THROW(c.set_compute_copies({at::zeros({3}, at::kBFloat16)}), ShapeError);
+  }
+}
+
+// ||g||^2 in double: the exact squares of the widened values, whatever the dtype, thread count or layout.
+TEST(SumOfSquares, DoubleAccurateForFp32AndBf16) {
+  at::manual_seed(6);
+  const at::Tensor g = at::randn({1000, 301}) * 3;  // 301000: pieces and a ragged tail
+  const double reference = g.to(at::kDouble).pow(2).sum().item<double>();
+  EXPECT_NEAR(sum_of_squares(g), reference, 1e-12 * reference);
+  const at::Tensor h = g.to(at::kBFloat16);
+  const double ref16 = h.to(at::kDouble).pow(2).sum().item<double>();
+  EXPECT_NEAR(sum_of_squares(h), ref16, 1e-12 * ref16);
+  EXPECT_NE(sum_of_squares(h), sum_of_squares(g));  // the bf16 values, not rounded fp32 ones
+  EXPECT_NEAR(sum_of_squares(g.t()), reference, 1e-12 * reference);  // strided: through ATen
+  const int threads = at::get_num_threads();
+  const double with_all = sum_of_squares(g);
+  at::set_num_threads(1);
+  const double with_one = sum_of_squares(g);
+  at::set_num_threads(threads);
+  EXPECT_EQ(with_all, with_one);
+  EXPECT_EQ(sum_of_squares(at::zeros({0})), 0.0);
+  EXPECT_TRUE(std::isinf(sum_of_squares(at::full({5}, INFINITY))));
 }
 
 TEST(Optimizer, NonContiguousShardMatchesContiguous) {

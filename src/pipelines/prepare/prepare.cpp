@@ -206,7 +206,11 @@ Prepared make_module_opt(const PrepareOptions& o, std::shared_ptr<dist::Dist> di
     item.value().set_requires_grad(trainable);
     out.local_params += item.value().numel();
     out.local_param_bytes += item.value().numel() * item.value().element_size();
-    OptParam op{item.key(), item.value(), trainable, row ? row->spec.replicated() : true};
+    OptParam op;
+    op.name = item.key();
+    op.value = item.value();
+    op.trainable = trainable;
+    op.replicated_over_mesh = row ? row->spec.replicated() : true;
     if (!op.replicated_over_mesh) op.shard_copies = holders(out.table, item.key(), world);
     params.push_back(std::move(op));
   }

@@ -17,6 +17,7 @@
 #include "models/dropout.h"
 #include "models/presets.h"
 #include "models/tensor_io.h"
+#include "optim/sum_squares.h"
 #include "pipelines/model_dir.h"
 #include "pipelines/prepare/prepare.h"
 #include "pipelines/train/fixed_batch.h"
@@ -519,8 +520,7 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
         const at::Tensor& g = params[i].second.grad();
         grads.push_back(g);
         if (!g.defined()) continue;
-        const double n = g.norm().item<double>();  // per tensor in its own dtype; the squares summed in fp64
-        sq += n * n / static_cast<double>(holders_of[i]);  // each distinct shard counted once over the world
+        sq += sum_of_squares(g) / static_cast<double>(holders_of[i]);  // each distinct shard counted once over the world
       }
       if (world > 1) sq = sum_over_world(*dist, sq);  // every rank: the same norm, the same verdict below
       // A step with nothing to predict (an MLM draw that chose no token) changes nothing; its loss reads 0.
