@@ -10,6 +10,7 @@
 
 #include <limits>
 
+#include "models/compute_copies.h"
 #include "models/dropout.h"
 #include "models/parallel_ops.h"
 #include "util/error.h"
@@ -29,7 +30,10 @@ at::Tensor whole_input(const LinearImpl& consumer, const at::Tensor& x) {
 }
 
 at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x) {
-  return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+  if (w.scalar_type() == x.scalar_type()) return w;
+  if (ComputeCopies* copies = ComputeCopyScope::active(); copies && copies->dtype() == x.scalar_type())
+    if (at::Tensor copy = copies->find(w); copy.defined()) return copy;
+  return w.to(x.scalar_type());
 }
 
 std::string join_path(const std::string& prefix, const std::string& name) {

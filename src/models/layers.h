@@ -87,9 +87,10 @@ TORCH_MODULE(RMSNorm);
 // the axis must call it.
 at::Tensor whole_input(const LinearImpl& consumer, const at::Tensor& x);
 
-// Parameter `w` in the dtype of the activations `x`: `w` itself when they agree, else a converted copy made
-// just before the op and freed after it (bf16-stored weights with fp32 compute widen exactly, one GEMM's
-// weight at a time).
+// Parameter `w` in the dtype of the activations `x`: `w` itself when they agree, its compute copy in a
+// ComputeCopyScope (mixed-precision training: models/compute_copies.h), else a converted copy made just
+// before the op and freed after it (bf16-stored weights with fp32 compute widen exactly, one GEMM's weight at
+// a time).
 at::Tensor in_dtype_of(const at::Tensor& w, const at::Tensor& x);
 
 // "a.b" + "c" -> "a.b.c"; "" + "c" -> "c".

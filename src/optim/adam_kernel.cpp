@@ -13,9 +13,9 @@ FME_INLINE float widen(uint16_t g) { return bf16_to_float(g); }
 // Plain scalar code the compiler vectorizes once per clone. Each line is one of the ATen chain's ops, in its
 // order. Built with -ffp-contract=off (no clone fuses a multiply and an add the chain rounds separately) and
 // -fno-math-errno (else sqrt keeps the loop scalar): src/optim/CMakeLists.txt.
-template <typename G, bool kCopy>
+template <typename G>
 FME_INLINE void update(float* __restrict p, const G* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
-                       const AdamCoeffs& coeffs, uint16_t* __restrict copy) {
+                       const AdamCoeffs& coeffs) {
   const AdamCoeffs c = coeffs;  // by value: the loads leave the loop
   for (int64_t i = 0; i < n; ++i) {
     const float pi = p[i] * c.decay;
@@ -24,11 +24,23 @@ FME_INLINE void update(float* __restrict p, const G* __restrict g, float* __rest
     const float mi = m[i] + c.one_minus_beta1 * (gi - m[i]);
     const float vi = v[i] * c.beta2 + (c.one_minus_beta2 * gi) * gi;
     const float denom = std::sqrt(vi) / c.sqrt_bc2 + c.eps;
-    const float out = pi + c.neg_step_size * (mi / denom);
     m[i] = mi;
     v[i] = vi;
-    p[i] = out;
-    if (kCopy) copy[i] = float_to_bf16(out);
+    p[i] = pi + c.neg_step_size * (mi / denom);
+  }
+}
+
+// With the compute copy: the update, then the rounding, a block at a time while it is in L1 (one loop that
+// mixes 16- and 32-bit lanes vectorized at half width and ran 30% slower).
+template <typename G, bool kCopy>
+FME_INLINE void update(float* __restrict p, const G* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
+                       const AdamCoeffs& c, uint16_t* __restrict copy) {
+  if (!kCopy) return update(p, g, m, v, n, c);
+  constexpr int64_t kBlock = 1024;
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t b = n - i0 < kBlock ? n - i0 : kBlock;
+    update(p + i0, g + i0, m + i0, v + i0, b, c);
+    for (int64_t i = i0; i < i0 + b; ++i) copy[i] = float_to_bf16(p[i]);
   }
 }
 

@@ -7,7 +7,7 @@
 namespace fme {
 
 // Contiguous fp32 and bf16 tensors on the CPU: one pass over the memory (the squares of widened values, exact
-// in double, summed in 8 fixed lanes per 64 Ki piece and the pieces in order: the same bits on every ISA and
+// in double, summed in 8 fixed lanes per block and the blocks and pieces in order: the same bits on every ISA and
 // thread count). Anything else: ATen, widened to double piece by piece.
 double sum_of_squares(const at::Tensor& x);
 

@@ -13,6 +13,7 @@
 #include "dist/process_group.h"
 #include "formats/tfevents.h"
 #include "models/architecture.h"
+#include "models/compute_copies.h"
 #include "models/compute_dtype.h"
 #include "models/dropout.h"
 #include "models/presets.h"
@@ -206,6 +207,23 @@ void all_reduce_gradients(dist::Dist& d, const NamedTensors& params) {
     if (n >= kBucket) flush();
   }
   flush();
+}
+
+// The gradient each compute copy collected (models/compute_copies.h) joins its master's: added into the
+// master's fp32 gradient where that exists (a tied embedding's lookup, earlier micro-batches) or where more is
+// still to be added to it (`keep` false: micro-batches to come, the data-parallel sum), so sums are in fp32 as
+// with a cast per use; otherwise it stays on the copy, and the optimizer takes it as it is (widened exactly).
+void fold_copy_gradients(std::vector<std::pair<std::string, at::Tensor>>& params, const std::vector<at::Tensor>& copy_of, bool keep) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < copy_of.size(); ++i) {
+    const at::Tensor& c = copy_of[i];
+    if (!c.defined() || !c.grad().defined()) continue;
+    at::Tensor& g = params[i].second.mutable_grad();
+    if (g.defined()) g.add_(c.grad());
+    else if (!keep) g = c.grad().to(at::kFloat);
+    else continue;
+    c.mutable_grad() = at::Tensor();
+  }
 }
 
 // Mean loss over every counted position of the eval rows (and for MLM the share of masked tokens predicted
@@ -405,6 +423,16 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
   std::vector<std::pair<std::string, at::Tensor>> params;  // in the optimizer's order (make_module_opt's)
   for (auto& item : model.module().named_parameters(true)) params.emplace_back(item.key(), item.value());
 
+  // Mixed precision: the bf16 copies the forward pass computes with, kept in step by the optimizer.
+  std::optional<ComputeCopies> copies;
+  std::vector<at::Tensor> masters, copy_of;  // per parameter: the tensor, and its compute copy (or undefined)
+  size_t copies_known = 0;                    // copy_of's defined entries
+  for (const auto& [name, t] : params) masters.push_back(t);
+  if (precision.dtype != at::kFloat) {
+    copies.emplace(precision.dtype);
+    copies->add(masters);
+  }
+
   NamedTensors optimizer_state = prep.optimizer->named_state();
   std::vector<int64_t> holders_of;  // per parameter: the processes holding the same local tensor
   for (const auto& [name, t] : params) holders_of.push_back(holders(prep.table, name, world));
@@ -497,16 +525,25 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       }
       const double t_data = now();
       for (auto& [name, t] : params) t.mutable_grad() = at::Tensor();  // set_to_none, as torch's zero_grad
+      for (at::Tensor& c : copy_of)
+        if (c.defined()) c.mutable_grad() = at::Tensor();
       double loss_sum = 0;
       for (size_t m = 0; m < micro_batches.size() && step_tokens > 0; ++m) {
         // Masks drawn from (seed, step, replica, micro-batch): a step is reproducible on its own, and a tp
         // group draws the same masks for what its members hold whole.
         std::optional<DropoutScope> scope;
         if (use_dropout) scope.emplace(o.seed, step, replica, static_cast<int64_t>(m));
+        const ComputeCopyScope compute_with(copies ? &*copies : nullptr);
         const at::Tensor logits = model.logits(micro_batches[m].batch);  // [b,T,V]
         const LossSum ls = cross_entropy_sum(logits, micro_batches[m].labels, objective);
         loss_sum += ls.sum.item<double>();
         (ls.sum / static_cast<double>(step_tokens)).backward();
+        if (copies && copies->made() != copies_known) {  // the first pass made them
+          copy_of = copies->copies_of(masters);
+          copies_known = copies->made();
+          prep.optimizer->set_compute_copies(copy_of);
+        }
+        if (copies) fold_copy_gradients(params, copy_of, m + 1 == micro_batches.size() && dp == 1);
       }
       const double t1 = now();
       if (dp > 1) {
@@ -517,7 +554,8 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
       std::vector<at::Tensor> grads;
       double sq = 0;
       for (size_t i = 0; i < params.size(); ++i) {
-        const at::Tensor& g = params[i].second.grad();
+        const at::Tensor& master = params[i].second.grad();
+        const at::Tensor& g = master.defined() || copy_of.empty() || !copy_of[i].defined() ? master : copy_of[i].grad();
         grads.push_back(g);
         if (!g.defined()) continue;
         sq += sum_of_squares(g) / static_cast<double>(holders_of[i]);  // each distinct shard counted once over the world
@@ -532,8 +570,10 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
                     "; the weights were not updated, and the last checkpoint is intact");
       if (step == 0 && !o.dump_grads.empty()) {  // whole gradients: gathered from the tp shards (a collective)
         std::vector<std::pair<std::string, at::Tensor>> named;
-        for (auto& [name, t] : params)
-          if (t.grad().defined()) named.emplace_back("grad." + model.checkpoint_name(name), gather_whole(prep.table, name, t.grad(), dist.get()));
+        for (size_t i = 0; i < params.size(); ++i)
+          if (grads[i].defined())
+            named.emplace_back("grad." + model.checkpoint_name(params[i].first),
+                               gather_whole(prep.table, params[i].first, grads[i].to(at::kFloat), dist.get()));
         if (lead) write_safetensors(o.dump_grads, named, {{"format", "pt"}});
       }
       {
@@ -557,6 +597,7 @@ TrainSummary run_train(const TrainOptions& o, std::shared_ptr<dist::Dist> dist) 
                             {"checkpoint", checkpoint_seconds}}}},
           "train", {"loss", "lr", "grad_norm", "tokens_per_s"}, step + 1);
       if (eval_rows && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == steps)) {
+        const ComputeCopyScope compute_with(copies ? &*copies : nullptr);
         Json e = evaluate(model, *eval_rows, micro, objective, mlm ? &*mlm : nullptr, o.seed, token_types, dist.get());
         e["step"] = step + 1;
         log(e, "eval", {"eval_loss", "eval_perplexity", "eval_accuracy"}, step + 1);
