@@ -53,6 +53,29 @@ TEST(Activation, Bf16IsWithinOneRoundingOfTheExactValue) {
     for (bool gelu : {false, true}) expect_close_bf16(gelu, n);
 }
 
+// Training in bf16 (an input that requires grad): the forward as above, and a gradient within one bf16
+// rounding of ATen's fp64 autograd of the same activation at the same (bf16) points.
+TEST(Activation, Bf16TrainingGradientIsWithinOneRoundingOfTheExactOne) {
+  for (int64_t n : {17, 100003})
+    for (bool gelu : {false, true}) {
+      const at::Tensor x0 = grid(n).to(at::kBFloat16);
+      const at::Tensor g = (at::rand({n}) + 0.5).to(at::kBFloat16);  // the gradient arriving from above
+      at::Tensor x = x0.clone().set_requires_grad(true);
+      at::Tensor y = x * 1;  // an op's output, as in a model (in place on a leaf is not allowed)
+      gelu ? gelu_tanh_in_place(y) : silu_in_place(y);
+      y.backward(g);
+      at::Tensor xd = x0.to(at::kDouble).set_requires_grad(true);
+      reference(xd, gelu).backward(g.to(at::kDouble));
+      const at::Tensor ref = xd.grad();
+      const at::Tensor over = (x.grad().to(at::kDouble) - ref).abs() / (ref.abs() * (1.0 / 256) + 1e-6);
+      const int64_t worst = over.argmax().item<int64_t>();
+      EXPECT_LE(over[worst].item<double>(), 1.0) << (gelu ? "gelu" : "silu") << " n=" << n << " at x=" << x0[worst].item<float>()
+                                                 << ": got " << x.grad()[worst].item<float>() << ", want " << ref[worst].item<double>();
+      const at::Tensor fwd = reference(x0, gelu);
+      EXPECT_LE(((y.detach().to(at::kDouble) - fwd).abs() / (fwd.abs() * (1.0 / 256) + 1e-12)).max().item<double>(), 1.0);
+    }
+}
+
 TEST(Activation, NonFiniteInputsAndStridedViews) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
