@@ -76,7 +76,8 @@ FME_INLINE void backward_bf16(const uint16_t* x, const uint16_t* g, uint16_t* dx
   alignas(64) float buf[kChunk];
   for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
     const int64_t m = n - i0 < kChunk ? n - i0 : kChunk;
-    for (int64_t i = 0; i < m; ++i) buf[i] = derivative<kGelu>(bf16_to_float(x[i0 + i]));
+    for (int64_t i = 0; i < m; ++i) buf[i] = bf16_to_float(x[i0 + i]);
+    for (int64_t i = 0; i < m; ++i) buf[i] = derivative<kGelu>(buf[i]);  // fp32 only: full-width vectors
     for (int64_t i = 0; i < m; ++i) dx[i0 + i] = float_to_bf16(buf[i] * bf16_to_float(g[i0 + i]));
   }
 }
