@@ -22,6 +22,7 @@
 #include "models/tensor_io.h"
 #include "pipelines/train/fixed_batch.h"
 #include "pipelines/train/loss.h"
+#include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
 #include "test_paths.h"
@@ -167,6 +168,37 @@ INSTANTIATE_TEST_SUITE_P(Models, TrainParity,
 // Micro-batches weighted by their counted tokens give the whole batch's loss and gradients. Compared over
 // 3 SGD steps, where the weights follow the gradients linearly (AdamW's first steps turn the rounding noise
 // of near-zero gradients into full-size updates, as the goldens' READMEs note).
+// bf16 logits take the fused loss (loss.cpp): its sum and gradient against log_softmax and nll in fp64 on the
+// same bf16 values, for both objectives, ignored labels included, at a vocabulary with ragged tails.
+TEST(Loss, FusedBf16CrossEntropyMatchesFp64) {
+  at::manual_seed(11);
+  const int64_t B = 2, T = 37, V = 1001;
+  const at::Tensor logits = (at::randn({B, T, V}) * 4).to(at::kBFloat16);
+  at::Tensor labels = at::randint(0, V, {B, T}, at::kLong);
+  labels.index_put_({at::rand({B, T}).lt(0.3)}, -100);
+  for (Objective objective : {Objective::Causal, Objective::MaskedLM}) {
+    at::Tensor x = logits.clone().set_requires_grad(true);
+    const LossSum fused = cross_entropy_sum(x, labels, objective);
+    fused.sum.backward();
+    // The reference: HF's shift for next-token, in fp64.
+    at::Tensor xd = logits.to(at::kDouble).set_requires_grad(true);
+    at::Tensor xs = xd, ys = labels;
+    if (objective == Objective::Causal) xs = xd.narrow(1, 0, T - 1), ys = labels.narrow(1, 1, T - 1);
+    const at::Tensor ref = at::nll_loss(at::log_softmax(xs.reshape({-1, V}), -1), ys.reshape({-1}), {}, at::Reduction::Sum, -100);
+    ref.backward();
+    EXPECT_EQ(fused.tokens, ys.ne(-100).sum().item<int64_t>());
+    EXPECT_EQ(fused.sum.scalar_type(), at::kFloat);
+    EXPECT_NEAR(fused.sum.item<double>(), ref.item<double>(), 2e-6 * ref.item<double>()) << objective_name(objective);
+    const at::Tensor g = x.grad().to(at::kDouble), gr = xd.grad();
+    const double over = ((g - gr).abs() / (gr.abs() * (1.0 / 256) + 1e-7)).max().item<double>();
+    EXPECT_LE(over, 1.0) << objective_name(objective) << ": gradient more than one bf16 rounding off";
+    if (objective == Objective::Causal) EXPECT_EQ(x.grad().select(1, T - 1).abs().max().item<float>(), 0.0f);  // predicts nothing
+  }
+  at::Tensor bad = labels.clone();
+  bad[0][5] = V;
+  EXPECT_THROW(cross_entropy_sum(logits, bad, Objective::MaskedLM), ShapeError);
+}
+
 TEST_F(Train, GradientAccumulationEqualsTheWholeBatch) {
   for (const char* name : {"qwen2-tiny", "bert-tiny"}) {
     SCOPED_TRACE(name);
