@@ -16,7 +16,7 @@ namespace fme {
 struct BenchTrainOptions {
   std::vector<std::string> presets;  // empty: bert-4l-768h (8 x 128), qwen2.5-0.5b (1 x 512)
   int64_t batch = 0, seq = 0;        // 0: the preset's default above
-  int64_t steps = 4;                 // the first is a warm-up (state pages, kernels); the median of the rest
+  int64_t steps = 8;                 // the first 3 are warm-up (first touches of memory, kernels); the median of the rest
   std::string precisions;            // comma list of fp32, bf16-mixed; empty: fp32 (+ bf16-mixed on native bf16)
   std::string peer;                  // empty: torch_train.py of the shared tools
   std::string work_dir;

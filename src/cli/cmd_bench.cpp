@@ -30,7 +30,7 @@ void add_bench(CLI::App& app) {
   train->add_option("--presets", tr->presets, "presets to run");
   train->add_option("--batch", tr->batch, "rows per step (default: 8 for BERT, 1 for decoders)");
   train->add_option("--seq", tr->seq, "tokens per row (default: 128 for BERT, 512 for decoders)");
-  train->add_option("--steps", tr->steps, "steps per run; the first is a warm-up");
+  train->add_option("--steps", tr->steps, "steps per run; the first 3 (at most all but one) are warm-up");
   train->add_option("--precisions", tr->precisions, "comma list of fp32, bf16-mixed (default: fp32, and bf16-mixed where bf16 is native)");
   train->add_option("--peer", tr->peer, "PyTorch peer script (default: ../shared/tools/torch_train.py)");
   train->add_option("--work-dir", tr->work_dir, "scratch directory");

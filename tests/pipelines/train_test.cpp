@@ -192,7 +192,9 @@ TEST(Loss, FusedBf16CrossEntropyMatchesFp64) {
     const at::Tensor g = x.grad().to(at::kDouble), gr = xd.grad();
     const double over = ((g - gr).abs() / (gr.abs() * (1.0 / 256) + 1e-7)).max().item<double>();
     EXPECT_LE(over, 1.0) << objective_name(objective) << ": gradient more than one bf16 rounding off";
-    if (objective == Objective::Causal) EXPECT_EQ(x.grad().select(1, T - 1).abs().max().item<float>(), 0.0f);  // predicts nothing
+    if (objective == Objective::Causal) {
+      EXPECT_EQ(x.grad().select(1, T - 1).abs().max().item<float>(), 0.0f);  // predicts nothing
+    }
   }
   at::Tensor bad = labels.clone();
   bad[0][5] = V;
