@@ -12,6 +12,7 @@
 
 #include "models/compute_copies.h"
 #include "models/dropout.h"
+#include "models/masked_softmax.h"
 #include "models/parallel_ops.h"
 #include "util/error.h"
 
@@ -224,8 +225,14 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       if (opts.window > 0) visible = visible.logical_and(kpos.gt(qpos - opts.window));
       allowed = allowed.logical_and(visible.view({1, 1, 1, tb, kn}));
     }
-    scores.masked_fill_(allowed.logical_not(), lowest);
-    at::Tensor probs = dropout(at::softmax(scores, -1), opts.dropout, opts.dropout_stream).view({B, nkv, g * tb, kn});
+    at::Tensor probs;  // [B, nkv, g, tb, kn]
+    if (scores.requires_grad() && masked_softmax_applies(scores, allowed)) {
+      probs = masked_softmax(scores, allowed);  // training: the fill and the softmax in one pass
+    } else {
+      scores.masked_fill_(allowed.logical_not(), lowest);
+      probs = at::softmax(scores, -1);
+    }
+    probs = dropout(probs, opts.dropout, opts.dropout_stream).view({B, nkv, g * tb, kn});
     out.narrow(3, t0, tb).copy_(at::matmul(probs, vb).view({B, nkv, g, tb, hd}));
   }
   return out.permute({0, 3, 1, 2, 4}).reshape({B, T, nh * hd});     // [B, T, nh*hd]

@@ -1,0 +1,88 @@
+#include "models/masked_softmax.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+
+#include "util/bf16_bits.h"
+#include "util/exp_clamped.h"
+
+namespace fme {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int64_t kMaxRow = 8192;  // keys per row the stack buffer holds; longer rows take ATen's path
+
+// One row: probabilities of the allowed keys, rounded to bf16 once.
+FME_TARGET_CLONES void softmax_row(const uint16_t* x, const bool* allowed, int64_t n, uint16_t* out) {
+  alignas(64) float buf[kMaxRow + kLanes];
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  for (int64_t i = 0; i < n; ++i) buf[i] = allowed[i] ? bf16_to_float(x[i]) : -INFINITY;
+  for (int64_t i = n; i < padded; ++i) buf[i] = -INFINITY;
+  float acc[kLanes];
+  for (float& a : acc) a = -INFINITY;
+  for (int64_t i = 0; i < padded; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] > buf[i + j] ? acc[j] : buf[i + j];
+  float max = acc[0];
+  for (int j = 1; j < kLanes; ++j) max = max > acc[j] ? max : acc[j];
+  if (max == -INFINITY) {  // no allowed key: the fill made every score equal
+    const uint16_t u = float_to_bf16(1.0f / static_cast<float>(n));
+    for (int64_t i = 0; i < n; ++i) out[i] = u;
+    return;
+  }
+  for (int64_t i = 0; i < padded; ++i) {
+    const float v = buf[i] - max;
+    const float e = exp_clamped(v);
+    buf[i] = v < -87.0f ? 0.0f : e;  // masked keys (-inf) and underflow: exactly 0
+  }
+  float sums[kLanes] = {};
+  for (int64_t i = 0; i < padded; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) sums[j] += buf[i + j];
+  float sum = 0;
+  for (int j = 0; j < kLanes; ++j) sum += sums[j];
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) out[i] = float_to_bf16(buf[i] * inv);
+}
+
+struct MaskedSoftmaxFn : public torch::autograd::Function<MaskedSoftmaxFn> {
+  // mask: [Bm, tb, kn] bool contiguous, Bm 1 or scores' first dim.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores, const at::Tensor& mask) {
+    const int64_t kn = scores.size(-1), tb = scores.size(-2), B = scores.size(0);
+    const int64_t rows = scores.numel() / kn, per_batch = rows / B;  // per_batch = heads x tb
+    at::Tensor probs = at::empty_like(scores);
+    const auto* x = reinterpret_cast<const uint16_t*>(scores.data_ptr<at::BFloat16>());
+    auto* out = reinterpret_cast<uint16_t*>(probs.data_ptr<at::BFloat16>());
+    const bool* m = mask.data_ptr<bool>();
+    const bool per_b = mask.size(0) > 1;
+    at::parallel_for(0, rows, 16, [&](int64_t first, int64_t last) {
+      for (int64_t r = first; r < last; ++r) {
+        const int64_t b = r / per_batch, t = r % tb;
+        softmax_row(x + r * kn, m + ((per_b ? b : 0) * tb + t) * kn, kn, out + r * kn);
+      }
+    });
+    ctx->save_for_backward({probs});
+    return probs;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const at::Tensor probs = ctx->get_saved_variables()[0];
+    return {at::_softmax_backward_data(grads[0].contiguous(), probs, -1, probs.scalar_type()), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool masked_softmax_applies(const at::Tensor& scores, const at::Tensor& allowed) {
+  return scores.device().is_cpu() && scores.scalar_type() == at::kBFloat16 && scores.is_contiguous() && scores.dim() == 5 &&
+         allowed.dim() == 5 && allowed.scalar_type() == at::kBool && scores.size(-1) <= kMaxRow &&
+         (allowed.size(0) == 1 || allowed.size(0) == scores.size(0)) && allowed.size(1) == 1 && allowed.size(2) == 1;
+}
+
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& allowed) {
+  const int64_t kn = scores.size(-1), tb = scores.size(-2), Bm = allowed.size(0);
+  const at::Tensor mask = allowed.expand({Bm, 1, 1, tb, kn}).reshape({Bm, tb, kn}).contiguous();  // heads broadcast
+  return MaskedSoftmaxFn::apply(scores, mask);
+}
+
+}  // namespace fme
