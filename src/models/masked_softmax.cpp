@@ -8,40 +8,32 @@
 
 #include "util/bf16_bits.h"
 #include "util/exp_clamped.h"
+#include "util/lanes.h"
 
 namespace fme {
 namespace {
 
-constexpr int kLanes = 16;
 constexpr int64_t kMaxRow = 8192;  // keys per row the stack buffer holds; longer rows take ATen's path
 
 // One row: probabilities of the allowed keys, rounded to bf16 once.
 FME_TARGET_CLONES void softmax_row(const uint16_t* x, const bool* allowed, int64_t n, uint16_t* out) {
   alignas(64) float buf[kMaxRow + kLanes];
-  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  const int64_t padded = lane_padded(n);
   for (int64_t i = 0; i < n; ++i) buf[i] = allowed[i] ? bf16_to_float(x[i]) : -INFINITY;
   for (int64_t i = n; i < padded; ++i) buf[i] = -INFINITY;
   float acc[kLanes];
   for (float& a : acc) a = -INFINITY;
-  for (int64_t i = 0; i < padded; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] > buf[i + j] ? acc[j] : buf[i + j];
-  float max = acc[0];
-  for (int j = 1; j < kLanes; ++j) max = max > acc[j] ? max : acc[j];
+  lanes_max(acc, buf, padded);
+  const float max = max_of_lanes(acc);
   if (max == -INFINITY) {  // no allowed key: the fill made every score equal
     const uint16_t u = float_to_bf16(1.0f / static_cast<float>(n));
     for (int64_t i = 0; i < n; ++i) out[i] = u;
     return;
   }
-  for (int64_t i = 0; i < padded; ++i) {
-    const float v = buf[i] - max;
-    const float e = exp_clamped(v);
-    buf[i] = v < -87.0f ? 0.0f : e;  // masked keys (-inf) and underflow: exactly 0
-  }
+  for (int64_t i = 0; i < padded; ++i) buf[i] = exp_nonpositive(buf[i] - max);  // masked keys (-inf): exactly 0
   float sums[kLanes] = {};
-  for (int64_t i = 0; i < padded; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) sums[j] += buf[i + j];
-  float sum = 0;
-  for (int j = 0; j < kLanes; ++j) sum += sums[j];
+  lanes_add(sums, buf, padded);
+  const float sum = sum_of_lanes(sums);
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < n; ++i) out[i] = float_to_bf16(buf[i] * inv);
 }

@@ -65,13 +65,11 @@ void Adam::update(size_t k, const at::Tensor& grad, double grad_scale, double lr
     float* v = exp_avg_sq_all.data_ptr<float>();
     const at::Tensor& copy = param.compute_copy;
     uint16_t* cp = copy.defined() && copy.scalar_type() == at::kBFloat16 ? reinterpret_cast<uint16_t*>(copy.data_ptr<at::BFloat16>()) : nullptr;
-    if (g_all.scalar_type() == at::kFloat) {
-      const float* g = g_all.data_ptr<float>();
+    auto walk = [&](const auto* g) {  // float or bf16 bits
       for_each_piece(value.numel(), [&](int64_t off, int64_t n) { adam_update(p + off, g + off, m + off, v + off, n, c, cp ? cp + off : nullptr); });
-    } else {
-      const auto* g = reinterpret_cast<const uint16_t*>(g_all.data_ptr<at::BFloat16>());
-      for_each_piece(value.numel(), [&](int64_t off, int64_t n) { adam_update(p + off, g + off, m + off, v + off, n, c, cp ? cp + off : nullptr); });
-    }
+    };
+    if (g_all.scalar_type() == at::kFloat) walk(g_all.data_ptr<float>());
+    else walk(reinterpret_cast<const uint16_t*>(g_all.data_ptr<at::BFloat16>()));
     // Written behind ATen's back: a compute copy not rewritten with it must be made again (optimizer.h).
     if (!cp) value.unsafeGetTensorImpl()->bump_version();
     return;

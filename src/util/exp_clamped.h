@@ -23,4 +23,11 @@ FME_INLINE float exp_clamped(float v) {
   return p * bits_to_float(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
 }
 
+// exp(v) for v <= 0 (a value minus its row's max): exactly 0 below the smallest normal float's logarithm
+// (and for -inf, a masked value), where exp_clamped would give 1.6e-38.
+FME_INLINE float exp_nonpositive(float v) {
+  const float e = exp_clamped(v);
+  return v < -87.0f ? 0.0f : e;
+}
+
 }  // namespace fme

@@ -25,8 +25,8 @@ struct Pass {
 // and its copy's parts, as the training loop does.
 Pass run(Model& model, const Batch& batch, std::vector<at::Tensor>& masters, ComputeCopies* copies, const std::vector<at::Tensor>& copy_of) {
   for (at::Tensor& m : masters) m.mutable_grad() = at::Tensor();
-  for (const at::Tensor& c : copy_of)
-    if (c.defined()) const_cast<at::Tensor&>(c).mutable_grad() = at::Tensor();
+  for (at::Tensor c : copy_of)  // a handle: the same tensor
+    if (c.defined()) c.mutable_grad() = at::Tensor();
   Pass out;
   {
     const ComputeCopyScope scope(copies);
@@ -83,7 +83,9 @@ TEST_P(ComputeCopiesTest, EqualACastAtEveryUseBitForBit) {
   ASSERT_TRUE(at::equal(cast.logits, kept.logits));
   for (size_t i = 0; i < masters.size(); ++i) {
     ASSERT_EQ(cast.grads[i].defined(), kept.grads[i].defined()) << i;
-    if (cast.grads[i].defined()) EXPECT_TRUE(at::equal(cast.grads[i], kept.grads[i])) << model.named_parameters()[i].first;
+    if (cast.grads[i].defined()) {
+      EXPECT_TRUE(at::equal(cast.grads[i], kept.grads[i])) << model.named_parameters()[i].first;
+    }
   }
 
   // A master written through ATen (as a checkpoint restore writes it): its copy is made again at its next use.
@@ -96,7 +98,9 @@ TEST_P(ComputeCopiesTest, EqualACastAtEveryUseBitForBit) {
   EXPECT_FALSE(at::equal(cast.logits, cast2.logits));
   EXPECT_TRUE(at::equal(cast2.logits, kept2.logits));
   for (size_t i = 0; i < masters.size(); ++i)
-    if (copy_of[i].defined()) EXPECT_TRUE(at::equal(copy_of[i], masters[i].to(at::kBFloat16))) << i;
+    if (copy_of[i].defined()) {
+      EXPECT_TRUE(at::equal(copy_of[i], masters[i].to(at::kBFloat16))) << i;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ComputeCopiesTest, ::testing::Values("qwen2-tiny", "bert-tiny", "llama-tiny", "gemma2-tiny", "gpt2-tiny"),

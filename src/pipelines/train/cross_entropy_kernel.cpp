@@ -4,18 +4,12 @@
 
 #include "util/bf16_bits.h"
 #include "util/exp_clamped.h"
+#include "util/lanes.h"
 
 namespace fme {
 namespace {
 
-constexpr int64_t kBlock = 1024;  // values widened at a time (a multiple of the 16 lanes)
-constexpr int kLanes = 16;
-
-// exp(v) for v <= 0 (a logit minus the row's max), 0 below the smallest normal float's logarithm.
-FME_INLINE float exp_nonpositive(float v) {
-  const float e = exp_clamped(v);
-  return v < -87.0f ? 0.0f : e;
-}
+constexpr int64_t kBlock = 1024;  // values widened at a time (a multiple of the lanes)
 
 FME_TARGET_CLONES float row_max(const uint16_t* x, int64_t n) {
   alignas(64) float buf[kBlock];
@@ -24,13 +18,10 @@ FME_TARGET_CLONES float row_max(const uint16_t* x, int64_t n) {
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int64_t b = n - i0 < kBlock ? n - i0 : kBlock;
     for (int64_t i = 0; i < b; ++i) buf[i] = bf16_to_float(x[i0 + i]);
-    for (int64_t i = b; i < (b + kLanes - 1) / kLanes * kLanes; ++i) buf[i] = -INFINITY;
-    for (int64_t i = 0; i < b; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] > buf[i + j] ? acc[j] : buf[i + j];  // a NaN may be passed over: the sum keeps it
+    for (int64_t i = b; i < lane_padded(b); ++i) buf[i] = -INFINITY;
+    lanes_max(acc, buf, lane_padded(b));  // a NaN passed over here is kept by the sum
   }
-  float m = acc[0];
-  for (int j = 1; j < kLanes; ++j) m = m > acc[j] ? m : acc[j];
-  return m;
+  return max_of_lanes(acc);
 }
 
 FME_TARGET_CLONES float row_sum_exp(const uint16_t* x, int64_t n, float max) {
@@ -38,16 +29,12 @@ FME_TARGET_CLONES float row_sum_exp(const uint16_t* x, int64_t n, float max) {
   float acc[kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int64_t b = n - i0 < kBlock ? n - i0 : kBlock;
-    const int64_t padded = (b + kLanes - 1) / kLanes * kLanes;
     for (int64_t i = 0; i < b; ++i) buf[i] = bf16_to_float(x[i0 + i]) - max;
     for (int64_t i = 0; i < b; ++i) buf[i] = exp_nonpositive(buf[i]);
-    for (int64_t i = b; i < padded; ++i) buf[i] = 0.0f;
-    for (int64_t i = 0; i < padded; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) acc[j] += buf[i + j];
+    for (int64_t i = b; i < lane_padded(b); ++i) buf[i] = 0.0f;
+    lanes_add(acc, buf, lane_padded(b));
   }
-  float s = 0;
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  return s;
+  return sum_of_lanes(acc);
 }
 
 FME_TARGET_CLONES void row_grad(const uint16_t* x, int64_t n, float lse, float scale, uint16_t* dx) {

@@ -1,0 +1,38 @@
+// Row reductions for hand-written vectorized loops (util/target_clones.h) in 16 fixed lanes: one AVX-512
+// vector or two AVX2 ones doing the same operations in the same order, so a max or a sum has the same bits
+// on every ISA (with -ffp-contract=off for sums).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "util/target_clones.h"
+
+namespace fme {
+
+constexpr int kLanes = 16;
+
+// n rounded up to whole lanes: a buffer padded to this with the reduction's identity (-inf, 0).
+FME_INLINE int64_t lane_padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// acc[j] = max(acc[j], buf[i + j]) over buf[0, n), n a multiple of kLanes. A NaN may be passed over.
+FME_INLINE void lanes_max(float* acc, const float* buf, int64_t n) {
+  for (int64_t i = 0; i < n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] > buf[i + j] ? acc[j] : buf[i + j];
+}
+// acc[j] += buf[i + j] over buf[0, n), n a multiple of kLanes.
+FME_INLINE void lanes_add(float* acc, const float* buf, int64_t n) {
+  for (int64_t i = 0; i < n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += buf[i + j];
+}
+FME_INLINE float max_of_lanes(const float* acc) {
+  float m = acc[0];
+  for (int j = 1; j < kLanes; ++j) m = m > acc[j] ? m : acc[j];
+  return m;
+}
+FME_INLINE float sum_of_lanes(const float* acc) {
+  float s = 0;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
+}
+
+}  // namespace fme
