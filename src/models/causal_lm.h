@@ -10,6 +10,7 @@
 #include <string>
 
 #include "models/layers.h"
+#include "models/vocab_projection.h"
 #include "util/error.h"
 
 namespace fme {
@@ -28,7 +29,9 @@ struct CausalLMImpl : torch::nn::Module {
   at::Tensor logits(const at::Tensor& h, const EmbeddingImpl& embedding, const std::string& model_type) {
     if ((lm_head && lm_head->par.split != Split::None) || (!lm_head && embedding.par.split != Split::None))
       throw ConfigError(model_type + ": the LM head is split over the mesh; training logits need it whole");
-    return lm_head ? lm_head(h) : at::linear(h, in_dtype_of(embedding.weight, h));
+    if (!lm_head) return vocab_logits(h, in_dtype_of(embedding.weight, h));
+    if (lm_head->lora_A.defined()) return lm_head(h);  // the adapters' own path (models/layers.h)
+    return vocab_logits(h, in_dtype_of(lm_head->weight, h), lm_head->bias.defined() ? in_dtype_of(lm_head->bias, h) : at::Tensor());
   }
   Body body{nullptr};
   Linear lm_head{nullptr};  // (V, H); absent when tied

@@ -22,6 +22,7 @@
 
 #include "models/dropout.h"
 #include "models/layers.h"
+#include "models/vocab_projection.h"
 #include "models/model_of.h"
 #include "util/error.h"
 
@@ -180,7 +181,7 @@ struct BertLMPredictionHeadImpl : torch::nn::Module {
   // x [B,T,H], the word embedding table (V, H) -> logits [B,T,V]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& word_embeddings) {
     at::Tensor h = transform(x);
-    return at::linear(h, in_dtype_of(word_embeddings, h), in_dtype_of(bias, h));
+    return vocab_logits(h, in_dtype_of(word_embeddings, h), in_dtype_of(bias, h));
   }
   BertPredictionTransform transform{nullptr};
   at::Tensor bias;  // (V), zeros at initialisation
