@@ -1,11 +1,21 @@
 #include "models/compute_copies.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "util/bf16_bits.h"
 
 namespace fme {
 namespace {
 thread_local ComputeCopies* g_active = nullptr;
+
+FME_TARGET_CLONES void add_widened(float* __restrict acc, const uint16_t* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += bf16_to_float(x[i]);
+}
 }  // namespace
 
 void ComputeCopies::add(const std::vector<at::Tensor>& masters) {
@@ -42,5 +52,20 @@ std::vector<at::Tensor> ComputeCopies::copies_of(const std::vector<at::Tensor>& 
 ComputeCopyScope::ComputeCopyScope(ComputeCopies* copies) : outer_(g_active) { g_active = copies; }
 ComputeCopyScope::~ComputeCopyScope() { g_active = outer_; }
 ComputeCopies* ComputeCopyScope::active() { return g_active; }
+
+void add_copy_gradient(at::Tensor& master_grad, const at::Tensor& copy_grad) {
+  if (!(master_grad.device().is_cpu() && copy_grad.device().is_cpu() && master_grad.scalar_type() == at::kFloat &&
+        copy_grad.scalar_type() == at::kBFloat16 && master_grad.is_contiguous() && copy_grad.is_contiguous() &&
+        master_grad.sizes() == copy_grad.sizes())) {
+    master_grad.add_(copy_grad);
+    return;
+  }
+  float* acc = master_grad.data_ptr<float>();
+  const auto* x = reinterpret_cast<const uint16_t*>(copy_grad.data_ptr<at::BFloat16>());
+  constexpr int64_t kPiece = int64_t(1) << 16;
+  at::parallel_for(0, master_grad.numel(), kPiece, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; i += kPiece) add_widened(acc + i, x + i, std::min(kPiece, last - i));
+  });
+}
 
 }  // namespace fme

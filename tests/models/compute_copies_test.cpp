@@ -106,5 +106,22 @@ TEST_P(ComputeCopiesTest, EqualACastAtEveryUseBitForBit) {
 INSTANTIATE_TEST_SUITE_P(Families, ComputeCopiesTest, ::testing::Values("qwen2-tiny", "bert-tiny", "llama-tiny", "gemma2-tiny", "gpt2-tiny"),
                          [](const auto& info) { return std::string(info.param).substr(0, info.param.find('-')); });
 
+// The fold of a copy's bf16 gradient into its master's fp32 one gives ATen's add_ bit for bit: over pieces and
+// threads with a tail (the kernel), and for a strided gradient (ATen's own path).
+TEST(ComputeCopies, AddCopyGradientEqualsATenAdd) {
+  at::manual_seed(5);
+  for (const int64_t n : {int64_t(1), int64_t(70001), int64_t(3) << 16}) {
+    const at::Tensor master = at::randn({n}) * 1e-3, copy = (at::randn({n}) * 100).to(at::kBFloat16);
+    at::Tensor got = master.clone();
+    add_copy_gradient(got, copy);
+    EXPECT_TRUE(got.equal(master.clone().add_(copy))) << n;
+    EXPECT_FALSE(got.equal(master)) << n;
+  }
+  const at::Tensor master = at::randn({40, 30}), copy = at::randn({30, 40}).to(at::kBFloat16).t();
+  at::Tensor got = master.clone();
+  add_copy_gradient(got, copy);
+  EXPECT_TRUE(got.equal(master.clone().add_(copy)));
+}
+
 }  // namespace
 }  // namespace fme

@@ -219,7 +219,7 @@ void fold_copy_gradients(std::vector<std::pair<std::string, at::Tensor>>& params
     const at::Tensor& c = copy_of[i];
     if (!c.defined() || !c.grad().defined()) continue;
     at::Tensor& g = params[i].second.mutable_grad();
-    if (g.defined()) g.add_(c.grad());
+    if (g.defined()) add_copy_gradient(g, c.grad());
     else if (!keep) g = c.grad().to(at::kFloat);
     else continue;
     c.mutable_grad() = at::Tensor();
