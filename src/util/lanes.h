@@ -1,6 +1,6 @@
-// Row reductions for hand-written vectorized loops (util/target_clones.h) in 16 fixed lanes: one AVX-512
-// vector or two AVX2 ones doing the same operations in the same order, so a max or a sum has the same bits
-// on every ISA (with -ffp-contract=off for sums).
+// Row reductions for hand-written vectorized loops (util/target_clones.h) in 16 fixed lanes: whatever vectors
+// a clone holds them in, each lane does the same operations in the same order, so a max or a sum has the same
+// bits on every ISA (with -ffp-contract=off for sums).
 #pragma once
 #include <cmath>
 #include <cstdint>
