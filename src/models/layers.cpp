@@ -14,6 +14,7 @@
 #include "models/dropout.h"
 #include "models/masked_softmax.h"
 #include "models/parallel_ops.h"
+#include "models/rms_norm_fused.h"
 #include "util/error.h"
 
 namespace fme {
@@ -145,11 +146,16 @@ RMSNormImpl::RMSNormImpl(Builder& b, const std::string& path, int64_t dim, doubl
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   const at::Tensor weight = copy_to_group(this->weight, split_input_group);
   const auto in_dtype = x.scalar_type();
-  at::Tensor xf = x.to(at::kFloat);                               // [..., dim] fp32
-  at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));  // [..., 1]
-  if (unit_offset) return ((xf * inv) * (1.0 + weight.to(at::kFloat))).to(in_dtype);
-  at::Tensor normed = (xf * inv).to(in_dtype);
-  return in_dtype_of(weight, normed) * normed;
+  if (!unit_offset) {
+    const at::Tensor w = in_dtype_of(weight, x);
+    if (rms_norm_fusable(x, w)) return rms_norm_fused(x, w, eps);  // bf16 training on the CPU: one autograd node
+    at::Tensor xf = x.to(at::kFloat);                               // [..., dim] fp32
+    at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));  // [..., 1]
+    return w * (xf * inv).to(in_dtype);
+  }
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, true).add_(eps));
+  return ((xf * inv) * (1.0 + weight.to(at::kFloat))).to(in_dtype);
 }
 
 std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype,
