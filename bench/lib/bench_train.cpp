@@ -212,7 +212,7 @@ int run_bench_train(const BenchTrainOptions& o) {
     write_inputs(inputs, batch, seq, vocab, mlm);
     for (const std::string& precision : precisions) {
       const at::ScalarType st = precision == "fp32" ? at::kFloat : at::kBFloat16;
-      const double peak = measure_gemm_gflops(st);
+      const double peak_before = measure_gemm_gflops(st);
       // The peer runs right before and right after fme: the machine drifts by tens of percent within minutes.
       const Json peer_before = run_peer(peer, model_dir, batch, seq, st == at::kBFloat16, threads);
       TrainOptions t;
@@ -246,7 +246,12 @@ int run_bench_train(const BenchTrainOptions& o) {
         opt_s.push_back(op);
       }
       const double step = median(step_s), tokens = double(batch * seq);
+      const double best_step = step_s.empty() ? 0 : *std::min_element(step_s.begin(), step_s.end());
       const double flops = 6.0 * double(params) * tokens;  // forward 2, backward 4 per parameter and token
+      // The peak is the best of short GEMM runs, before and after fme's steps (the higher counts): the fraction
+      // sets it against the best timed step, like against like; a step's median, which takes in whatever else
+      // the host ran meanwhile, is reported beside it.
+      const double peak = std::max(peak_before, measure_gemm_gflops(st));
       const Json peer_after = run_peer(peer, model_dir, batch, seq, st == at::kBFloat16, threads);
       struct rusage ru {};
       getrusage(RUSAGE_SELF, &ru);
@@ -261,11 +266,13 @@ int run_bench_train(const BenchTrainOptions& o) {
              {"steps_timed", int64_t(step_s.size())},
              {"warmup_step_s", warmup_s},
              {"step_s", step},
+             {"best_step_s", best_step},
              {"forward_backward_s", median(fb_s)},
              {"optimizer_s", median(opt_s)},
              {"tokens_per_s", tokens / step},
              {"gemm_peak_gflops", peak},
-             {"fraction_of_gemm_peak", flops / step / 1e9 / peak},
+             {"fraction_of_gemm_peak", flops / best_step / 1e9 / peak},
+             {"fraction_of_gemm_peak_median_step", flops / step / 1e9 / peak},
              {"peak_rss_bytes_per_param", double(ru.ru_maxrss) * 1024.0 / double(params)}};
       j.update(cpu);
       if (peer_before.is_object() && peer_after.is_object()) {
