@@ -15,6 +15,7 @@
 #include "models/masked_softmax.h"
 #include "models/parallel_ops.h"
 #include "models/rms_norm_fused.h"
+#include "models/rope_fused.h"
 #include "util/error.h"
 
 namespace fme {
@@ -183,6 +184,7 @@ std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double thet
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (rope_fusable(x, cos, sin)) return rope_fused(x, cos, sin);  // bf16 training on the CPU: one node, heads first
   const int64_t half = x.size(-1) / 2;
   at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   at::Tensor rotated = at::cat({-x2, x1}, -1);                      // [B, n, T, hd]

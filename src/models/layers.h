@@ -102,7 +102,8 @@ std::string join_path(const std::string& prefix, const std::string& name);
 // _compute_llama3_parameters).
 std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, int64_t hd, double theta, at::ScalarType dtype,
                                               const RopeScaling& scaling = {});
-// x [B, n, T, hd] rotated: x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1).
+// x [B, n, T, hd] rotated: x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1). Training in bf16 on the
+// CPU with x the heads-first view of a projection's output: models/rope_fused.h (the result then contiguous).
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 // Scaled dot-product attention.
