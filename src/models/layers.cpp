@@ -206,7 +206,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                                                          : double(std::numeric_limits<float>::lowest());
   // Scores of one query block: [B, nh, block, T] (plus the softmax's output); sized to the budget.
   const int64_t per_query = std::max<int64_t>(1, B * nh * T * q.element_size());
-  const int64_t query_block = std::clamp<int64_t>(score_budget_bytes / per_query, 16, 1024);
+  // Causal: 256 queries skip a quarter of the scores at T = 512 (two blocks, the first seeing half the keys).
+  // RoPE and attention of one Qwen2.5-0.5B layer at 1 x 512, bf16 fwd+bwd: 9.4-10.0 ms against 11.3 ms in one
+  // block here; 128 gained nothing more.
+  const int64_t query_block = std::clamp<int64_t>(score_budget_bytes / per_query, 16, causal ? 256 : 1024);
 
   at::Tensor qg = (q * scale).view({B, nkv, g, T, hd});             // scaled once; grouped by kv head
   at::Tensor out = at::empty({B, nkv, g, T, hd}, q.options());

@@ -112,7 +112,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 //   only the keys of its own segment (packed documents); causal: query t sees keys <= t.
 // Returns [B, T, nh*hd]. Softmax accumulates in fp32; masked scores are set (not added) to the lowest finite value, so padding
 // never injects NaN and a row with no visible key stays finite. Queries go in blocks sized so one block's
-// fp32 scores stay near `score_budget_bytes`.
+// fp32 scores stay near `score_budget_bytes`, and causal blocks of at most 256 queries (a block reads keys
+// only up to its last query, so smaller blocks skip more of the masked half).
 struct AttentionOptions {
   bool causal = false;
   double scale = 0;      // scores = q k^T * scale; 0: head_dim^-0.5
