@@ -1,7 +1,8 @@
 // `fme bench train`: the training step (forward, backward, optimizer) through `fme train`'s own loop, next to
 // (a) ../shared/tools/torch_train.py --bench, plain PyTorch eager autograd with torch.optim.AdamW on the same
 // shapes, and (b) 6 x parameters x tokens FLOPs over the GEMM peak, both measured in the same run (the best
-// timed step against the best GEMM, the median step reported too), in each precision the CPU runs fast (fp32, and bf16-mixed against torch's bf16 autocast where bf16 is native).
+// timed step against the best GEMM, the median step reported too), in each precision the CPU runs fast
+// (fp32, and bf16-mixed against torch's bf16 autocast where bf16 is native).
 // Defaults: bert-4l-768h masked LM on 8 x 128 and Qwen2.5-0.5B shapes next-token on 1 x 512.
 // With fit_gib > 0: which of the seed table's BERT presets has an AdamW step (8 x 128, --precision auto) that
 // fits in that much memory, from the peak RSS per parameter of a measured step of bert-12l-1024h, then checked
