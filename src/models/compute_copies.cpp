@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "models/bf16_data.h"
 #include "util/bf16_bits.h"
 
 namespace fme {
@@ -61,7 +62,7 @@ void add_copy_gradient(at::Tensor& master_grad, const at::Tensor& copy_grad) {
     return;
   }
   float* acc = master_grad.data_ptr<float>();
-  const auto* x = reinterpret_cast<const uint16_t*>(copy_grad.data_ptr<at::BFloat16>());
+  const uint16_t* x = bf16_data(copy_grad);
   constexpr int64_t kPiece = int64_t(1) << 16;
   at::parallel_for(0, master_grad.numel(), kPiece, [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; i += kPiece) add_widened(acc + i, x + i, std::min(kPiece, last - i));

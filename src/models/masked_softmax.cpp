@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "models/bf16_data.h"
 #include "util/bf16_bits.h"
 #include "util/exp_clamped.h"
 #include "util/lanes.h"
@@ -50,8 +51,8 @@ struct MaskedSoftmaxFn : public torch::autograd::Function<MaskedSoftmaxFn> {
     const int64_t kn = scores.size(-1), tb = scores.size(-2), B = scores.size(0);
     const int64_t rows = scores.numel() / kn, per_batch = rows / B;  // per_batch = heads x tb
     at::Tensor probs = at::empty_like(scores);
-    const auto* x = reinterpret_cast<const uint16_t*>(scores.data_ptr<at::BFloat16>());
-    auto* out = reinterpret_cast<uint16_t*>(probs.data_ptr<at::BFloat16>());
+    const uint16_t* x = bf16_data(scores);
+    uint16_t* out = bf16_data(probs);
     const bool* m = mask.data_ptr<bool>();
     const bool per_b = mask.size(0) > 1;
     at::parallel_for(0, rows, 16, [&](int64_t first, int64_t last) {

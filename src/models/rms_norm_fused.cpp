@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "models/bf16_data.h"
 #include "util/bf16_bits.h"
 #include "util/lanes.h"
 
@@ -16,15 +17,20 @@ namespace {
 // Rows per block of w's gradient partial sums: fixed, so the sum's order does not depend on the threads.
 constexpr int64_t kRowBlock = 32;
 
-uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
 // Plain loops, vectorized per target clone; the sums in 16 fixed lanes (util/lanes.h), -ffp-contract=off.
 
-// xf = x widened (padded with zeros to whole lanes); returns sum(xf^2).
-FME_TARGET_CLONES float widen_sum_squares(const uint16_t* x, float* xf, int64_t d) {
-  const int64_t padded = lane_padded(d);
+// xf = x widened, padded with zeros to whole lanes.
+FME_INLINE void widen_padded(const uint16_t* x, float* xf, int64_t d) {
   for (int64_t i = 0; i < d; ++i) xf[i] = bf16_to_float(x[i]);
-  for (int64_t i = d; i < padded; ++i) xf[i] = 0.0f;
+  for (int64_t i = d; i < lane_padded(d); ++i) xf[i] = 0.0f;
+}
+
+FME_TARGET_CLONES void widen_row(const uint16_t* x, float* xf, int64_t d) { widen_padded(x, xf, d); }
+
+// widen_row, and returns sum(xf^2).
+FME_TARGET_CLONES float widen_sum_squares(const uint16_t* x, float* xf, int64_t d) {
+  widen_padded(x, xf, d);
+  const int64_t padded = lane_padded(d);
   float acc[kLanes] = {};
   for (int64_t i = 0; i < padded; i += kLanes)
     for (int j = 0; j < kLanes; ++j) acc[j] += xf[i + j] * xf[i + j];
@@ -62,8 +68,8 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     at::Tensor y = at::empty_like(x);
     at::Tensor inv = at::empty({rows}, x.options().dtype(at::kFloat));  // rsqrt(mean(x^2) + eps) per row
     const at::Tensor wf = w.to(at::kFloat);
-    const uint16_t* px = bits(x);
-    uint16_t* py = bits(y);
+    const uint16_t* px = bf16_data(x);
+    uint16_t* py = bf16_data(y);
     const float* pw = wf.data_ptr<float>();
     float* pinv = inv.data_ptr<float>();
     const float feps = static_cast<float>(eps);
@@ -87,8 +93,8 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     at::Tensor dx = at::empty_like(x);
     at::Tensor partial = at::zeros({blocks, d}, x.options().dtype(at::kFloat));  // w's gradient per row block
     const at::Tensor wf = w.to(at::kFloat);
-    const uint16_t *px = bits(x), *pdy = bits(dy);
-    uint16_t* pdx = bits(dx);
+    const uint16_t *px = bf16_data(x), *pdy = bf16_data(dy);
+    uint16_t* pdx = bf16_data(dx);
     const float *pw = wf.data_ptr<float>(), *pinv = inv.data_ptr<float>();
     float* pp = partial.data_ptr<float>();
     at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
@@ -96,7 +102,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
       for (int64_t b = first; b < last; ++b)
         for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r) {
           // n = x * inv, inv = (mean(x^2) + eps)^-1/2: dx = inv * g - (sum(g * x) * inv^3 / D) * x, g = dy * w.
-          widen_sum_squares(px + r * d, xf.data(), d);
+          widen_row(px + r * d, xf.data(), d);
           const float dot = scaled_gradient_dot(pdy + r * d, pw, xf.data(), g.data(), d);
           const float s = pinv[r];
           const float c = dot * (s * s * s) / static_cast<float>(d);

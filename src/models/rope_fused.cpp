@@ -4,14 +4,12 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "models/bf16_data.h"
 #include "util/bf16_bits.h"
 #include "util/target_clones.h"
 
 namespace fme {
 namespace {
-
-const uint16_t* cbits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
-uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 FME_INLINE float product(uint16_t a, uint16_t b) { return bf16_to_float(float_to_bf16(bf16_to_float(a) * bf16_to_float(b))); }
 
@@ -35,6 +33,7 @@ struct Shape {
   int64_t table_row(int64_t b, int64_t t) const { return per_batch ? b * T + t : t; }
 };
 
+// x (or its gradient) [B, n, T, hd].
 Shape shape_of(const at::Tensor& x, const at::Tensor& cos) {
   return {x.size(0), x.size(1), x.size(2), x.size(3), cos.dim() == 4};
 }
@@ -44,8 +43,8 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     const Shape sh = shape_of(x, cos);
     const at::Tensor src = x.transpose(1, 2);  // [B, T, n, hd], contiguous
     at::Tensor y = at::empty({sh.B, sh.n, sh.T, sh.hd}, x.options());
-    const uint16_t *px = cbits(src), *pc = cbits(cos), *ps = cbits(sin);
-    uint16_t* py = bits(y);
+    const uint16_t *px = bf16_data(src), *pc = bf16_data(cos), *ps = bf16_data(sin);
+    uint16_t* py = bf16_data(y);
     at::parallel_for(0, sh.B * sh.T, 16, [&](int64_t first, int64_t last) {
       for (int64_t r = first; r < last; ++r) {  // r = b * T + t
         const int64_t b = r / sh.T, t = r % sh.T, tr = sh.table_row(b, t) * sh.hd;
@@ -61,10 +60,10 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &cos = saved[0], &sin = saved[1];
     const at::Tensor dy = grads[0].to(at::kBFloat16).contiguous();  // [B, n, T, hd]
-    const Shape sh{dy.size(0), dy.size(1), dy.size(2), dy.size(3), cos.dim() == 4};
+    const Shape sh = shape_of(dy, cos);
     at::Tensor dx = at::empty({sh.B, sh.T, sh.n, sh.hd}, dy.options());  // the projection's layout
-    const uint16_t *pdy = cbits(dy), *pc = cbits(cos), *ps = cbits(sin);
-    uint16_t* pdx = bits(dx);
+    const uint16_t *pdy = bf16_data(dy), *pc = bf16_data(cos), *ps = bf16_data(sin);
+    uint16_t* pdx = bf16_data(dx);
     at::parallel_for(0, sh.B * sh.T, 16, [&](int64_t first, int64_t last) {
       for (int64_t r = first; r < last; ++r) {
         const int64_t b = r / sh.T, t = r % sh.T, tr = sh.table_row(b, t) * sh.hd;

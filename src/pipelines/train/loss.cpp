@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "models/bf16_data.h"
 #include "pipelines/train/cross_entropy_kernel.h"
 #include "util/bf16_bits.h"
 #include "util/error.h"
@@ -16,7 +17,6 @@ namespace {
 
 constexpr int64_t kIgnore = -100;
 
-const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 // bf16 logits on the CPU: the sum over counted rows of logsumexp(row) - row[target], in fp32 registers a row
 // at a time (cross_entropy_kernel.h), the rows' losses summed in double. Backward writes the bf16 gradient
@@ -26,7 +26,7 @@ struct FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets) {
     const int64_t R = logits.size(0), V = logits.size(1);
     at::Tensor lse = at::empty({R}, at::kFloat);
-    const uint16_t* x = bits(logits);
+    const uint16_t* x = bf16_data(logits);
     const int64_t* t = targets.data_ptr<int64_t>();
     float* l = lse.data_ptr<float>();
     std::vector<double> loss(static_cast<size_t>(R), 0.0);
@@ -48,8 +48,8 @@ struct FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const int64_t R = logits.size(0), V = logits.size(1);
     const float scale = grads[0].item<float>();
     at::Tensor dx = at::empty_like(logits);
-    const uint16_t* x = bits(logits);
-    auto* d = reinterpret_cast<uint16_t*>(dx.data_ptr<at::BFloat16>());
+    const uint16_t* x = bf16_data(logits);
+    auto* d = bf16_data(dx);
     const int64_t* t = targets.data_ptr<int64_t>();
     const float* l = lse.data_ptr<float>();
     at::parallel_for(0, R, 1, [&](int64_t first, int64_t last) {
