@@ -2,6 +2,8 @@
 equal numpy's own indexing, for float32 rows and for BF16 rows widened to float32, and refuse bad indices
 before writing anything."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,48 @@ def test_bf16_rows_widen_to_float32(gather):
     assert np.array_equal(out, want)
 
 
+@pytest.mark.parametrize("row_elems", [1, 32, 65, 1024, 2051])
+@pytest.mark.parametrize("widen", [False, True])
+@pytest.mark.parametrize("n,threads", [(1, 0), (6, 1), (4097, 3)])
+def test_row_sizes_around_a_cache_line_and_ragged_counts(gather, row_elems, widen, n, threads):
+    """Rows are copied several at a time, a 64-byte line of each in turn: rows shorter than a line, whole
+    lines, a line and a bit, 2 KiB or 4 KiB, and counts that leave a part-group at each thread's end."""
+    rng = np.random.default_rng(row_elems * 10 + n)
+    dtype = np.uint16 if widen else np.float32
+    src = [rng.integers(0, 2**16, (m, row_elems)).astype(dtype) for m in (50, 7)]
+    which = rng.integers(0, 2, n).astype(np.int32)
+    rows = np.array([rng.integers(0, src[w].shape[0]) for w in which], dtype=np.int64)
+    want = np.stack([src[w][r] for w, r in zip(which, rows)])
+    if widen:
+        want = want.astype(np.uint32) << 16
+    out = np.zeros_like(want)
+    gather(src, which, rows, out, widen, threads)
+    assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("widen", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_runs_of_consecutive_rows_mixed_with_scattered_ones(gather, widen, threads):
+    """Consecutive rows of one source are copied as one block: runs of 1 to 40 rows, some crossing from one
+    source into the next, between scattered picks."""
+    rng = np.random.default_rng(11)
+    dtype = np.uint16 if widen else np.float32
+    src = [rng.integers(0, 2**16, (m, 300)).astype(dtype) for m in (200, 90)]
+    which, rows = [], []
+    while len(rows) < 30000:
+        w, n = int(rng.integers(0, 2)), int(rng.integers(1, 41))
+        r0 = int(rng.integers(0, src[w].shape[0]))
+        which += [w] * n
+        rows += [min(r0 + t, src[w].shape[0] - 1) for t in range(n)]  # a run may end on repeats of the last row
+    which, rows = np.array(which, np.int32), np.array(rows, np.int64)
+    want = np.stack([src[w][r] for w, r in zip(which, rows)])
+    if widen:
+        want = want.astype(np.uint32) << 16
+    out = np.zeros_like(want)
+    gather(src, which, rows, out, widen, threads)
+    assert np.array_equal(out, want)
+
+
 def test_empty_pick_copies_nothing(gather):
     src = [np.ones((4, 3), np.float32)]
     out = np.empty((0, 3), np.float32)
@@ -81,3 +125,38 @@ def test_native_refuses_mismatched_arrays():
         g([np.zeros((3, 4), np.float32).T], np.zeros(2, np.int32), np.zeros(2, np.int64), np.empty((2, 3), np.float32))
     with pytest.raises(ValueError, match="differ in size"):
         g(src + [np.zeros((2, 5), np.float32)], np.zeros(2, np.int32), np.zeros(2, np.int64), np.empty((2, 3), np.float32))
+
+
+def _gather_in_child(queue):
+    """Puts (rows right, threads this process gained in the copy)."""
+    rng = np.random.default_rng(3)
+    src, which, rows = sources_and_picks(rng, np.float32, shape=(64, 1024), n=2048)  # 8 MiB: every core
+    out = np.empty((2048, 1024), np.float32)
+    before = len(os.listdir("/proc/self/task"))
+    fme.gather.gather_rows(src, which, rows, out)
+    gained = len(os.listdir("/proc/self/task")) - before
+    queue.put((bool(np.array_equal(out, np.stack([src[w][r] for w, r in zip(which, rows)]))), gained))
+
+
+def test_native_workers_are_made_again_in_a_forked_child():
+    """The native copy's worker threads are not inherited by fork() (a torch DataLoader's workers): a child
+    forked after the parent used them copies with workers of its own, not waiting on the parent's."""
+    import multiprocessing
+
+    if fme.gather._native_gather is None:
+        pytest.fail("fme._native was not built into the installed package (build target fme_native)")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    _gather_in_child(queue)  # the parent's pool is up
+    assert queue.get(timeout=60)[0]
+    child = ctx.Process(target=_gather_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in gather_rows")
+    assert child.exitcode == 0
+    right, gained = queue.get(timeout=5)
+    assert right
+    if (os.cpu_count() or 1) > 1:
+        assert gained >= 1, "the child copied without workers of its own"
