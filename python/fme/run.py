@@ -32,6 +32,12 @@ from .shards import (
     bf16_to_f32,
 )
 
+try:
+    from ._native import read_ahead as _native_read_ahead
+except ImportError:  # no build: the mmap module's madvise, always given
+    _native_read_ahead = None
+
+
 # Open shards kept: memory maps are cheap (but each holds a file descriptor); decompressed zstd shards are not.
 _MAX_OPEN_MAPS = 64
 _MAX_OPEN_DECOMPRESSED = 2
@@ -357,12 +363,18 @@ class Run:
 
     def _prefetch(self, k, key, r0, r1):
         """Asks the kernel to read rows r0..r1-1 of tensor `key` of shard k into the page cache ahead of use
-        (madvise WILLNEED on the map; nothing for decompressed shards, which are in memory already)."""
+        (madvise WILLNEED on the map, given by fme._native only when a page is not resident; nothing for
+        decompressed shards, which are in memory already)."""
         t = self._raw(k)
         buf = self._maps[k][1]
         mm = getattr(buf, "_mmap", None)
         x = t[key]
-        if mm is None or r1 <= r0 or not hasattr(mm, "madvise"):
+        if mm is None or r1 <= r0:
+            return
+        if _native_read_ahead is not None:  # only when a page is missing (see python/native/read_ahead_bindings.cpp)
+            _native_read_ahead(x[r0:r1])
+            return
+        if not hasattr(mm, "madvise"):
             return
         begin = x[r0:].__array_interface__["data"][0] - buf.__array_interface__["data"][0]
         end = begin + (r1 - r0) * (x.strides[0] if x.ndim else x.itemsize)

@@ -9,11 +9,12 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
   3. a rank's part is cut into windows of buffer_tokens / 2 rows, each in its own seeded permutation, and
      batches are handed out window after window. A window is a table of where its rows are (shard, row):
      each batch is copied once, straight from the shards' maps in its shuffled order (fme._native's
-     gather_rows prefetches the scattered rows and uses every core: 0.6-0.95x a sequential numpy sweep of
+     gather_rows copies eight scattered rows at once on every core: 0.85-1.0x a sequential numpy sweep of
      4 KiB rows on 2 cores, bench/python/bench_stream.py). Only a window holding zstd shards (decompressed
      whole to read any row) is copied into one of two buffers of half the buffer each, every row straight
      to its place in the permutation.
-     The next window's chunks are prefetched (madvise WILLNEED) while the current one is handed out.
+     The next window's chunks are prefetched (madvise WILLNEED, where a page is not in the page cache)
+     while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
 So memory is bounded by the buffer (20 bytes of table per row, or two half-buffers of rows for zstd runs; plus
 the batches a caller still holds, of which two are reused once released), rows from all over the run meet
@@ -54,7 +55,7 @@ class _Reused:
 
 class _Window:
     """One window's rows in its shuffled order: either copied (rows) or where they are (which shard of
-    `sources`, row in it) for gather_rows; index: their run row numbers."""
+    `sources`, row in it) for gather_rows; index: their run row numbers (None unless the stream returns them)."""
 
     __slots__ = ("key", "rows", "sources", "which", "local", "index")
 
@@ -229,11 +230,11 @@ class ActivationStream:
 
     def _table(self, pieces, n, perm=None):
         """Where the pieces' rows are, place v at perm[v] (or at v): (sources, which [n] int32, local [n] int64,
-        run row numbers [n] int64), for gather_rows."""
+        run row numbers [n] int64, or None unless return_index), for gather_rows."""
         sources, slot = [], {}
         which = np.empty(n, dtype=np.int32)
         local = np.empty(n, dtype=np.int64)
-        index = np.empty(n, dtype=np.int64)
+        index = np.empty(n, dtype=np.int64) if self.return_index else None
         for k, rows, v0 in pieces:
             if k not in slot:
                 slot[k] = len(sources)
@@ -241,7 +242,8 @@ class ActivationStream:
             dest = perm[v0:v0 + rows.shape[0]] if perm is not None else slice(v0, v0 + rows.shape[0])
             which[dest] = slot[k]
             local[dest] = rows
-            index[dest] = rows + self._run._shards[k].row_start
+            if index is not None:
+                index[dest] = rows + self._run._shards[k].row_start
         return sources, which, local, index
 
     def _copy_rows(self, pieces, rows, perm):
@@ -305,7 +307,7 @@ class ActivationStream:
             a = e
         win, u0, u1 = segments[0]
         if len(segments) == 1 and win.rows is not None:  # a view of the copied window
-            return win.rows[u0:u1], win.index[u0:u1]
+            return win.rows[u0:u1], (win.index[u0:u1] if win.index is not None else None)
         batch = self._out(sum(u1 - u0 for _, u0, u1 in segments))
         at, index = 0, []
         for win, u0, u1 in segments:
@@ -313,9 +315,10 @@ class ActivationStream:
                 batch[at:at + u1 - u0] = win.rows[u0:u1]
             else:
                 gather_rows(win.sources, win.which[u0:u1], win.local[u0:u1], batch[at:at + u1 - u0], self._widen)
-            index.append(win.index[u0:u1])
+            if win.index is not None:
+                index.append(win.index[u0:u1])
             at += u1 - u0
-        return batch, (index[0] if len(index) == 1 else np.concatenate(index))
+        return batch, (None if not index else index[0] if len(index) == 1 else np.concatenate(index))
 
     def __len__(self):
         """Batches in the current epoch (all of it, not what is left)."""
