@@ -52,6 +52,15 @@ def test_bf16_rows_widen_to_float32(gather):
     assert np.array_equal(out, want)
 
 
+def assert_gathers_like_indexing(gather, src, which, rows, widen, threads):
+    want = np.stack([src[w][r] for w, r in zip(which, rows)])
+    if widen:
+        want = want.astype(np.uint32) << 16
+    out = np.zeros_like(want)
+    gather(src, which, rows, out, widen, threads)
+    assert np.array_equal(out, want)
+
+
 @pytest.mark.parametrize("row_elems", [1, 32, 65, 1024, 2051])
 @pytest.mark.parametrize("widen", [False, True])
 @pytest.mark.parametrize("n,threads", [(1, 0), (6, 1), (4097, 3)])
@@ -63,19 +72,14 @@ def test_row_sizes_around_a_cache_line_and_ragged_counts(gather, row_elems, wide
     src = [rng.integers(0, 2**16, (m, row_elems)).astype(dtype) for m in (50, 7)]
     which = rng.integers(0, 2, n).astype(np.int32)
     rows = np.array([rng.integers(0, src[w].shape[0]) for w in which], dtype=np.int64)
-    want = np.stack([src[w][r] for w, r in zip(which, rows)])
-    if widen:
-        want = want.astype(np.uint32) << 16
-    out = np.zeros_like(want)
-    gather(src, which, rows, out, widen, threads)
-    assert np.array_equal(out, want)
+    assert_gathers_like_indexing(gather, src, which, rows, widen, threads)
 
 
 @pytest.mark.parametrize("widen", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_runs_of_consecutive_rows_mixed_with_scattered_ones(gather, widen, threads):
-    """Consecutive rows of one source are copied as one block: runs of 1 to 40 rows, some crossing from one
-    source into the next, between scattered picks."""
+    """Consecutive rows of one source are copied as one block: runs of 1 to 40 rows (some ending on repeats of
+    a source's last row) in random sources and places."""
     rng = np.random.default_rng(11)
     dtype = np.uint16 if widen else np.float32
     src = [rng.integers(0, 2**16, (m, 300)).astype(dtype) for m in (200, 90)]
@@ -84,14 +88,9 @@ def test_runs_of_consecutive_rows_mixed_with_scattered_ones(gather, widen, threa
         w, n = int(rng.integers(0, 2)), int(rng.integers(1, 41))
         r0 = int(rng.integers(0, src[w].shape[0]))
         which += [w] * n
-        rows += [min(r0 + t, src[w].shape[0] - 1) for t in range(n)]  # a run may end on repeats of the last row
+        rows += [min(r0 + t, src[w].shape[0] - 1) for t in range(n)]
     which, rows = np.array(which, np.int32), np.array(rows, np.int64)
-    want = np.stack([src[w][r] for w, r in zip(which, rows)])
-    if widen:
-        want = want.astype(np.uint32) << 16
-    out = np.zeros_like(want)
-    gather(src, which, rows, out, widen, threads)
-    assert np.array_equal(out, want)
+    assert_gathers_like_indexing(gather, src, which, rows, widen, threads)
 
 
 def test_empty_pick_copies_nothing(gather):
