@@ -1,7 +1,7 @@
 """gather_rows: out[i] = sources[which[i]][rows[i]], the copy behind every batch the activation stream hands out.
 
-fme._native's version (python/native/gather_bindings.cpp) copies eight rows at once, the rows ahead prefetched,
-on every core: a shuffled batch of 4 KiB rows then reads at 0.85-1.0x the speed of numpy's sequential copy
+fme._native's version (python/native/gather_bindings.cpp) copies six rows at once, the next six prefetched, on
+every core: a shuffled batch of 4 KiB rows then copies at about the speed of numpy's sequential copy
 (bench/python/bench_stream.py).
 Without the native module (a package installed without a build) numpy does the same copy, correctly but at about
 half the speed.

@@ -9,7 +9,7 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
   3. a rank's part is cut into windows of buffer_tokens / 2 rows, each in its own seeded permutation, and
      batches are handed out window after window. A window is a table of where its rows are (shard, row):
      each batch is copied once, straight from the shards' maps in its shuffled order (fme._native's
-     gather_rows copies eight scattered rows at once on every core: 0.85-1.0x a sequential numpy sweep of
+     gather_rows copies six scattered rows at once on every core: about the speed of a sequential numpy sweep of
      4 KiB rows on 2 cores, bench/python/bench_stream.py). Only a window holding zstd shards (decompressed
      whole to read any row) is copied into one of two buffers of half the buffer each, every row straight
      to its place in the permutation.

@@ -22,16 +22,15 @@ namespace {
 
 // Rows are copied kStreams at a time, a cache line of each in turn, so that the cold rows' misses overlap: a
 // single row's lines arrive one after another as the hardware's stream prefetcher ramps up on it, which
-// leaves most of the core's miss slots idle. The rows kPrefetchAhead places ahead have their first two lines
-// prefetched, which starts that prefetcher early. Measured in Python on an EPYC (Zen 5, 2 cores), 4 KiB rows
-// of a 1 GiB page-cache run in random order, batches of 4096 rows, best of 10 interleaved rounds: 23-24 GB/s
-// against 19-21 GB/s for one row at a time (memcpy, a thread started per call), with numpy's sequential
-// copyto sweep at 24-26 GB/s in the same rounds. 6 or 8 streams measured alike, 4 and 12 lower (20-21), 16
-// lower still (19); 4 to 24 rows ahead alike.
-constexpr size_t kStreams = 8;
+// leaves most of the core's miss slots idle. While a group is copied, the next group's rows are prefetched
+// line for line (prefetchnta: they are read once), so they are on their way a group ahead. Measured in
+// Python on an EPYC (Zen 5, 2 cores), 4 KiB rows of a fresh 1 GiB page-cache run in random order, batches of
+// 4096 rows, best of 8 interleaved rounds, as a ratio to numpy's sequential copyto sweep in the same rounds:
+// 6 streams 1.16-1.20; 5 or 7 streams 1.08-1.13; 4 or 8 streams 0.98-1.08; 16 streams 0.64; 6 streams two
+// groups ahead 1.10; prefetcht1/t2 hints 0.95-1.10; without the group prefetch (8 streams, the first two lines
+// of the rows 16 places ahead prefetched) 0.71-0.88.
+constexpr size_t kStreams = 6;
 constexpr size_t kLine = 64;
-constexpr size_t kPrefetchAhead = 16;
-constexpr size_t kPrefetchBytes = 128;
 // A thread takes rows in chunks of up to kChunkBytes, split evenly over the threads when the batch is smaller:
 // each chunk starts cold (nothing prefetched for it), and 1 MiB chunks measured 10% slower than 8 MiB ones.
 constexpr size_t kChunkBytes = size_t{8} << 20;
@@ -56,10 +55,6 @@ struct Job {
 const uint8_t* row_at(const Job& j, size_t i) {
   const Source& s = j.sources[static_cast<size_t>(j.which[i])];
   return s.data + static_cast<size_t>(j.rows[i]) * j.row_bytes;
-}
-
-void prefetch_row_start(const uint8_t* p, size_t bytes) {
-  for (size_t b = 0; b < std::min(bytes, kPrefetchBytes); b += kLine) __builtin_prefetch(p + b, 0, 3);
 }
 
 // bytes of a source row from src to dst, BF16 (uint16) widened to float32 (uint32) bits when widen.
@@ -91,17 +86,25 @@ void copy_range(const Job& j, size_t begin, size_t end) {
       continue;
     }
     const size_t m = std::min(kStreams, end - i);
-    for (size_t k = 0; k < m; ++k)
-      if (i + kPrefetchAhead + k < j.n) prefetch_row_start(row_at(j, i + kPrefetchAhead + k), j.row_bytes);
     const uint8_t* src[kStreams];
     for (size_t k = 0; k < m; ++k) src[k] = row_at(j, i + k);
+    // The next group (past this thread's chunk too: the same thread likely copies the next chunk).
+    const bool ahead = i + m + kStreams <= j.n;
+    const uint8_t* next[kStreams];
+    if (ahead)
+      for (size_t k = 0; k < kStreams; ++k) next[k] = row_at(j, i + m + k);
     uint8_t* dst = j.out + i * out_row;
-    if (m == kStreams && !j.widen) {  // the common case, with the stream count known to the compiler
-      for (size_t o = 0; o < lines; o += kLine)
+    if (m == kStreams && ahead && !j.widen) {  // the common case, with the stream count known to the compiler
+      for (size_t o = 0; o < lines; o += kLine) {
         for (size_t k = 0; k < kStreams; ++k) std::memcpy(dst + k * out_row + o, src[k] + o, kLine);
+        for (size_t k = 0; k < kStreams; ++k) __builtin_prefetch(next[k] + o, 0, 0);
+      }
     } else {
-      for (size_t o = 0; o < lines; o += kLine)
+      for (size_t o = 0; o < lines; o += kLine) {
         for (size_t k = 0; k < m; ++k) copy_piece(dst + k * out_row + scale * o, src[k] + o, kLine, j.widen);
+        if (ahead)
+          for (size_t k = 0; k < kStreams; ++k) __builtin_prefetch(next[k] + o, 0, 0);
+      }
     }
     if (lines < j.row_bytes)
       for (size_t k = 0; k < m; ++k)
