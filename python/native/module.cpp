@@ -48,4 +48,5 @@ PYBIND11_MODULE(_native, m) {
   fme::native::bind_extract(m);
   fme::native::bind_gather(m);
   fme::native::bind_read_ahead(m);
+  fme::native::bind_permute(m);
 }

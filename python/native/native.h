@@ -15,5 +15,6 @@ void bind_tokenizer(py::module_& m);  // tokenizer_bindings.cpp: class Tokenizer
 void bind_extract(py::module_& m);    // extract_bindings.cpp: extract()
 void bind_gather(py::module_& m);     // gather_bindings.cpp: gather_rows()
 void bind_read_ahead(py::module_& m); // read_ahead_bindings.cpp: read_ahead()
+void bind_permute(py::module_& m);    // permute_bindings.cpp: permute()
 
 }  // namespace fme::native
