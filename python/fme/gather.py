@@ -15,13 +15,20 @@ except ImportError:  # no build: numpy's take
     _native_gather = None
 
 
-def gather_rows(sources, which, rows, out, widen=False, threads=0):
+def gather_rows(sources, which, rows, out, widen=False, threads=0, order=None):
     """Fills out [n, ...] with rows[i] of sources[which[i]] (C-contiguous arrays with rows of one size); with
     widen, BF16 rows stored as uint16 become float32 bits in a uint32 `out`. which: int32 [n], rows: int64 [n].
-    threads: 0 for up to one per core (native only). Returns out."""
+    order (int64 [n], optional): entries of the (which, rows) table in the order out takes them, out[i] the row
+    of entry order[i]. threads: 0 for up to one per core (native only). Returns out."""
     if _native_gather is not None:
-        _native_gather(sources, which, rows, out, widen, threads)
+        _native_gather(sources, which, rows, out, widen, threads, order)
         return out
+    if order is not None:
+        order = np.asarray(order, dtype=np.int64)
+        bad = (order < 0) | (order >= len(rows))
+        if bad.any():
+            raise IndexError(f"gather_rows: order {int(order[bad][0])} is outside the table's {len(rows)} entries")
+        which, rows = which[order], rows[order]
     bad = (which < 0) | (which >= len(sources))
     if not bad.any():
         lengths = np.array([len(x) for x in sources], dtype=np.int64)

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -113,15 +114,36 @@ void copy_range(const Job& j, size_t begin, size_t end) {
   }
 }
 
+using Int64s = py::array_t<int64_t, py::array::c_style>;
+
 void gather_rows(const std::vector<py::array>& sources, const py::array_t<int32_t, py::array::c_style>& which,
-                 const py::array_t<int64_t, py::array::c_style>& rows, py::array& out, bool widen, int threads) {
+                 const Int64s& rows, py::array& out, bool widen, int threads, const std::optional<Int64s>& order) {
   if (which.ndim() != 1 || rows.ndim() != 1 || which.shape(0) != rows.shape(0))
     throw py::value_error("gather_rows: which and rows must be 1-D arrays of the same length");
-  const size_t n = static_cast<size_t>(rows.shape(0));
+  if (order && order->ndim() != 1) throw py::value_error("gather_rows: order must be a 1-D array");
+  const size_t n = static_cast<size_t>(order ? order->shape(0) : rows.shape(0));
+  // With an order, the batch's own (which, row) pairs are looked up first: a few us for a batch, and the copy
+  // below stays one loop.
+  std::vector<int32_t> picked_which;
+  std::vector<int64_t> picked_rows;
+  if (order) {
+    picked_which.resize(n);
+    picked_rows.resize(n);
+    const int64_t* o = order->data();
+    const auto table = static_cast<int64_t>(rows.shape(0));
+    for (size_t i = 0; i < n; ++i) {
+      if (o[i] < 0 || o[i] >= table)
+        throw py::index_error("gather_rows: order " + std::to_string(o[i]) + " is outside the table's " +
+                              std::to_string(table) + " entries");
+      picked_which[i] = which.data()[o[i]];
+      picked_rows[i] = rows.data()[o[i]];
+    }
+  }
   if (!(out.flags() & py::array::c_style) || !out.writeable() || out.ndim() < 1 ||
       static_cast<size_t>(out.shape(0)) != n)
     throw py::value_error("gather_rows: out must be a writeable C-contiguous array of " + std::to_string(n) + " rows");
-  Job job{{}, which.data(), rows.data(), static_cast<uint8_t*>(out.mutable_data()), n, 0, widen};
+  Job job{{}, order ? picked_which.data() : which.data(), order ? picked_rows.data() : rows.data(),
+          static_cast<uint8_t*>(out.mutable_data()), n, 0, widen};
   size_t row_bytes = 0;
   for (size_t k = 0; k < sources.size(); ++k) {
     const py::array& s = sources[k];
@@ -162,10 +184,10 @@ void gather_rows(const std::vector<py::array>& sources, const py::array_t<int32_
 
 void bind_gather(py::module_& m) {
   m.def("gather_rows", &gather_rows, py::arg("sources"), py::arg("which"), py::arg("rows"), py::arg("out"),
-        py::arg("widen") = false, py::arg("threads") = 0,
+        py::arg("widen") = false, py::arg("threads") = 0, py::arg("order") = py::none(),
         "out[i] = sources[which[i]][rows[i]] for every i (rows of C-contiguous arrays; with widen, bfloat16 "
-        "uint16 rows become float32 bits). threads=0: up to one per core. IndexError before any copy when an "
-        "index is out of range.");
+        "uint16 rows become float32 bits); with order (int64), out[i] = sources[which[k]][rows[k]], k = order[i]. "
+        "threads=0: up to one per core. IndexError before any copy when an index is out of range.");
 }
 
 }  // namespace fme::native

@@ -93,6 +93,30 @@ def test_runs_of_consecutive_rows_mixed_with_scattered_ones(gather, widen, threa
     assert_gathers_like_indexing(gather, src, which, rows, widen, threads)
 
 
+@pytest.mark.parametrize("widen", [False, True])
+def test_an_order_takes_the_tables_entries_in_its_order(gather, widen):
+    """With order, out[i] is the row of table entry order[i]: a batch's share of a window's table, repeats and
+    all, in any order (as the shuffled stream passes them)."""
+    rng = np.random.default_rng(12)
+    src, which, rows = sources_and_picks(rng, np.uint16 if widen else np.float32, n=3000)
+    order = rng.integers(0, 3000, 5000).astype(np.int64)
+    want = np.stack([src[w][r] for w, r in zip(which[order], rows[order])])
+    if widen:
+        want = want.astype(np.uint32) << 16
+    out = np.zeros_like(want)
+    gather(src, which, rows, out, widen, 0, order)
+    assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_an_order_outside_the_table_is_refused_before_any_copy(gather, bad):
+    src = [np.arange(12, dtype=np.float32).reshape(4, 3)]
+    out = np.full((2, 3), -7, np.float32)
+    with pytest.raises(IndexError, match="order"):
+        gather(src, np.zeros(3, np.int32), np.array([1, 2, 3], np.int64), out, False, 0, np.array([0, bad], np.int64))
+    assert (out == -7).all(), "nothing may be written before the order is checked"
+
+
 def test_empty_pick_copies_nothing(gather):
     src = [np.ones((4, 3), np.float32)]
     out = np.empty((0, 3), np.float32)
