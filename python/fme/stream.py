@@ -6,17 +6,19 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
   2. the kept rows of that chunk sequence (rows of BOS / special tokens left out per `exclude`) are split into
      W contiguous parts of equal size (+-1 row): rank r takes part r, so ranks are disjoint and together
      complete, and each reads only its own part;
-  3. a rank's part is cut into windows of buffer_tokens / 2 rows, each in its own seeded permutation, and
-     batches are handed out window after window. A window is a table of where its rows are (shard, row):
-     each batch is copied once, straight from the shards' maps in its shuffled order (fme._native's
-     gather_rows copies six scattered rows at once on every core: about the speed of a sequential numpy sweep of
-     4 KiB rows on 2 cores, bench/python/bench_stream.py). Only a window holding zstd shards (decompressed
-     whole to read any row) is copied into one of two buffers of half the buffer each, every row straight
-     to its place in the permutation.
+  3. a rank's part is cut into windows of buffer_tokens / 2 rows, each in its own seeded order: place u of
+     a window of n rows holds row permute(n, keys, u, u + 1) of the window's rows (fme/permutation.py: a
+     keyed permutation fme defines itself, computed for just the places of a batch, the same with or without
+     the native build and whatever numpy's version). Batches are handed out window after window. A window is
+     a table of where its rows are (shard, row), sorted by shard and row: each batch computes which rows
+     its places take and copies them once, straight from the shards' maps (fme._native's gather_rows copies
+     six scattered rows at once on every core, at about the speed of a sequential numpy sweep of 4 KiB rows
+     on 2 cores, bench/python/bench_stream.py). Only a window holding zstd shards (decompressed whole to read
+     any row) is copied into one of two buffers of half the buffer each, every row straight to its place.
      The next window's chunks are prefetched (madvise WILLNEED, where a page is not in the page cache)
      while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
-So memory is bounded by the buffer (20 bytes of table per row, or two half-buffers of rows for zstd runs; plus
+So memory is bounded by the buffer (12 bytes of table per row, 20 with return_index, or two half-buffers of rows for zstd runs; plus
 the batches a caller still holds, of which two are reused once released), rows from all over the run meet
 in a window, and the position in the epoch (rows handed out) is the whole state: state_dict() /
 load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window it falls in.
@@ -28,11 +30,13 @@ import numpy as np
 
 from .errors import RunError
 from .gather import gather_rows
+from .permutation import permute, round_keys
 from .shards import _DTYPES
 
 _EXCLUDE = ("bos", "special")
 _CHUNKS_PER_WINDOW = 64  # how many places of the run one window mixes
 _MAX_CHUNKS = 1 << 20    # bounds the plan's size for very large runs
+_ORDER = 2  # which order a seed gives (2: fme.permutation's; 1: numpy's Generator.permutation): kept in state_dicts
 
 
 class _Reused:
@@ -54,10 +58,11 @@ class _Reused:
 
 
 class _Window:
-    """One window's rows in its shuffled order: either copied (rows) or where they are (which shard of
+    """One window of n rows, place u holding the row at permute(n, keys, u, u + 1) of the window's pieces in
+    order: either copied into place order (rows, index) or where the pieces' rows are (which shard of
     `sources`, row in it) for gather_rows; index: their run row numbers (None unless the stream returns them)."""
 
-    __slots__ = ("key", "rows", "sources", "which", "local", "index")
+    __slots__ = ("key", "n", "keys", "rows", "sources", "which", "local", "index")
 
 
 class _Plan:
@@ -79,9 +84,11 @@ class ActivationStream:
     def __init__(self, run, point, *, batch_tokens=4096, shuffle=True, seed=0, buffer_tokens=2**22,
                  drop_last=False, rank=0, world_size=1, exclude=("bos",), return_index=False, raw=False):
         for name, v, least in (("batch_tokens", batch_tokens, 1), ("buffer_tokens", buffer_tokens, 1),
-                               ("world_size", world_size, 1), ("rank", rank, 0)):
+                               ("world_size", world_size, 1), ("rank", rank, 0), ("seed", seed, 0)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+        if seed >= 1 << 64:
+            raise ValueError(f"seed must be below 2^64, got {seed}")
         if rank >= world_size:
             raise ValueError(f"rank {rank} is not below world_size {world_size}")
         if isinstance(exclude, str):
@@ -162,7 +169,7 @@ class ActivationStream:
             return self._plan_cache[1]
         p = _Plan()
         n = self._c_kept.shape[0]
-        p.order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle
+        p.order = (permute(n, round_keys(self.seed, self.epoch), 0, n) if self.shuffle
                    else np.arange(n, dtype=np.int64))
         p.cum = np.concatenate([[0], np.cumsum(self._c_kept[p.order])]).astype(np.int64)
         K, W = self._kept_total, self.world_size
@@ -212,25 +219,26 @@ class ActivationStream:
         return g1 - g0, [(k, ls[0] if len(ls) == 1 else np.concatenate(ls), v0) for k, ls, v0, _ in groups]
 
     def _load_window(self, p, w):
-        """Window w in its seeded order: the table of where each place's row is, or (a window with zstd
-        shards) the rows themselves, each copied once from the shard straight to its place."""
+        """Window w in its seeded order: the table of where its pieces' rows are (each batch then computes
+        which of them its places take), or (a window with zstd shards) the rows themselves, each copied once
+        from the shard straight to its place."""
         n, pieces = self._window_pieces(p, w)
-        perm = np.random.default_rng([self.seed, self.epoch, self.rank, self.world_size, w + 1]).permutation(n)
         win = _Window()
-        win.key, win.rows = (self.epoch, w), None
+        win.key, win.n, win.rows = (self.epoch, w), n, None
+        win.keys = round_keys(self.seed, self.epoch, self.rank, self.world_size, w + 1)
         if any(self._run._shards[k].path.endswith(".zst") for k, _, _ in pieces):
             win.rows = self._window_buffers.get((self._window_rows,) + self._row_shape, self._buffer_dtype)[:n]
-            win.index = self._copy_rows(pieces, win.rows, perm)
+            win.index = self._copy_rows(pieces, win.rows, win.keys)
         else:
-            win.sources, win.which, win.local, win.index = self._table(pieces, n, perm)
+            win.sources, win.which, win.local, win.index = self._table(pieces, n)
         if (w + 1) * self._window_rows < p.rows:  # the next window's chunks: the kernel reads them meanwhile
             for k, local, _ in self._window_pieces(p, w + 1)[1]:
                 self._run._prefetch(k, self._point.key, int(local[0]), int(local[-1]) + 1)
         return win
 
-    def _table(self, pieces, n, perm=None):
-        """Where the pieces' rows are, place v at perm[v] (or at v): (sources, which [n] int32, local [n] int64,
-        run row numbers [n] int64, or None unless return_index), for gather_rows."""
+    def _table(self, pieces, n):
+        """Where the pieces' rows are, in the pieces' order: (sources, which [n] int32, local [n] int64, run row
+        numbers [n] int64, or None unless return_index), for gather_rows."""
         sources, slot = [], {}
         which = np.empty(n, dtype=np.int32)
         local = np.empty(n, dtype=np.int64)
@@ -239,17 +247,19 @@ class ActivationStream:
             if k not in slot:
                 slot[k] = len(sources)
                 sources.append(self._run._raw(k)[self._point.key])  # held: the map stays open while in use
-            dest = perm[v0:v0 + rows.shape[0]] if perm is not None else slice(v0, v0 + rows.shape[0])
+            dest = slice(v0, v0 + rows.shape[0])
             which[dest] = slot[k]
             local[dest] = rows
             if index is not None:
                 index[dest] = rows + self._run._shards[k].row_start
         return sources, which, local, index
 
-    def _copy_rows(self, pieces, rows, perm):
-        """Copies the pieces' rows into `rows`, place v at perm[v], BF16 widened to float32 bits; returns their
-        run row numbers in the same places. Pieces come sorted by shard: each zstd shard is decompressed once."""
-        index = np.empty(rows.shape[0], dtype=np.int64)
+    def _copy_rows(self, pieces, rows, keys):
+        """Copies the pieces' rows into `rows` in the window's order (the row v of the pieces goes to the place
+        permute(n, keys, v, v + 1, inverse=True)), BF16 widened to float32 bits; returns their run row numbers
+        in the same places. Pieces come sorted by shard: each zstd shard is decompressed once."""
+        n = rows.shape[0]
+        index = np.empty(n, dtype=np.int64)
         for k, local, v0 in pieces:
             x = self._run._raw(k)[self._point.key]
             m = local.shape[0]
@@ -257,8 +267,9 @@ class ActivationStream:
             src = x[int(local[0]):int(local[0]) + m] if consecutive else x[local]
             if self._widen:  # widened into a piece-sized temporary first: a scatter that casts is slow
                 src = np.left_shift(src, 16, dtype=np.uint32)
-            rows[perm[v0:v0 + m]] = src
-            index[perm[v0:v0 + m]] = local + self._run._shards[k].row_start
+            places = permute(n, keys, v0, v0 + m, inverse=True)
+            rows[places] = src
+            index[places] = local + self._run._shards[k].row_start
         return index
 
     def _out(self, n):
@@ -313,10 +324,13 @@ class ActivationStream:
         for win, u0, u1 in segments:
             if win.rows is not None:
                 batch[at:at + u1 - u0] = win.rows[u0:u1]
+                if win.index is not None:
+                    index.append(win.index[u0:u1])
             else:
-                gather_rows(win.sources, win.which[u0:u1], win.local[u0:u1], batch[at:at + u1 - u0], self._widen)
-            if win.index is not None:
-                index.append(win.index[u0:u1])
+                order = permute(win.n, win.keys, u0, u1)
+                gather_rows(win.sources, win.which, win.local, batch[at:at + u1 - u0], self._widen, 0, order)
+                if win.index is not None:
+                    index.append(win.index[order])
             at += u1 - u0
         return batch, (None if not index else index[0] if len(index) == 1 else np.concatenate(index))
 
@@ -341,7 +355,7 @@ class ActivationStream:
                 "shards": self._run.num_shards, "point": self._point.name, "batch_tokens": self.batch_tokens,
                 "buffer_tokens": self.buffer_tokens, "shuffle": self.shuffle, "seed": self.seed,
                 "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
-                "exclude": list(self.exclude)}
+                "exclude": list(self.exclude), "order": _ORDER}
 
     def state_dict(self):
         """The position in the stream: {"epoch", "rows_done", "settings"} (JSON-serialisable)."""

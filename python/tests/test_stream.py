@@ -93,6 +93,33 @@ def test_resume_with_other_settings_is_refused(run_fp32):
         run.batches(POINT, exclude=()).load_state_dict({"epoch": 0})
 
 
+def test_a_state_from_the_older_order_is_refused(run_fp32):
+    """States taken before the order was fme's own (numpy's permutation, order 1: no "order" in its settings)
+    would resume into other rows: refused, naming the difference."""
+    run = fme.open_run(run_fp32)
+    state = run.batches(POINT, batch_tokens=40, seed=3, exclude=()).state_dict()
+    del state["settings"]["order"]
+    with pytest.raises(ValueError, match="order: state None, stream 2"):
+        run.batches(POINT, batch_tokens=40, seed=3, exclude=()).load_state_dict(state)
+
+
+@pytest.mark.parametrize("fixture", ["run_fp32", "run_bf16_zstd"])
+def test_the_order_is_the_same_without_the_native_module(request, monkeypatch, fixture):
+    """A seed gives the same rows in the same order whether fme._native computes the permutation and copies the
+    rows or numpy does (an install without a build): a state_dict resumes the same across installs."""
+    import fme.gather
+    import fme.permutation
+
+    run = fme.open_run(request.getfixturevalue(fixture))
+    opts = dict(batch_tokens=48, seed=5, buffer_tokens=320, rank=1, world_size=2, return_index=True)
+    native = collect(run.batches(POINT, **opts))
+    monkeypatch.setattr(fme.permutation, "_native_permute", None)
+    monkeypatch.setattr(fme.gather, "_native_gather", None)
+    numpy = collect(run.batches(POINT, **opts))
+    assert native[1].shape[0] > 0
+    assert np.array_equal(native[1], numpy[1]) and np.array_equal(native[0], numpy[0])
+
+
 def test_drop_last_gives_every_rank_the_same_full_batches(run_fp32):
     run = fme.open_run(run_fp32)
     lengths = []
@@ -143,7 +170,8 @@ def test_memory_is_bounded_by_the_buffer(run_fp32):
 def test_bad_arguments(run_fp32):
     run = fme.open_run(run_fp32)
     for kwargs, msg in (({"batch_tokens": 0}, "batch_tokens"), ({"rank": 2, "world_size": 2}, "rank 2"),
-                        ({"exclude": ("eos",)}, "unknown"), ({"buffer_tokens": 1.5}, "buffer_tokens")):
+                        ({"exclude": ("eos",)}, "unknown"), ({"buffer_tokens": 1.5}, "buffer_tokens"),
+                        ({"seed": -1}, "seed must be an integer >= 0"), ({"seed": 2**64}, "seed must be below 2\\^64")):
         with pytest.raises(ValueError, match=msg):
             run.batches(POINT, **kwargs)
     with pytest.raises(KeyError, match="blocks.3.hook_mlp_out"):
