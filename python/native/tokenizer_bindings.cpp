@@ -13,6 +13,7 @@
 
 #include "native.h"
 #include "tokenizer/tokenizer.h"
+#include "worker_pool.h"
 
 namespace fme::native {
 namespace {
@@ -28,8 +29,7 @@ std::vector<std::vector<int32_t>> encode_all(const Tokenizer& tok, const std::ve
   std::vector<std::vector<int32_t>> out(texts.size());
   size_t bytes = 0;
   for (const auto& t : texts) bytes += t.size();
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t workers = std::max<size_t>(1, std::min({cores, texts.size(), bytes / kMinBytesPerWorker}));
+  const size_t workers = std::max<size_t>(1, std::min({cores(), texts.size(), bytes / kMinBytesPerWorker}));
 
   std::atomic<size_t> next{0};
   std::mutex mu;

@@ -94,7 +94,7 @@ WorkerPool* pool() {
   static pid_t owner = 0;
   std::lock_guard<std::mutex> lk(m);
   if (p == nullptr || owner != getpid()) {
-    p = new WorkerPool(std::max(1u, std::thread::hardware_concurrency()) - 1);
+    p = new WorkerPool(cores() - 1);
     owner = getpid();
   }
   return p;
@@ -102,11 +102,15 @@ WorkerPool* pool() {
 
 }  // namespace
 
+size_t cores() {
+  static const size_t n = std::max(1u, std::thread::hardware_concurrency());
+  return n;
+}
+
 void parallel_chunks(size_t n, size_t chunk, int threads, const std::function<void(size_t, size_t)>& body) {
   chunk = std::max<size_t>(1, chunk);
   const size_t chunks = (n + chunk - 1) / chunk;
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t wanted = std::min({threads > 0 ? static_cast<size_t>(threads) : cores, cores, chunks});
+  const size_t wanted = std::min({threads > 0 ? static_cast<size_t>(threads) : cores(), cores(), chunks});
   if (wanted > 1) {
     WorkerPool* p = pool();
     if (p->workers() > 0 && p->run(n, chunk, std::min(wanted - 1, p->workers()), body)) return;

@@ -15,4 +15,8 @@ namespace fme::native {
 // must not throw.
 void parallel_chunks(size_t n, size_t chunk, int threads, const std::function<void(size_t, size_t)>& body);
 
+// std::thread::hardware_concurrency(), at least 1, read once: glibc reads /sys for it on every call, ~7 us here,
+// which was most of what a small batch's gather_rows call cost.
+size_t cores();
+
 }  // namespace fme::native
