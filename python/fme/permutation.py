@@ -3,7 +3,7 @@ run of places without a table. permute(n, keys, a, b)[i] is the value at place a
 
 A Feistel network on the k bits of n - 1 (at least 2), walking the cycle until the value falls below n ("cycle
 walking", Black and Rogaway, "Ciphers with arbitrary finite domains", 2002), which makes it a bijection of
-range(n); as 2^k < 2n, a place takes fewer than two steps on average (one when n is a power of two). Round r
+range(n); as 2^k < 2n (for n > 2), a place takes fewer than two steps on average (one when n is a power of two). Round r
 splits the value into its high bits H and its low bits L (k // 2 of them in even rounds, the other k - k // 2
 in odd ones) and makes it L followed by H ^ F(L), F(L) = mix(L + key_r) masked to H's width, mix being
 splitmix64's finaliser: an alternating unbalanced Feistel network of ROUNDS = 4 rounds, in which each part

@@ -18,10 +18,11 @@ Order of one epoch, for rank r of W (everything follows from (seed, epoch, rank,
      The next window's chunks are prefetched (madvise WILLNEED, where a page is not in the page cache)
      while the current one is handed out.
      shuffle=False needs no window: each batch is copied straight from the shards in run order.
-So memory is bounded by the buffer (12 bytes of table per row, 20 with return_index, or two half-buffers of rows for zstd runs; plus
-the batches a caller still holds, of which two are reused once released), rows from all over the run meet
-in a window, and the position in the epoch (rows handed out) is the whole state: state_dict() /
-load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window it falls in.
+So memory is bounded by the buffer (12 bytes of table per row, 20 with return_index, or two half-buffers of
+rows for zstd runs; plus the batches a caller still holds, of which two are reused once released), rows from
+all over the run meet in a window, and the position in the epoch (rows handed out) is the whole state:
+state_dict() / load_state_dict() resume mid-epoch with the same rows in the same order, reading only the window
+it falls in.
 """
 
 import sys

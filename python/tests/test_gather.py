@@ -113,7 +113,8 @@ def test_an_order_outside_the_table_is_refused_before_any_copy(gather, bad):
     src = [np.arange(12, dtype=np.float32).reshape(4, 3)]
     out = np.full((2, 3), -7, np.float32)
     with pytest.raises(IndexError, match="order"):
-        gather(src, np.zeros(3, np.int32), np.array([1, 2, 3], np.int64), out, False, 0, np.array([0, bad], np.int64))
+        gather(src, np.zeros(3, np.int32), np.array([1, 2, 3], np.int64), out, False, 0,
+               np.array([0, bad], np.int64))
     assert (out == -7).all(), "nothing may be written before the order is checked"
 
 

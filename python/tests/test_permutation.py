@@ -46,7 +46,8 @@ def test_native_and_numpy_agree(monkeypatch):
         pytest.fail("fme._native was not built into the installed package (build target fme_native)")
     rng = np.random.default_rng(2)
     # Sizes up to 2^62 (values of 62 bits): only a few places of each, from anywhere.
-    sizes = [int(x) for x in rng.integers(1, 2**20, 30)] + [2**k + int(rng.integers(0, 2**k)) for k in (31, 32, 33, 47, 61)]
+    sizes = [int(x) for x in rng.integers(1, 2**20, 30)]
+    sizes += [2**k + int(rng.integers(0, 2**k)) for k in (31, 32, 33, 47, 61)]
     for n in sizes:
         keys = P.round_keys(*[int(w) for w in rng.integers(0, 2**63, 3)])
         a = int(rng.integers(0, n))
