@@ -148,7 +148,8 @@ def test_native_refuses_mismatched_arrays():
     with pytest.raises(ValueError, match="C-contiguous"):
         g([np.zeros((3, 4), np.float32).T], np.zeros(2, np.int32), np.zeros(2, np.int64), np.empty((2, 3), np.float32))
     with pytest.raises(ValueError, match="differ in size"):
-        g(src + [np.zeros((2, 5), np.float32)], np.zeros(2, np.int32), np.zeros(2, np.int64), np.empty((2, 3), np.float32))
+        g(src + [np.zeros((2, 5), np.float32)], np.zeros(2, np.int32), np.zeros(2, np.int64),
+          np.empty((2, 3), np.float32))
 
 
 def _gather_in_child(queue):
